@@ -1,0 +1,5 @@
+package pipeline
+
+import "time"
+
+const defaultCheckpointEvery = 2 * time.Second

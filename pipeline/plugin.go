@@ -1,0 +1,110 @@
+package pipeline
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/apache/arrow/go/v15/arrow/memory"
+)
+
+// Split is the unit of reading, resuming and sharding: one file, one S3
+// object, one BigQuery read stream. Its ID is stable across runs.
+type Split struct {
+	ID    string
+	Rows  int64 // rows in the split, or -1 when unknown until read
+	Bytes int64 // size in bytes, or -1
+	// Info is the source's own description of the split (an object key, a
+	// stream name); the runner passes it back to Open untouched.
+	Info any
+}
+
+// Columns names the input columns a reader must produce. All means every
+// column the data has (no projection).
+type Columns struct {
+	All   bool
+	Names []string
+}
+
+// AllColumns is the projection that keeps everything.
+var AllColumns = Columns{All: true}
+
+// ReadOptions tell a source how to open a split.
+type ReadOptions struct {
+	// Offset is the number of leading rows already acknowledged: the reader
+	// starts at row Offset (skipping whole row groups or streams where it
+	// can) and numbers rows from there.
+	Offset int64
+	// Columns is the projection the pipeline needs.
+	Columns Columns
+	// BatchRows is the preferred number of rows per batch.
+	BatchRows int
+}
+
+// Source lists splits and opens each as a stream of batches.
+type Source interface {
+	Splits(ctx context.Context) ([]Split, error)
+	Open(ctx context.Context, split Split, opts ReadOptions) (RecordReader, error)
+}
+
+// RecordReader streams one split. Next returns io.EOF after the last batch.
+// Batches are contiguous: each one's Start is the previous one's End, the
+// first one's Start is ReadOptions.Offset. Rows that cannot be parsed are
+// returned as Rejects of the batch they fall in, not as errors; Next
+// returns an error only when reading cannot go on.
+type RecordReader interface {
+	Next(ctx context.Context) (*Batch, error)
+	Close() error
+}
+
+// Transform rewrites a batch in place: it may replace the record, drop rows
+// (Batch.Drop) or reject them with a reason. It must not Ack.
+type Transform interface {
+	Apply(ctx context.Context, b *Batch) error
+}
+
+// Projector is implemented by transforms that know which input columns they
+// read. Given the columns their output must carry (out), Requires returns
+// the columns their input must carry. A transform that is not a Projector
+// passes columns through and needs whatever its output needs.
+type Projector interface {
+	Requires(out Columns) Columns
+}
+
+// Sink delivers batches. Write takes ownership of b (its record included)
+// and may return before delivery; it blocks when the sink is full, which is
+// how readers are slowed down. The sink calls b.Ack exactly once, when every
+// row still in b.Record is durable at the destination or in the dead-letter
+// file. Close delivers what is in flight, waits for its acks and returns
+// the first permanent error.
+type Sink interface {
+	Write(ctx context.Context, b *Batch) error
+	Close(ctx context.Context) error
+}
+
+// DeadLetters receives rows that will not be delivered. Write must not
+// return before the row is durable enough to be acknowledged (the runner
+// syncs the file before each checkpoint). It returns ErrTooManyRejects once
+// the run's max_rejects is exceeded.
+type DeadLetters interface {
+	Write(ctx context.Context, split string, r Reject) error
+}
+
+// StateBag is a source's own small state, stored in the checkpoint with the
+// split offsets (a snapshot time, a query job id, a cursor value). Values
+// must be JSON-encodable. Set values are persisted with the next
+// checkpoint; Commit-time values (such as a cursor high-water mark) should
+// only be set for rows already acknowledged.
+type StateBag interface {
+	Get(key string) (string, bool)
+	Set(key, value string)
+}
+
+// Env is what a plugin constructor gets besides its own config.
+type Env struct {
+	Name        string // the pipeline's name: part of message ids and state keys
+	Version     string // backfill's version
+	Alloc       memory.Allocator
+	Logger      *slog.Logger
+	DeadLetters DeadLetters
+	State       StateBag
+}
