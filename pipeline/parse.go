@@ -126,7 +126,7 @@ func (p *parser) object(f *Field, n *yaml.Node, path string) *Conf {
 			continue
 		}
 		fp := path + "/" + escapePointer(fd.name)
-		if !fd.optional {
+		if !fd.optional && !(fd.kind == KindObject && !hasRequired(fd)) {
 			at := c.node
 			if at == nil {
 				at = n
@@ -136,6 +136,17 @@ func (p *parser) object(f *Field, n *yaml.Node, path string) *Conf {
 		c.vals[fd.name] = p.defaultValue(fd, fp)
 	}
 	return c
+}
+
+// hasRequired reports whether an object has a field that must be set; an
+// object without one may be left out entirely.
+func hasRequired(f *Field) bool {
+	for _, c := range f.fields {
+		if !c.optional && (c.kind != KindObject || hasRequired(c)) {
+			return true
+		}
+	}
+	return false
 }
 
 func fieldHint(fd *Field) string {
@@ -346,7 +357,9 @@ func (p *parser) interpolate(n *yaml.Node, path string) {
 		}
 		if out != n.Value {
 			n.Value = out
-			if n.Style == 0 {
+			if len(missing) > 0 {
+				n.Tag = "!!str" // reported once; no second "needs a value"
+			} else if n.Style == 0 {
 				n.Tag = "" // let YAML resolve the substituted text's type
 			}
 		}

@@ -70,8 +70,8 @@ type Projector interface {
 	Requires(out Columns) Columns
 }
 
-// Sink delivers batches. Write takes ownership of b (its record included)
-// and may return before delivery; it blocks when the sink is full, which is
+// Sink delivers batches. Write takes ownership of b (its record included),
+// even when it returns an error, and may return before delivery; it blocks when the sink is full, which is
 // how readers are slowed down. The sink calls b.Ack exactly once, when every
 // row still in b.Record is durable at the destination or in the dead-letter
 // file. Close delivers what is in flight, waits for its acks and returns
@@ -107,4 +107,7 @@ type Env struct {
 	Logger      *slog.Logger
 	DeadLetters DeadLetters
 	State       StateBag
+	// Shards is how many workers share this run (--shard i/N); a sink
+	// divides a workspace-wide rate limit by it.
+	Shards int
 }

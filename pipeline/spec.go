@@ -209,8 +209,9 @@ func (s *Spec) Fields() []*Field { return s.root.fields }
 // Examples are the documented examples.
 func (s *Spec) Examples() []SpecExample { return s.examples }
 
-// checkDefault panics on a spec whose default does not fit its kind: a
-// programming error caught when the plugin registers.
+// validateSpec normalizes defaults written naturally (an int 0 or "30s"
+// for a duration, an int for a number) and panics on a default that does
+// not fit its kind: a programming error caught when the plugin registers.
 func (f *Field) validateSpec(path string) {
 	if f.hasDef && f.def != nil {
 		ok := true
@@ -218,13 +219,34 @@ func (f *Field) validateSpec(path string) {
 		case KindString:
 			_, ok = f.def.(string)
 		case KindInt:
-			_, ok = f.def.(int)
+			switch v := f.def.(type) {
+			case int:
+			case int64:
+				f.def = int(v)
+			default:
+				ok = false
+			}
 		case KindFloat:
-			_, ok = f.def.(float64)
+			switch v := f.def.(type) {
+			case float64:
+			case int:
+				f.def = float64(v)
+			default:
+				ok = false
+			}
 		case KindBool:
 			_, ok = f.def.(bool)
 		case KindDuration:
-			_, ok = f.def.(time.Duration)
+			switch v := f.def.(type) {
+			case time.Duration:
+			case int:
+				f.def = time.Duration(v) * time.Second
+			case string:
+				d, err := time.ParseDuration(v)
+				f.def, ok = d, err == nil
+			default:
+				ok = false
+			}
 		}
 		if !ok {
 			panic(fmt.Sprintf("pipeline: field %s%s: default %#v is not a %s", path, f.name, f.def, f.kind))

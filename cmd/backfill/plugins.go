@@ -1,0 +1,4 @@
+package main
+
+// The plugins compiled into the binary register themselves on import.
+import ()

@@ -1,0 +1,85 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+
+	"github.com/backfillhq/backfill/pipeline"
+)
+
+// progressView shows a run's progress on stderr: a bar with rate and ETA
+// on a terminal, a log line every few seconds elsewhere (CI, Kubernetes).
+type progressView struct {
+	mode  string // bar, log, none
+	every time.Duration
+	w     io.Writer
+	log   *slog.Logger
+	bar   *progressbar.ProgressBar
+	total int64
+	last  time.Time
+}
+
+func newProgressView(w io.Writer, mode string, log *slog.Logger) *progressView {
+	if mode == "auto" || mode == "" {
+		mode = "log"
+		if isTerminal(w) {
+			mode = "bar"
+		}
+	}
+	v := &progressView{mode: mode, w: w, log: log, every: 200 * time.Millisecond}
+	if mode == "log" {
+		v.every = 10 * time.Second
+	}
+	return v
+}
+
+func (v *progressView) update(p pipeline.Progress) {
+	switch v.mode {
+	case "bar":
+		if v.bar == nil || v.total != p.TotalRows {
+			v.total = p.TotalRows
+			max := p.TotalRows
+			if max <= 0 {
+				max = -1
+			}
+			if v.bar != nil {
+				v.bar.Finish()
+			}
+			v.bar = progressbar.NewOptions64(max,
+				progressbar.OptionSetWriter(v.w),
+				progressbar.OptionSetDescription("rows"),
+				progressbar.OptionShowCount(),
+				progressbar.OptionShowIts(),
+				progressbar.OptionSetItsString("rows"),
+				progressbar.OptionThrottle(100*time.Millisecond),
+				progressbar.OptionSetPredictTime(true),
+				progressbar.OptionFullWidth(),
+				progressbar.OptionClearOnFinish(),
+			)
+		}
+		v.bar.Set64(p.Read)
+		v.bar.Describe(fmt.Sprintf("splits %d/%d, delivered %d, rejected %d", p.SplitsDone, p.SplitsAll, p.Delivered, p.Rejected))
+	case "log":
+		if p.Final {
+			return
+		}
+		rate := float64(p.Read) / p.Elapsed.Seconds()
+		attrs := []any{"read", p.Read, "delivered", p.Delivered, "rejected", p.Rejected,
+			"splits", fmt.Sprintf("%d/%d", p.SplitsDone, p.SplitsAll), "rows_per_s", int64(rate)}
+		if p.TotalRows > 0 && rate > 0 {
+			left := time.Duration(float64(p.TotalRows-p.Read) / rate * float64(time.Second))
+			attrs = append(attrs, "total", p.TotalRows, "eta", left.Round(time.Second).String())
+		}
+		v.log.Info("progress", attrs...)
+	}
+}
+
+func (v *progressView) done() {
+	if v.bar != nil {
+		v.bar.Finish()
+	}
+}

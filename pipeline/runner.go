@@ -1,0 +1,564 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/apache/arrow/go/v15/arrow/memory"
+)
+
+// ErrInterrupted is returned by Run when it was stopped (SIGINT/SIGTERM)
+// before reading everything; progress up to the stop is saved.
+var ErrInterrupted = errors.New("run interrupted")
+
+// RunOptions change how Run runs a pipeline.
+type RunOptions struct {
+	Registry *Registry
+	Logger   *slog.Logger
+	Alloc    memory.Allocator
+	Version  string
+
+	Fresh  bool // ignore and replace saved progress
+	Shard  int  // this worker's shard, 0-based
+	Shards int  // number of shards; 0 or 1 = no sharding
+
+	// Abort, when canceled, abandons in-flight delivery at once (a second
+	// Ctrl-C). Until then a stopped run delivers what it has in flight for
+	// at most Grace.
+	Abort context.Context
+	Grace time.Duration
+
+	// Preview: read at most Limit rows, keep no state, send to Sink.
+	DryRun bool
+	Limit  int64
+	Sink   Sink // replaces the configured sink (preview)
+
+	// Progress receives the live counters every ProgressEvery (a bar, a
+	// log line); nil for none.
+	Progress      func(Progress)
+	ProgressEvery time.Duration
+
+	// OnReject sees every rejected row (preview prints them).
+	OnReject func(split string, r Reject)
+
+	// Store replaces the checkpoint store derived from the config.
+	Store CheckpointStore
+	// Splits, when set, is called with the splits selected for this run.
+	OnSplits func(selected, skipped []Split)
+}
+
+// Progress is a live view of a run.
+type Progress struct {
+	Elapsed    time.Duration
+	Read       int64
+	Delivered  int64
+	Rejected   int64
+	Filtered   int64
+	TotalRows  int64 // rows to read this run, or -1 when unknown
+	SplitsDone int
+	SplitsAll  int
+	Final      bool
+}
+
+// Report is a run's outcome, printed as a summary and written by --report.
+type Report struct {
+	Pipeline       string           `json:"pipeline"`
+	StartedAt      time.Time        `json:"started_at"`
+	FinishedAt     time.Time        `json:"finished_at"`
+	Seconds        float64          `json:"seconds"`
+	Status         string           `json:"status"` // ok, failed, interrupted
+	Error          string           `json:"error,omitempty"`
+	Resumed        bool             `json:"resumed"`
+	Splits         int              `json:"splits"`
+	SplitsDone     int              `json:"splits_done"`
+	SplitsSkipped  int              `json:"splits_skipped"`
+	SplitsFailed   []string         `json:"splits_failed,omitempty"`
+	RowsRead       int64            `json:"rows_read"`
+	RowsDelivered  int64            `json:"rows_delivered"`
+	RowsRejected   int64            `json:"rows_rejected"`
+	RowsFiltered   int64            `json:"rows_filtered"`
+	RowsSkipped    int64            `json:"rows_skipped"`
+	RowsUnacked    int64            `json:"rows_unacked"`
+	RowsPerSecond  float64          `json:"rows_per_second"`
+	RejectsByStage map[string]int64 `json:"rejects_by_stage,omitempty"`
+	DeadLetters    string           `json:"dead_letter_file,omitempty"`
+	Checkpoint     string           `json:"checkpoint,omitempty"`
+	Sink           map[string]int64 `json:"sink,omitempty"`
+}
+
+// StatsSink is implemented by sinks that count what they did (requests,
+// retries) for the report.
+type StatsSink interface {
+	Stats() map[string]int64
+}
+
+// stateBag is the StateBag backed by the checkpoint.
+type stateBag struct {
+	mu sync.Mutex
+	m  map[string]string
+}
+
+func (s *stateBag) Get(k string) (string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, ok := s.m[k]
+	return v, ok
+}
+
+func (s *stateBag) Set(k, v string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.m[k] = v
+}
+
+func (s *stateBag) copy() map[string]string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]string, len(s.m))
+	for k, v := range s.m {
+		out[k] = v
+	}
+	return out
+}
+
+// Built is a pipeline whose plugins are constructed, ready to run.
+type Built struct {
+	Source     Source
+	Transforms []Transform
+	Sink       Sink
+	Columns    Columns // projection the source is asked for
+}
+
+// Build constructs the plugins of cfg, collecting every constructor error.
+func Build(cfg *Config, env *Env, reg *Registry, sink Sink) (*Built, error) {
+	if reg == nil {
+		reg = Default
+	}
+	var errs []error
+	b := &Built{Sink: sink}
+	if p, ok := reg.Lookup(SourceKind, cfg.Source.Name); ok {
+		src, err := p.NewSource(cfg.Source.Conf, env)
+		errs = append(errs, err)
+		b.Source = src
+	}
+	for _, tc := range cfg.Transforms {
+		p, ok := reg.Lookup(TransformKind, tc.Name)
+		if !ok {
+			continue
+		}
+		t, err := p.NewTransform(tc.Conf, env)
+		errs = append(errs, err)
+		if t != nil {
+			b.Transforms = append(b.Transforms, t)
+		}
+	}
+	if sink == nil {
+		if p, ok := reg.Lookup(SinkKind, cfg.Sink.Name); ok {
+			s, err := p.NewSink(cfg.Sink.Conf, env)
+			errs = append(errs, err)
+			b.Sink = s
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		if ces := AsConfigErrors(err); len(ces) > 0 && len(ces) == countLeaves(err) {
+			return nil, ces.sorted()
+		}
+		return nil, err
+	}
+	b.Columns = AllColumns
+	for i := len(b.Transforms) - 1; i >= 0; i-- {
+		if p, ok := b.Transforms[i].(Projector); ok {
+			b.Columns = p.Requires(b.Columns)
+		}
+	}
+	return b, nil
+}
+
+func countLeaves(err error) int {
+	if u, ok := err.(interface{ Unwrap() []error }); ok {
+		n := 0
+		for _, e := range u.Unwrap() {
+			n += countLeaves(e)
+		}
+		return n
+	}
+	if err == nil {
+		return 0
+	}
+	return 1
+}
+
+// ShardOf says which of n shards a split belongs to: a stable hash of its
+// ID, so every worker of a sharded run agrees without talking.
+func ShardOf(splitID string, n int) int {
+	h := fnv.New32a()
+	h.Write([]byte(splitID))
+	return int(h.Sum32() % uint32(n))
+}
+
+// DeadLetterPath is where a pipeline's rejected rows go.
+func DeadLetterPath(cfg *Config) string {
+	if cfg.DeadLetter != "" {
+		return cfg.DeadLetter
+	}
+	return filepath.Join(cfg.State, cfg.Name, "dead-letters.ndjson")
+}
+
+type counters struct {
+	read, delivered, filtered atomic.Int64
+	runnerRejects             atomic.Int64 // rejects from sources and transforms
+	splitsDone                atomic.Int64
+}
+
+// Run runs (or resumes) a pipeline. Canceling ctx stops reading; what is in
+// flight is delivered (for at most opts.Grace) and the checkpoint saved
+// before Run returns ErrInterrupted.
+func Run(ctx context.Context, cfg *Config, opts RunOptions) (rep *Report, err error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if opts.Alloc == nil {
+		opts.Alloc = memory.DefaultAllocator
+	}
+	if opts.Grace == 0 {
+		opts.Grace = time.Minute
+	}
+	if opts.Abort == nil {
+		opts.Abort = context.Background()
+	}
+	if opts.Shards <= 1 {
+		opts.Shard, opts.Shards = 0, 1
+	}
+	log := opts.Logger
+	start := time.Now()
+	rep = &Report{Pipeline: cfg.Name, StartedAt: start.UTC(), Status: "ok"}
+
+	store := opts.Store
+	if store == nil {
+		store = NewDirStore(cfg.State, cfg.Name, opts.Shard, opts.Shards)
+	}
+	var cp *Checkpoint
+	if !opts.Fresh && !opts.DryRun {
+		if cp, err = store.Load(); err != nil {
+			return rep, err
+		}
+	}
+	if cp == nil {
+		cp = newCheckpoint(cfg.Name, start.UTC())
+	} else {
+		rep.Resumed = true
+	}
+	if !opts.DryRun {
+		rep.Checkpoint = store.Location()
+	}
+
+	var c counters
+	dlPath := ""
+	if !opts.DryRun {
+		dlPath = DeadLetterPath(cfg)
+		rep.DeadLetters = dlPath
+	}
+	dl, err := openDeadLetters(dlPath, !rep.Resumed, cfg.OnError == OnErrorStop, cfg.MaxRejects, c.read.Load)
+	if err != nil {
+		return rep, err
+	}
+	dl.hook = opts.OnReject
+	defer dl.Close()
+
+	bag := &stateBag{m: cp.SourceState}
+	env := &Env{Name: cfg.Name, Version: opts.Version, Alloc: opts.Alloc, Logger: log, DeadLetters: dl, State: bag, Shards: opts.Shards}
+	built, err := Build(cfg, env, opts.Registry, opts.Sink)
+	if err != nil {
+		return rep, err
+	}
+
+	splits, err := built.Source.Splits(ctx)
+	if err != nil {
+		built.Sink.Close(ctx)
+		return rep, fmt.Errorf("listing splits: %w", err)
+	}
+	type work struct {
+		split  Split
+		offset int64
+	}
+	var todo []work
+	var selected, skipped []Split
+	total := int64(0)
+	for _, s := range splits {
+		if opts.Shards > 1 && ShardOf(s.ID, opts.Shards) != opts.Shard {
+			continue
+		}
+		st := cp.Splits[s.ID]
+		if st.Done {
+			skipped = append(skipped, s)
+			rep.RowsSkipped += st.Offset
+			continue
+		}
+		selected = append(selected, s)
+		rep.RowsSkipped += st.Offset
+		todo = append(todo, work{s, st.Offset})
+		if total >= 0 && s.Rows >= 0 {
+			total += s.Rows - st.Offset
+		} else {
+			total = -1
+		}
+	}
+	rep.Splits = len(selected) + len(skipped)
+	rep.SplitsSkipped = len(skipped)
+	if opts.OnSplits != nil {
+		opts.OnSplits(selected, skipped)
+	}
+	if opts.DryRun && opts.Limit > 0 && (total < 0 || total > opts.Limit) {
+		total = opts.Limit
+	}
+	log.Info("run starting", "pipeline", cfg.Name, "splits", len(todo), "skipped_done", len(skipped),
+		"resumed", rep.Resumed, "workers", cfg.Workers, "shard", fmt.Sprintf("%d/%d", opts.Shard, opts.Shards))
+
+	tr := newTracker()
+	for id, st := range cp.Splits {
+		if !st.Done {
+			continue
+		}
+		tr.open(id, st.Offset)
+		tr.finish(id)
+	}
+	save := func() error {
+		if opts.DryRun {
+			return nil
+		}
+		if err := dl.Sync(); err != nil {
+			return fmt.Errorf("syncing dead letters: %w", err)
+		}
+		snap, changed := tr.snapshot()
+		if !changed && len(snap) > 0 {
+			return nil
+		}
+		for id, st := range snap {
+			old := cp.Splits[id]
+			if st.Offset < old.Offset { // never move backwards
+				st.Offset = old.Offset
+			}
+			st.Done = st.Done || old.Done
+			cp.Splits[id] = st
+		}
+		cp.SourceState = bag.copy()
+		cp.UpdatedAt = time.Now().UTC()
+		return store.Save(cp)
+	}
+
+	runCtx, cancelRun := context.WithCancelCause(ctx)
+	defer cancelRun(nil)
+	var fatalOnce sync.Once
+	var fatal error
+	fail := func(err error) {
+		fatalOnce.Do(func() { fatal = err; cancelRun(err) })
+	}
+	var failedMu sync.Mutex
+	var limitHit atomic.Bool
+
+	readSplit := func(w work) error {
+		rd, err := built.Source.Open(runCtx, w.split, ReadOptions{Offset: w.offset, Columns: built.Columns, BatchRows: cfg.BatchRows})
+		if err != nil {
+			return &splitError{w.split.ID, err}
+		}
+		defer rd.Close()
+		tr.open(w.split.ID, w.offset)
+		for {
+			if opts.Limit > 0 && c.read.Load() >= opts.Limit {
+				limitHit.Store(true)
+				return nil
+			}
+			b, err := rd.Next(runCtx)
+			if err == io.EOF {
+				tr.finish(w.split.ID)
+				c.splitsDone.Add(1)
+				return nil
+			}
+			if err != nil {
+				if runCtx.Err() != nil {
+					return nil
+				}
+				return &splitError{w.split.ID, err}
+			}
+			if err := handleBatch(runCtx, b, built, dl, tr, &c); err != nil {
+				return err
+			}
+		}
+	}
+
+	// Progress and checkpoints tick until the workers are done.
+	tickDone := make(chan struct{})
+	var tickWG sync.WaitGroup
+	tickWG.Add(1)
+	progress := func(final bool) {
+		if opts.Progress != nil {
+			rejected := dl.count.Load()
+			opts.Progress(Progress{Elapsed: time.Since(start), Read: c.read.Load(),
+				Delivered: c.delivered.Load() - (rejected - c.runnerRejects.Load()),
+				Rejected:  rejected, Filtered: c.filtered.Load(), TotalRows: total,
+				SplitsDone: int(c.splitsDone.Load()), SplitsAll: len(todo), Final: final})
+		}
+	}
+	go func() {
+		defer tickWG.Done()
+		every := cfg.CheckpointInterval()
+		pe := opts.ProgressEvery
+		if pe <= 0 {
+			pe = time.Second
+		}
+		ck := time.NewTicker(every)
+		pg := time.NewTicker(pe)
+		defer ck.Stop()
+		defer pg.Stop()
+		for {
+			select {
+			case <-tickDone:
+				return
+			case <-ck.C:
+				if err := save(); err != nil {
+					fail(err)
+				}
+			case <-pg.C:
+				progress(false)
+			}
+		}
+	}()
+
+	queue := make(chan work)
+	var wg sync.WaitGroup
+	for i := 0; i < cfg.Workers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for w := range queue {
+				err := readSplit(w)
+				var se *splitError
+				switch {
+				case err == nil:
+				case errors.As(err, &se) && cfg.OnError != OnErrorStop:
+					log.Error("split failed; the run goes on with the others", "split", se.split, "error", se.err)
+					failedMu.Lock()
+					rep.SplitsFailed = append(rep.SplitsFailed, se.split)
+					failedMu.Unlock()
+				default:
+					fail(err)
+				}
+			}
+		}()
+	}
+feed:
+	for _, w := range todo {
+		select {
+		case queue <- w:
+		case <-runCtx.Done():
+			break feed
+		}
+		if limitHit.Load() {
+			break
+		}
+	}
+	close(queue)
+	wg.Wait()
+
+	// Deliver what is in flight. A stopped run gets Grace to finish.
+	closeCtx, cancelClose := context.WithTimeout(opts.Abort, opts.Grace)
+	cerr := built.Sink.Close(closeCtx)
+	cancelClose()
+	close(tickDone)
+	tickWG.Wait()
+	if cerr != nil {
+		fail(cerr)
+	}
+	if serr := save(); serr != nil {
+		fail(serr)
+	}
+	progress(true)
+
+	rep.FinishedAt = time.Now().UTC()
+	rep.Seconds = time.Since(start).Seconds()
+	rep.RowsRead = c.read.Load()
+	rep.RowsRejected = dl.count.Load()
+	// The sink acknowledges a batch whole, its own rejects included.
+	rep.RowsDelivered = c.delivered.Load() - (rep.RowsRejected - c.runnerRejects.Load())
+	rep.RowsFiltered = c.filtered.Load()
+	rep.RowsUnacked = tr.unacked()
+	rep.RejectsByStage = dl.stages()
+	rep.SplitsDone = int(c.splitsDone.Load())
+	if rep.Seconds > 0 {
+		rep.RowsPerSecond = float64(rep.RowsRead) / rep.Seconds
+	}
+	if s, ok := built.Sink.(StatsSink); ok {
+		rep.Sink = s.Stats()
+	}
+	sort.Strings(rep.SplitsFailed)
+	switch {
+	case fatal != nil && ctx.Err() != nil && errors.Is(fatal, context.Cause(ctx)):
+		rep.Status, err = "interrupted", ErrInterrupted
+	case fatal != nil:
+		rep.Status, err = "failed", fatal
+	case ctx.Err() != nil:
+		rep.Status, err = "interrupted", ErrInterrupted
+	case len(rep.SplitsFailed) > 0:
+		rep.Status = "failed"
+		err = fmt.Errorf("%d split(s) failed: %v; rerun to retry them", len(rep.SplitsFailed), rep.SplitsFailed)
+	}
+	if err != nil {
+		rep.Error = err.Error()
+	}
+	return rep, err
+}
+
+type splitError struct {
+	split string
+	err   error
+}
+
+func (e *splitError) Error() string { return fmt.Sprintf("split %s: %v", e.split, e.err) }
+func (e *splitError) Unwrap() error { return e.err }
+
+// handleBatch runs one batch through the transforms, sets its rejects
+// aside and hands the rest to the sink.
+func handleBatch(ctx context.Context, b *Batch, built *Built, dl *deadLetterFile, tr *tracker, c *counters) error {
+	ack, err := tr.register(b.Split, b.Start, b.End)
+	if err != nil {
+		b.Release()
+		return err
+	}
+	c.read.Add(b.End - b.Start)
+	for _, t := range built.Transforms {
+		if err := t.Apply(ctx, b); err != nil {
+			b.Release()
+			return err
+		}
+	}
+	c.runnerRejects.Add(int64(len(b.Rejects)))
+	for _, r := range b.Rejects {
+		if err := dl.Write(ctx, b.Split, r); err != nil {
+			b.Release()
+			return err
+		}
+	}
+	c.filtered.Add(b.Filtered)
+	n := b.NumRows()
+	if n == 0 {
+		b.Release()
+		ack(nil)
+		return nil
+	}
+	b.SetAck(func(err error) {
+		if err == nil {
+			c.delivered.Add(n)
+		}
+		ack(err)
+	})
+	return built.Sink.Write(ctx, b)
+}

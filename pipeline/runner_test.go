@@ -1,0 +1,401 @@
+package pipeline_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/apache/arrow/go/v15/arrow"
+	"github.com/apache/arrow/go/v15/arrow/array"
+	"github.com/apache/arrow/go/v15/arrow/memory"
+
+	"github.com/backfillhq/backfill/pipeline"
+)
+
+// genSource makes splits of generated rows: column "id" = "split:row".
+// Rows whose index is in badRows come back as source rejects.
+type genSource struct {
+	splits, rows int
+	badRows      map[int64]bool
+	mem          memory.Allocator
+}
+
+func (g genSource) Splits(context.Context) ([]pipeline.Split, error) {
+	out := make([]pipeline.Split, g.splits)
+	for i := range out {
+		out[i] = pipeline.Split{ID: fmt.Sprintf("s%02d", i), Rows: int64(g.rows), Bytes: -1}
+	}
+	return out, nil
+}
+
+func (g genSource) Open(ctx context.Context, s pipeline.Split, o pipeline.ReadOptions) (pipeline.RecordReader, error) {
+	return &genReader{g: g, split: s.ID, next: o.Offset, batch: o.BatchRows}, nil
+}
+
+type genReader struct {
+	g     genSource
+	split string
+	next  int64
+	batch int
+}
+
+func (r *genReader) Next(ctx context.Context) (*pipeline.Batch, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if r.next >= int64(r.g.rows) {
+		return nil, io.EOF
+	}
+	end := min(r.next+int64(r.batch), int64(r.g.rows))
+	bld := array.NewStringBuilder(r.g.mem)
+	defer bld.Release()
+	var rows []int64
+	var rejects []pipeline.Reject
+	for i := r.next; i < end; i++ {
+		if r.g.badRows[i] {
+			rejects = append(rejects, pipeline.Reject{Row: i, Stage: "source", Column: "id", Reason: "bad row"})
+			continue
+		}
+		bld.Append(fmt.Sprintf("%s:%d", r.split, i))
+		rows = append(rows, i)
+	}
+	arr := bld.NewArray()
+	defer arr.Release()
+	schema := arrow.NewSchema([]arrow.Field{{Name: "id", Type: arrow.BinaryTypes.String}}, nil)
+	rec := array.NewRecord(schema, []arrow.Array{arr}, int64(arr.Len()))
+	b := &pipeline.Batch{Split: r.split, Start: r.next, End: end, Record: rec, Rows: rows, Rejects: rejects}
+	r.next = end
+	return b, nil
+}
+
+func (r *genReader) Close() error { return nil }
+
+// ackSink acknowledges batches from a goroutine, out of order, and records
+// every row id it delivered. failAfter > 0 makes it fail for good after
+// that many batches.
+type ackSink struct {
+	mu        sync.Mutex
+	got       map[string]int
+	queue     chan *pipeline.Batch
+	done      chan struct{}
+	failAfter int
+	batches   int
+	delay     time.Duration
+}
+
+func newAckSink(failAfter int) *ackSink {
+	s := &ackSink{got: map[string]int{}, queue: make(chan *pipeline.Batch, 8), done: make(chan struct{}), failAfter: failAfter}
+	go s.loop()
+	return s
+}
+
+func (s *ackSink) loop() {
+	defer close(s.done)
+	rng := rand.New(rand.NewSource(1))
+	var held []*pipeline.Batch
+	flush := func() {
+		rng.Shuffle(len(held), func(i, j int) { held[i], held[j] = held[j], held[i] })
+		for _, b := range held {
+			s.deliver(b)
+		}
+		held = held[:0]
+	}
+	for b := range s.queue {
+		held = append(held, b)
+		if len(held) >= 3 {
+			flush()
+		}
+	}
+	flush()
+}
+
+func (s *ackSink) deliver(b *pipeline.Batch) {
+	if s.delay > 0 {
+		time.Sleep(s.delay)
+	}
+	s.mu.Lock()
+	s.batches++
+	fail := s.failAfter > 0 && s.batches > s.failAfter
+	if !fail {
+		col := b.Record.Column(0).(*array.String)
+		for i := 0; i < col.Len(); i++ {
+			s.got[col.Value(i)]++
+		}
+	}
+	s.mu.Unlock()
+	b.Release()
+	if fail {
+		b.Ack(errors.New("destination refused"))
+		return
+	}
+	b.Ack(nil)
+}
+
+func (s *ackSink) Write(ctx context.Context, b *pipeline.Batch) error {
+	select {
+	case s.queue <- b:
+		return nil
+	case <-ctx.Done():
+		b.Release()
+		return ctx.Err()
+	}
+}
+
+func (s *ackSink) Close(ctx context.Context) error {
+	close(s.queue)
+	<-s.done
+	if s.failAfter > 0 && s.batches > s.failAfter {
+		return errors.New("destination refused")
+	}
+	return nil
+}
+
+type fixture struct {
+	t    *testing.T
+	dir  string
+	mem  *memory.CheckedAllocator
+	src  genSource
+	reg  *pipeline.Registry
+	sink *ackSink
+	yaml string
+}
+
+func newFixture(t *testing.T, splits, rows int, extra string) *fixture {
+	f := &fixture{t: t, dir: t.TempDir(), mem: memory.NewCheckedAllocator(memory.NewGoAllocator())}
+	f.src = genSource{splits: splits, rows: rows, mem: f.mem}
+	f.yaml = fmt.Sprintf("name: gen\nsource: {gen: {}}\nsink: {acks: {}}\nstate: %s\nworkers: 3\nbatch_rows: 7\ncheckpoint_interval: 10ms\n%s", f.dir, extra)
+	return f
+}
+
+func (f *fixture) registry(sink *ackSink) *pipeline.Registry {
+	reg := pipeline.NewRegistry()
+	reg.RegisterSource("gen", pipeline.NewSpec("generated rows"), func(*pipeline.Conf, *pipeline.Env) (pipeline.Source, error) { return f.src, nil })
+	reg.RegisterSink("acks", pipeline.NewSpec("acks out of order"), func(*pipeline.Conf, *pipeline.Env) (pipeline.Sink, error) { return sink, nil })
+	return reg
+}
+
+func (f *fixture) run(ctx context.Context, sink *ackSink, opts pipeline.RunOptions) (*pipeline.Report, error) {
+	f.t.Helper()
+	reg := f.registry(sink)
+	cfg, err := pipeline.Load("gen.yaml", []byte(f.yaml), pipeline.LoadOptions{Registry: reg})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	opts.Registry, opts.Alloc = reg, f.mem
+	return pipeline.Run(ctx, cfg, opts)
+}
+
+func (f *fixture) checkpoint() *pipeline.Checkpoint {
+	c, err := pipeline.NewDirStore(f.dir, "gen", 0, 1).Load()
+	if err != nil || c == nil {
+		f.t.Fatalf("checkpoint: %v %v", c, err)
+	}
+	return c
+}
+
+func TestRunDeliversEveryRowOnceAndResumesNothing(t *testing.T) {
+	f := newFixture(t, 5, 100, "")
+	defer f.mem.AssertSize(t, 0)
+	sink := newAckSink(0)
+	rep, err := f.run(context.Background(), sink, pipeline.RunOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sink.got) != 500 || rep.RowsRead != 500 || rep.RowsDelivered != 500 || rep.SplitsDone != 5 {
+		t.Fatalf("delivered %d distinct rows; report %+v", len(sink.got), rep)
+	}
+	for id, n := range sink.got {
+		if n != 1 {
+			t.Fatalf("row %s delivered %d times", id, n)
+		}
+	}
+	for id, st := range f.checkpoint().Splits {
+		if !st.Done || st.Offset != 100 {
+			t.Errorf("split %s: %+v", id, st)
+		}
+	}
+	// A second run finds every split done.
+	again := newAckSink(0)
+	rep, err = f.run(context.Background(), again, pipeline.RunOptions{})
+	if err != nil || len(again.got) != 0 || rep.SplitsSkipped != 5 || rep.RowsSkipped != 500 {
+		t.Fatalf("rerun delivered %d rows, report %+v, err %v", len(again.got), rep, err)
+	}
+	// --fresh starts over.
+	fresh := newAckSink(0)
+	if _, err := f.run(context.Background(), fresh, pipeline.RunOptions{Fresh: true}); err != nil || len(fresh.got) != 500 {
+		t.Fatalf("fresh run delivered %d rows, err %v", len(fresh.got), err)
+	}
+}
+
+func TestRunInterruptedThenResumedDeliversEachRowOnce(t *testing.T) {
+	f := newFixture(t, 6, 200, "")
+	defer f.mem.AssertSize(t, 0)
+	first := newAckSink(0)
+	first.delay = time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		for {
+			first.mu.Lock()
+			n := len(first.got)
+			first.mu.Unlock()
+			if n >= 300 {
+				cancel()
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	rep, err := f.run(ctx, first, pipeline.RunOptions{})
+	if !errors.Is(err, pipeline.ErrInterrupted) || rep.Status != "interrupted" {
+		t.Fatalf("want interrupted, got %v (%+v)", err, rep)
+	}
+	if len(first.got) >= 1200 {
+		t.Fatal("the interruption came too late to test anything")
+	}
+	cp := f.checkpoint()
+	var saved int64
+	for _, st := range cp.Splits {
+		saved += st.Offset
+	}
+	if saved != int64(len(first.got)) {
+		t.Fatalf("checkpoint holds %d rows but %d were delivered and acknowledged", saved, len(first.got))
+	}
+	second := newAckSink(0)
+	rep, err = f.run(context.Background(), second, pipeline.RunOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.RowsSkipped != saved || !rep.Resumed {
+		t.Errorf("report %+v, want %d skipped", rep, saved)
+	}
+	for id := range first.got {
+		if second.got[id] > 0 {
+			t.Fatalf("row %s delivered by both runs", id)
+		}
+	}
+	if len(first.got)+len(second.got) != 1200 {
+		t.Fatalf("delivered %d + %d rows, want 1200", len(first.got), len(second.got))
+	}
+}
+
+func TestRunSinkFailureCheckpointsOnlyAcknowledgedRows(t *testing.T) {
+	f := newFixture(t, 1, 100, "workers: 1\n")
+	f.yaml = f.yaml[:len(f.yaml)-len("workers: 1\n")]
+	defer f.mem.AssertSize(t, 0)
+	sink := newAckSink(4)
+	_, err := f.run(context.Background(), sink, pipeline.RunOptions{})
+	if err == nil {
+		t.Fatal("want the sink's error")
+	}
+	st := f.checkpoint().Splits["s00"]
+	if st.Done {
+		t.Fatal("a split with failed batches is marked done")
+	}
+	if int(st.Offset) > len(sink.got) {
+		t.Fatalf("checkpoint offset %d beyond the %d rows delivered", st.Offset, len(sink.got))
+	}
+}
+
+func TestRunRejectsGoToDeadLetters(t *testing.T) {
+	f := newFixture(t, 2, 50, "")
+	f.src.badRows = map[int64]bool{3: true, 17: true, 49: true}
+	defer f.mem.AssertSize(t, 0)
+	sink := newAckSink(0)
+	rep, err := f.run(context.Background(), sink, pipeline.RunOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.RowsRejected != 6 || rep.RowsDelivered != 94 || len(sink.got) != 94 {
+		t.Fatalf("report %+v, delivered %d", rep, len(sink.got))
+	}
+	lines := readLines(t, rep.DeadLetters)
+	if len(lines) != 6 {
+		t.Fatalf("%d dead letters, want 6", len(lines))
+	}
+	var dl map[string]any
+	if err := json.Unmarshal([]byte(lines[0]), &dl); err != nil || dl["reason"] != "bad row" || dl["stage"] != "source" || dl["column"] != "id" {
+		t.Fatalf("dead letter %s (%v)", lines[0], err)
+	}
+	for id, st := range f.checkpoint().Splits {
+		if !st.Done || st.Offset != 50 {
+			t.Errorf("split %s %+v: rejected rows must count as handled", id, st)
+		}
+	}
+}
+
+func TestRunOnErrorStopAndMaxRejects(t *testing.T) {
+	for _, tc := range []struct{ extra, want string }{
+		{"on_error: stop\n", "on_error: stop"},
+		{"max_rejects: \"2\"\n", "too many rejected rows"},
+	} {
+		f := newFixture(t, 1, 50, tc.extra)
+		f.src.badRows = map[int64]bool{3: true, 17: true, 30: true, 40: true}
+		sink := newAckSink(0)
+		_, err := f.run(context.Background(), sink, pipeline.RunOptions{})
+		if err == nil || !contains(err.Error(), tc.want) {
+			t.Errorf("%s: got %v, want %q", tc.extra, err, tc.want)
+		}
+		f.mem.AssertSize(t, 0)
+	}
+}
+
+func TestRunShardsPartitionSplits(t *testing.T) {
+	f := newFixture(t, 12, 10, "")
+	defer f.mem.AssertSize(t, 0)
+	seen := map[string]int{}
+	for i := 0; i < 3; i++ {
+		sink := newAckSink(0)
+		if _, err := f.run(context.Background(), sink, pipeline.RunOptions{Shard: i, Shards: 3}); err != nil {
+			t.Fatal(err)
+		}
+		for id := range sink.got {
+			seen[id]++
+		}
+		if _, err := os.Stat(filepath.Join(f.dir, "gen", fmt.Sprintf("checkpoint-shard-%d-of-3.json", i))); err != nil {
+			t.Error(err)
+		}
+	}
+	if len(seen) != 120 {
+		t.Fatalf("shards delivered %d distinct rows, want 120", len(seen))
+	}
+	for id, n := range seen {
+		if n != 1 {
+			t.Fatalf("row %s delivered by %d shards", id, n)
+		}
+	}
+}
+
+func readLines(t *testing.T, path string) []string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		out = append(out, sc.Text())
+	}
+	return out
+}
+
+func contains(s, sub string) bool { return len(sub) == 0 || (len(s) >= len(sub) && (s == sub || indexOf(s, sub) >= 0)) }
+
+func indexOf(s, sub string) int {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if s[i:i+len(sub)] == sub {
+			return i
+		}
+	}
+	return -1
+}
