@@ -1,12 +1,15 @@
 package pipeline
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"time"
 )
 
@@ -14,14 +17,13 @@ import (
 // are acknowledged and whether the split is finished, plus the source's own
 // small state. It only ever moves forward.
 type Checkpoint struct {
-	Version     int                    `json:"version"`
-	Name        string                 `json:"name"`
-	StartedAt   time.Time              `json:"started_at"`
-	UpdatedAt   time.Time              `json:"updated_at"`
-	Splits      map[string]SplitState  `json:"splits"`
-	SourceState map[string]string      `json:"source_state,omitempty"`
-	Stats       map[string]int64       `json:"stats,omitempty"`
-	Extra       map[string]interface{} `json:"-"`
+	Version     int                   `json:"version"`
+	Name        string                `json:"name"`
+	StartedAt   time.Time             `json:"started_at"`
+	UpdatedAt   time.Time             `json:"updated_at"`
+	Splits      map[string]SplitState `json:"splits"`
+	SourceState map[string]string     `json:"source_state,omitempty"`
+	Stats       map[string]int64      `json:"stats,omitempty"`
 }
 
 // SplitState is one split's progress.
@@ -52,11 +54,7 @@ type DirStore struct {
 
 // NewDirStore keeps the checkpoint of pipeline name (and shard) under dir.
 func NewDirStore(dir, name string, shard, shards int) *DirStore {
-	file := "checkpoint.json"
-	if shards > 1 {
-		file = fmt.Sprintf("checkpoint-shard-%d-of-%d.json", shard, shards)
-	}
-	return &DirStore{Path: filepath.Join(dir, name, file)}
+	return &DirStore{Path: filepath.Join(dir, name, CheckpointFile(shard, shards))}
 }
 
 func (s *DirStore) Location() string { return s.Path }
@@ -69,21 +67,11 @@ func (s *DirStore) Load() (*Checkpoint, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading checkpoint: %w", err)
 	}
-	var c Checkpoint
-	if err := json.Unmarshal(data, &c); err != nil {
-		return nil, fmt.Errorf("checkpoint %s is corrupt (%v): move it away to start over, or run with --fresh", s.Path, err)
-	}
-	if c.Splits == nil {
-		c.Splits = map[string]SplitState{}
-	}
-	if c.SourceState == nil {
-		c.SourceState = map[string]string{}
-	}
-	return &c, nil
+	return DecodeCheckpoint(data, s.Path)
 }
 
 func (s *DirStore) Save(c *Checkpoint) error {
-	data, err := json.MarshalIndent(c, "", " ")
+	data, err := EncodeCheckpoint(c)
 	if err != nil {
 		return err
 	}
@@ -119,4 +107,79 @@ func writeFileAtomic(path string, data []byte) error {
 		d.Close()
 	}
 	return nil
+}
+
+// StoreOpener opens the checkpoint store of a `state:` URL (s3://bucket/prefix)
+// for one pipeline and shard.
+type StoreOpener func(ctx context.Context, url, name string, shard, shards int) (CheckpointStore, error)
+
+var (
+	storeMu      sync.RWMutex
+	storeOpeners = map[string]StoreOpener{}
+)
+
+// RegisterCheckpointStore makes `state: SCHEME://...` use fn. A duplicate
+// scheme panics.
+func RegisterCheckpointStore(scheme string, fn StoreOpener) {
+	storeMu.Lock()
+	defer storeMu.Unlock()
+	if _, dup := storeOpeners[scheme]; dup {
+		panic("pipeline: checkpoint store " + scheme + " registered twice")
+	}
+	storeOpeners[scheme] = fn
+}
+
+// OpenCheckpointStore opens the store a `state:` value names: a local
+// directory, or a URL whose scheme a package registered.
+func OpenCheckpointStore(ctx context.Context, state, name string, shard, shards int) (CheckpointStore, error) {
+	scheme, _, ok := strings.Cut(state, "://")
+	if !ok || len(scheme) < 2 { // C:\ style paths stay local
+		return NewDirStore(state, name, shard, shards), nil
+	}
+	storeMu.RLock()
+	fn := storeOpeners[scheme]
+	storeMu.RUnlock()
+	if fn == nil {
+		return nil, fmt.Errorf("state %q: no checkpoint store for %s:// (known: a local directory%s)", state, scheme, knownSchemes())
+	}
+	return fn(ctx, state, name, shard, shards)
+}
+
+func knownSchemes() string {
+	storeMu.RLock()
+	defer storeMu.RUnlock()
+	s := ""
+	for k := range storeOpeners {
+		s += ", " + k + "://"
+	}
+	return s
+}
+
+// CheckpointFile is the file name of a shard's checkpoint, the same in
+// every store.
+func CheckpointFile(shard, shards int) string {
+	if shards > 1 {
+		return fmt.Sprintf("checkpoint-shard-%d-of-%d.json", shard, shards)
+	}
+	return "checkpoint.json"
+}
+
+// EncodeCheckpoint and DecodeCheckpoint are the one wire form of a
+// checkpoint, shared by every store.
+func EncodeCheckpoint(c *Checkpoint) ([]byte, error) { return json.MarshalIndent(c, "", " ") }
+
+// DecodeCheckpoint reads a checkpoint written by EncodeCheckpoint; where
+// names the store's location in errors.
+func DecodeCheckpoint(data []byte, where string) (*Checkpoint, error) {
+	var c Checkpoint
+	if err := json.Unmarshal(data, &c); err != nil {
+		return nil, fmt.Errorf("checkpoint %s is corrupt (%v): move it away to start over, or run with --fresh", where, err)
+	}
+	if c.Splits == nil {
+		c.Splits = map[string]SplitState{}
+	}
+	if c.SourceState == nil {
+		c.SourceState = map[string]string{}
+	}
+	return &c, nil
 }

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -206,9 +207,13 @@ func ShardOf(splitID string, n int) int {
 }
 
 // DeadLetterPath is where a pipeline's rejected rows go.
+// With a remote state store the file stays local, under .backfill/NAME.
 func DeadLetterPath(cfg *Config) string {
 	if cfg.DeadLetter != "" {
 		return cfg.DeadLetter
+	}
+	if strings.Contains(cfg.State, "://") {
+		return filepath.Join(".backfill", cfg.Name, "dead-letters.ndjson")
 	}
 	return filepath.Join(cfg.State, cfg.Name, "dead-letters.ndjson")
 }
@@ -243,8 +248,10 @@ func Run(ctx context.Context, cfg *Config, opts RunOptions) (rep *Report, err er
 	rep = &Report{Pipeline: cfg.Name, StartedAt: start.UTC(), Status: "ok"}
 
 	store := opts.Store
-	if store == nil {
-		store = NewDirStore(cfg.State, cfg.Name, opts.Shard, opts.Shards)
+	if store == nil && !opts.DryRun {
+		if store, err = OpenCheckpointStore(ctx, cfg.State, cfg.Name, opts.Shard, opts.Shards); err != nil {
+			return rep, err
+		}
 	}
 	var cp *Checkpoint
 	if !opts.Fresh && !opts.DryRun {

@@ -138,6 +138,7 @@ func newRunCmd(stderr io.Writer) *cobra.Command {
 		logFormat  string
 		logLevel   string
 		grace      time.Duration
+		metrics    string
 	)
 	cmd := &cobra.Command{
 		Use:   "run PIPELINE.yaml",
@@ -166,6 +167,13 @@ again. --fresh ignores saved progress and starts over.`,
 			}
 			bar := newProgressView(stderr, progress, log)
 			opts.Progress, opts.ProgressEvery = bar.update, bar.every
+			if metrics != "" {
+				m := newRunMetrics(cfg.Name)
+				if err := serveMetrics(metrics, m, log); err != nil {
+					return &exitError{exitFailed, fmt.Errorf("--metrics-addr: %w", err)}
+				}
+				opts.Progress = func(p pipeline.Progress) { m.update(p); bar.update(p) }
+			}
 			rep, err := pipeline.Run(ctx, cfg, opts)
 			bar.done()
 			if rep != nil {
@@ -201,6 +209,7 @@ again. --fresh ignores saved progress and starts over.`,
 	f.StringVar(&progress, "progress", "auto", "progress display: auto, bar, log, none")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	f.StringVar(&metrics, "metrics-addr", "", "serve Prometheus metrics on this address (e.g. :9090)")
 	f.DurationVar(&grace, "grace", time.Minute, "after a stop signal, how long in-flight rows may take to deliver")
 	return cmd
 }

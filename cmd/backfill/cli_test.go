@@ -1,0 +1,266 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/backfillhq/backfill/internal/sampledata"
+)
+
+// repoRoot is where configs/ lives, so tests run the shipped pipelines.
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..")
+}
+
+func runCLI(t *testing.T, dir string, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	wd, _ := os.Getwd()
+	if dir != "" {
+		if err := os.Chdir(dir); err != nil {
+			t.Fatal(err)
+		}
+		defer os.Chdir(wd)
+	}
+	code := execute(args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+// messages reads an NDJSON output file.
+func messages(t *testing.T, path string) []map[string]any {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out []map[string]any
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var m map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			t.Fatalf("%s: bad line %q: %v", path, sc.Text(), err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+func TestQuickstartRunsFromTheRepoRoot(t *testing.T) {
+	root := repoRoot(t)
+	work := t.TempDir()
+	// Run the shipped pipeline as the README does, with its state and
+	// output moved to a temp dir.
+	cfg, err := os.ReadFile(filepath.Join(root, "configs", "quickstart.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("BACKFILL_OUT", work)
+	code, _, stderr := runCLI(t, root, "run", "--report", filepath.Join(work, "report.json"), filepath.Join(root, "configs", "quickstart.yaml"))
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	var rep map[string]any
+	data, _ := os.ReadFile(filepath.Join(work, "report.json"))
+	if err := json.Unmarshal(data, &rep); err != nil {
+		t.Fatal(err)
+	}
+	msgs := messages(t, filepath.Join(work, "quickstart.ndjson"))
+	if len(msgs) == 0 || float64(len(msgs)) != rep["rows_delivered"].(float64) {
+		t.Fatalf("%d messages, report %v", len(msgs), rep)
+	}
+	if rep["rows_read"].(float64) != rep["rows_delivered"].(float64)+rep["rows_rejected"].(float64)+rep["rows_filtered"].(float64) {
+		t.Fatalf("rows unaccounted for: %v", rep)
+	}
+	ids := map[string]bool{}
+	for _, m := range msgs {
+		if m["type"] != "track" || m["timestamp"] == nil || m["event"] == nil {
+			t.Fatalf("bad message %v", m)
+		}
+		if !strings.HasPrefix(m["timestamp"].(string), "2024-") {
+			t.Fatalf("timestamp not kept: %v", m["timestamp"])
+		}
+		ids[m["messageId"].(string)] = true
+	}
+	if len(ids) != len(msgs) {
+		t.Fatalf("%d distinct message ids for %d messages", len(ids), len(msgs))
+	}
+	if !bytes.Contains(cfg, []byte("BACKFILL_OUT")) {
+		t.Fatal("quickstart.yaml should let tests move its output with ${BACKFILL_OUT:-...}")
+	}
+	if !strings.Contains(stderr, "delivered") {
+		t.Errorf("no summary on stderr:\n%s", stderr)
+	}
+}
+
+func TestValidateExitCodes(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(bad, []byte("name: x\nsource:\n  file: {paht: a.csv}\nsink: {file: {path: out.ndjson}}\nworkerz: 2\n"), 0o644)
+	code, _, stderr := runCLI(t, "", "validate", bad)
+	if code != exitConfig {
+		t.Fatalf("exit %d, want %d\n%s", code, exitConfig, stderr)
+	}
+	for _, want := range []string{"bad.yaml:3:9", `did you mean "path"?`, "bad.yaml:5:1", `did you mean "workers"?`} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, stderr)
+		}
+	}
+	code, stdout, _ := runCLI(t, "", "validate", "--format", "json", bad)
+	var res struct {
+		Valid  bool
+		Errors []map[string]any
+	}
+	if code != exitConfig || json.Unmarshal([]byte(stdout), &res) != nil || res.Valid || len(res.Errors) != 2 {
+		t.Fatalf("json validate: exit %d %s", code, stdout)
+	}
+	good := filepath.Join(repoRoot(t), "configs", "quickstart.yaml")
+	if code, out, errs := runCLI(t, "", "validate", good); code != 0 {
+		t.Fatalf("quickstart invalid: %s %s", out, errs)
+	}
+}
+
+func TestEveryShippedConfigValidates(t *testing.T) {
+	t.Setenv("SEGMENT_WRITE_KEY", "test-key")
+	files, _ := filepath.Glob(filepath.Join(repoRoot(t), "configs", "*.yaml"))
+	if len(files) == 0 {
+		t.Fatal("no configs")
+	}
+	for _, f := range files {
+		if code, out, errs := runCLI(t, "", "validate", f); code != 0 {
+			t.Errorf("%s: exit %d\n%s%s", filepath.Base(f), code, out, errs)
+		}
+	}
+}
+
+func TestPluginsDocumentsEveryField(t *testing.T) {
+	code, out, _ := runCLI(t, "", "plugins")
+	if code != 0 || !strings.Contains(out, "file") || !strings.Contains(out, "map") {
+		t.Fatalf("plugins: %d %s", code, out)
+	}
+	code, out, _ = runCLI(t, "", "plugins", "map")
+	if code != 0 || !strings.Contains(out, "properties") || !strings.Contains(out, "Example") {
+		t.Fatalf("plugins map: %d %s", code, out)
+	}
+	if code, _, _ := runCLI(t, "", "plugins", "nope"); code != exitConfig {
+		t.Fatalf("unknown plugin exit %d", code)
+	}
+	code, out, _ = runCLI(t, "", "schema")
+	var schema map[string]any
+	if code != 0 || json.Unmarshal([]byte(out), &schema) != nil || schema["properties"] == nil {
+		t.Fatalf("schema: %d %.200s", code, out)
+	}
+}
+
+// buildBinary builds the CLI once for tests that signal a real process.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "backfill")
+	cmd := exec.Command("go", "build", "-o", bin, ".")
+	cmd.Stderr = os.Stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	return bin
+}
+
+// TestKilledRunResumesExactlyOnce stops a real run part way with SIGTERM
+// (what `kill` and Kubernetes send), reruns it, and checks every row was
+// written to the file sink exactly once.
+func TestKilledRunResumesExactlyOnce(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	const files, rows = 4, 50_000
+	for i := 0; i < files; i++ {
+		f, err := os.Create(filepath.Join(dir, fmt.Sprintf("orders-%d.parquet", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := sampledata.WriteOrdersParquetRowGroups(f, rows, int64(i), 5000); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+	}
+	out := filepath.Join(dir, "out.ndjson")
+	cfg := filepath.Join(dir, "p.yaml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf(`name: killme
+source: {file: {path: %s/*.parquet}}
+transforms:
+  - map: {type: track, event: event_name, userId: customer_id, anonymousId: anonymous_id, timestamp: created_at, properties: {total: amount}}
+sink: {file: {path: %s}}
+state: %s/state
+workers: 2
+batch_rows: 1000
+checkpoint_interval: 50ms
+`, dir, out, dir)), 0o644)
+
+	cmd := exec.Command(bin, "run", "--progress", "none", cfg)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Stop it once some, but not all, rows are out.
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if st, err := os.Stat(out); err == nil && st.Size() > 2<<20 {
+			break
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("no output in time\n%s", stderr.String())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	err := cmd.Wait()
+	ee, ok := err.(*exec.ExitError)
+	if !ok || ee.ExitCode() != exitInterrupted {
+		t.Fatalf("first run: %v, want exit %d\n%s", err, exitInterrupted, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "resume with: backfill run") {
+		t.Errorf("no resume hint:\n%s", stderr.String())
+	}
+	firstCount := len(messages(t, out))
+	if firstCount == 0 || firstCount >= files*rows {
+		t.Fatalf("first run wrote %d messages: the stop came too early or too late to test resuming", firstCount)
+	}
+
+	second := exec.Command(bin, "run", "--progress", "none", cfg)
+	var stderr2 bytes.Buffer
+	second.Stderr = &stderr2
+	if err := second.Run(); err != nil {
+		t.Fatalf("resumed run: %v\n%s", err, stderr2.String())
+	}
+	msgs := messages(t, out)
+	seen := make(map[string]int, len(msgs))
+	for _, m := range msgs {
+		seen[m["messageId"].(string)]++
+	}
+	dups := 0
+	for _, n := range seen {
+		if n > 1 {
+			dups++
+		}
+	}
+	if len(msgs) != files*rows || len(seen) != files*rows || dups != 0 {
+		t.Fatalf("after resume: %d lines, %d distinct ids, %d duplicated; want %d each once (first run wrote %d)",
+			len(msgs), len(seen), dups, files*rows, firstCount)
+	}
+}

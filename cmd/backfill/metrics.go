@@ -1,0 +1,89 @@
+package main
+
+import (
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/backfillhq/backfill/pipeline"
+)
+
+// runMetrics exposes a run's live counters to Prometheus, so a long
+// backfill on Kubernetes can be watched and alerted on.
+type runMetrics struct {
+	mu       sync.Mutex
+	last     pipeline.Progress
+	pipeline string
+	descs    map[string]*prometheus.Desc
+}
+
+func newRunMetrics(name string) *runMetrics {
+	m := &runMetrics{pipeline: name, descs: map[string]*prometheus.Desc{}}
+	for _, d := range []struct{ name, help string }{
+		{"backfill_rows_read_total", "Rows read from the source."},
+		{"backfill_rows_delivered_total", "Rows acknowledged by the sink."},
+		{"backfill_rows_rejected_total", "Rows set aside in the dead-letter file."},
+		{"backfill_rows_filtered_total", "Rows dropped by filters."},
+		{"backfill_rows_expected", "Rows this run expects to read (-1: unknown)."},
+		{"backfill_splits_done", "Splits finished by this run."},
+		{"backfill_splits", "Splits this run reads."},
+	} {
+		m.descs[d.name] = prometheus.NewDesc(d.name, d.help, nil, prometheus.Labels{"pipeline": name})
+	}
+	return m
+}
+
+func (m *runMetrics) update(p pipeline.Progress) {
+	m.mu.Lock()
+	m.last = p
+	m.mu.Unlock()
+}
+
+func (m *runMetrics) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range m.descs {
+		ch <- d
+	}
+}
+
+func (m *runMetrics) Collect(ch chan<- prometheus.Metric) {
+	m.mu.Lock()
+	p := m.last
+	m.mu.Unlock()
+	counter := func(name string, v int64) {
+		ch <- prometheus.MustNewConstMetric(m.descs[name], prometheus.CounterValue, float64(v))
+	}
+	gauge := func(name string, v int64) {
+		ch <- prometheus.MustNewConstMetric(m.descs[name], prometheus.GaugeValue, float64(v))
+	}
+	counter("backfill_rows_read_total", p.Read)
+	counter("backfill_rows_delivered_total", p.Delivered)
+	counter("backfill_rows_rejected_total", p.Rejected)
+	counter("backfill_rows_filtered_total", p.Filtered)
+	gauge("backfill_rows_expected", p.TotalRows)
+	gauge("backfill_splits_done", int64(p.SplitsDone))
+	gauge("backfill_splits", int64(p.SplitsAll))
+}
+
+// serveMetrics serves /metrics on addr until the process exits.
+func serveMetrics(addr string, m *runMetrics, log *slog.Logger) error {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(m, prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	go func() {
+		if err := http.Serve(ln, mux); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics server stopped", "error", err)
+		}
+	}()
+	log.Info("serving metrics", "addr", ln.Addr().String())
+	return nil
+}
