@@ -53,6 +53,14 @@ type JSONArray struct {
 // Value returns row i's JSON text ("" when null).
 func (a *JSONArray) Value(i int) string { return a.Storage().(*array.String).Value(i) }
 
+// ValueStr returns row i's JSON text, or "(null)", as Arrow's printers expect.
+func (a *JSONArray) ValueStr(i int) string {
+	if a.IsNull(i) {
+		return "(null)"
+	}
+	return a.Value(i)
+}
+
 // ValueBytes returns row i's JSON text without copying.
 func (a *JSONArray) ValueBytes(i int) []byte {
 	s := a.Storage().(*array.String)

@@ -1,0 +1,274 @@
+// Package file is the "file" source: warehouse dumps on local disk
+// (Parquet, CSV, NDJSON, optionally gzip or zstd), one split per file.
+package file
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/apache/arrow/go/v15/arrow/memory"
+
+	"github.com/backfillhq/backfill/pipeline"
+	"github.com/backfillhq/backfill/sources/format"
+)
+
+func init() { pipeline.Default.RegisterSource("file", Spec(), New) }
+
+// Spec declares the file source's config.
+func Spec() *pipeline.Spec {
+	fields := []*pipeline.Field{
+		pipeline.String("path", "a file, a directory (every file below it) or a glob where ** spans directories; relative to the working directory").
+			Example("exports/orders/**/*.parquet"),
+		pipeline.Strings("exclude", "globs of files to leave out, matched against the whole path, or against the file name when they hold no '/'").
+			Optional().Example([]string{"*.tmp"}),
+	}
+	return pipeline.NewSpec("local files: Parquet, CSV or NDJSON dumps, optionally gzip or zstd", append(fields, format.FieldSpecs()...)...).
+		WithDescription("One split per file; a split's ID is its cleaned path. Reading a directory skips files whose names start with '.' or '_' (_SUCCESS, .crc).").
+		WithExample("Parquet export", "file:\n  path: exports/orders/**/*.parquet\n").
+		WithExample("Postgres COPY dump", "file:\n  path: dumps/users.txt.gz\n  csv:\n    postgres_text: true\n    header: false\n    columns: {id: int64, email: string, created_at: timestamp}\n")
+}
+
+// Source reads local files.
+type Source struct {
+	Path    string
+	Exclude []string
+	Opts    format.Options
+	Alloc   memory.Allocator
+}
+
+// New builds the source from its config.
+func New(conf *pipeline.Conf, env *pipeline.Env) (pipeline.Source, error) {
+	opts, err := format.OptionsFromConf(conf)
+	var errs []error
+	if err != nil {
+		errs = append(errs, err)
+	}
+	s := &Source{Path: conf.String("path"), Exclude: conf.Strings("exclude"), Opts: opts}
+	if env != nil {
+		s.Alloc = env.Alloc
+	}
+	if s.Path == "" {
+		errs = append(errs, conf.Errorf("path", "path must not be empty"))
+	}
+	if _, err := path.Match(filepath.ToSlash(s.Path), ""); err != nil {
+		errs = append(errs, conf.Errorf("path", "bad glob %q: %v", s.Path, err))
+	}
+	for _, e := range s.Exclude {
+		if _, err := path.Match(e, ""); err != nil {
+			errs = append(errs, conf.Errorf("exclude", "bad glob %q: %v", e, err))
+		}
+	}
+	if opts.Format == "" && opts.CSV.PostgresText {
+		// postgres_text implies CSV-family files whatever their extension.
+		s.Opts.Format = format.CSV
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Files lists the files the source reads, cleaned and sorted.
+func (s *Source) Files() ([]string, error) {
+	pat := filepath.Clean(s.Path)
+	var files []string
+	if !hasMeta(pat) {
+		st, err := os.Stat(pat)
+		if err != nil {
+			return nil, fmt.Errorf("file source: %w", err)
+		}
+		if !st.IsDir() {
+			return []string{pat}, nil
+		}
+		err = filepath.WalkDir(pat, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if p != pat && hidden(d.Name()) {
+				if d.IsDir() {
+					return filepath.SkipDir
+				}
+				return nil
+			}
+			if d.Type().IsRegular() && !s.excluded(p) {
+				files = append(files, p)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("file source: %w", err)
+		}
+		if len(files) == 0 {
+			return nil, fmt.Errorf("file source: no files in directory %s", pat)
+		}
+		return files, nil
+	}
+	segs := strings.Split(filepath.ToSlash(pat), "/")
+	// Walk only below the part of the pattern without wildcards.
+	fixed := 0
+	for fixed < len(segs)-1 && !hasMeta(segs[fixed]) {
+		fixed++
+	}
+	base := filepath.FromSlash(strings.Join(segs[:fixed], "/"))
+	switch {
+	case fixed == 0:
+		base = "."
+	case base == "":
+		base = "/"
+	}
+	err := filepath.WalkDir(base, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) && p == base {
+				return nil
+			}
+			return err
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		rel := filepath.ToSlash(p)
+		if fixed == 0 && base == "." {
+			rel = filepath.ToSlash(filepath.Clean(p))
+		}
+		if matchSegs(segs, strings.Split(rel, "/")) && !s.excluded(p) {
+			files = append(files, filepath.Clean(p))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("file source: %w", err)
+	}
+	if len(files) == 0 {
+		return nil, fmt.Errorf("file source: no file matches %q", s.Path)
+	}
+	sort.Strings(files)
+	return files, nil
+}
+
+func hidden(name string) bool { return strings.HasPrefix(name, ".") || strings.HasPrefix(name, "_") }
+
+func hasMeta(s string) bool { return strings.ContainsAny(s, `*?[\`) }
+
+func (s *Source) excluded(p string) bool {
+	slash := filepath.ToSlash(p)
+	for _, e := range s.Exclude {
+		if !strings.Contains(e, "/") {
+			if ok, _ := path.Match(e, path.Base(slash)); ok {
+				return true
+			}
+			continue
+		}
+		if matchSegs(strings.Split(path.Clean(e), "/"), strings.Split(slash, "/")) {
+			return true
+		}
+	}
+	return false
+}
+
+// matchSegs matches path segments against pattern segments, where "**"
+// stands for any number of segments (zero included).
+func matchSegs(pat, segs []string) bool {
+	for len(pat) > 0 {
+		if pat[0] == "**" {
+			for i := 0; i <= len(segs); i++ {
+				if matchSegs(pat[1:], segs[i:]) {
+					return true
+				}
+			}
+			return false
+		}
+		if len(segs) == 0 {
+			return false
+		}
+		if ok, _ := path.Match(pat[0], segs[0]); !ok {
+			return false
+		}
+		pat, segs = pat[1:], segs[1:]
+	}
+	return len(segs) == 0
+}
+
+// Splits lists one split per file; Parquet files report their row count
+// from the footer.
+func (s *Source) Splits(ctx context.Context) ([]pipeline.Split, error) {
+	files, err := s.Files()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]pipeline.Split, 0, len(files))
+	for _, p := range files {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		f, _, err := format.Detect(p, s.Opts)
+		if err != nil {
+			return nil, fmt.Errorf("%w (or leave the file out with exclude)", err)
+		}
+		st, err := os.Stat(p)
+		if err != nil {
+			return nil, err
+		}
+		sp := pipeline.Split{ID: p, Rows: -1, Bytes: st.Size()}
+		if f == format.Parquet {
+			fh, err := os.Open(p)
+			if err != nil {
+				return nil, err
+			}
+			sp.Rows, err = format.ParquetRows(fh, st.Size())
+			fh.Close()
+			if err != nil {
+				return nil, fmt.Errorf("%s: not a readable Parquet file: %w", p, err)
+			}
+		}
+		out = append(out, sp)
+	}
+	return out, nil
+}
+
+// Open reads one file from opts.Offset.
+func (s *Source) Open(ctx context.Context, split pipeline.Split, ro pipeline.ReadOptions) (pipeline.RecordReader, error) {
+	fh, err := os.Open(split.ID)
+	if err != nil {
+		return nil, err
+	}
+	st, err := fh.Stat()
+	if err != nil {
+		fh.Close()
+		return nil, err
+	}
+	in := format.Input{
+		Name:     split.ID,
+		Size:     st.Size(),
+		ReaderAt: fh,
+		Open: func(context.Context) (io.ReadCloser, error) {
+			if _, err := fh.Seek(0, io.SeekStart); err != nil {
+				return nil, err
+			}
+			return io.NopCloser(fh), nil
+		},
+	}
+	rr, err := format.Open(ctx, in, split.ID, s.Opts, ro, s.Alloc)
+	if err != nil {
+		fh.Close()
+		return nil, err
+	}
+	return &fileReader{RecordReader: rr, f: fh}, nil
+}
+
+// fileReader closes the file after the format reader.
+type fileReader struct {
+	pipeline.RecordReader
+	f *os.File
+}
+
+func (r *fileReader) Close() error {
+	return errors.Join(r.RecordReader.Close(), r.f.Close())
+}

@@ -1,0 +1,76 @@
+package format
+
+import (
+	"errors"
+	"unicode/utf8"
+
+	"github.com/backfillhq/backfill/pipeline"
+)
+
+// FieldSpecs declares the config fields every file-reading source shares:
+// format, compression and a csv block. Append them to a source's spec.
+func FieldSpecs() []*pipeline.Field {
+	return []*pipeline.Field{
+		pipeline.String("format", "file format; default: from the file extension (.parquet/.pq, .csv/.tsv/.txt, .json/.jsonl/.ndjson, before any .gz/.zst)").
+			Enum(Parquet, CSV, NDJSON).Optional().Example(Parquet),
+		pipeline.String("compression", "whole-file compression; default: from the extension (.gz, .zst), else from the file's first bytes").
+			Enum(Gzip, Zstd, None).Optional(),
+		pipeline.Object("csv", "how delimited text is read",
+			pipeline.Bool("header", "the first line names the columns").Default(true),
+			pipeline.String("delimiter", `field separator: ",", "|", "\t" (or "tab"); default "," ("\t" for .tsv)`).Optional().Example("|"),
+			pipeline.String("quote", "quote character around fields holding delimiters or newlines").Default(`"`),
+			pipeline.String("null", `the text of a NULL field: "\N" for Postgres COPY, "" for Redshift UNLOAD`).Default(""),
+			pipeline.Map("columns", "column types by name (undeclared columns are strings); without a header these name the columns in order",
+				pipeline.String("", "").Enum(ColumnTypes...)).Optional().Example(map[string]string{"amount": "float64", "created_at": "timestamp"}),
+			pipeline.Bool("postgres_text", `Postgres COPY text format: tab-separated, \N nulls, backslash escapes, no quoting`).Default(false),
+		).Optional(),
+	}
+}
+
+// OptionsFromConf reads the fields FieldSpecs declares from a source's
+// config. Every problem is reported at once, positioned in the file.
+func OptionsFromConf(c *pipeline.Conf) (Options, error) {
+	o := DefaultOptions()
+	o.Format = c.String("format")
+	o.Compression = c.String("compression")
+	cc := c.Object("csv")
+	if cc == nil {
+		return o, nil
+	}
+	var errs []error
+	o.CSV.Header = cc.Bool("header")
+	o.CSV.PostgresText = cc.Bool("postgres_text")
+	o.CSV.Null = cc.String("null")
+	if o.CSV.PostgresText && !cc.IsSet("null") {
+		o.CSV.Null = `\N`
+	}
+	if d := cc.String("delimiter"); d != "" {
+		if d == "tab" {
+			d = "\t"
+		}
+		r, n := utf8.DecodeRuneInString(d)
+		switch {
+		case n != len(d) || r == '\n' || r == '\r':
+			errs = append(errs, cc.Errorf("delimiter", "delimiter must be one character other than a newline, got %q", d))
+		case o.CSV.PostgresText && r != '\t':
+			errs = append(errs, cc.Errorf("delimiter", "postgres_text is tab-separated; drop delimiter or set postgres_text: false"))
+		default:
+			o.CSV.Delimiter = r
+		}
+	}
+	q := cc.String("quote")
+	r, n := utf8.DecodeRuneInString(q)
+	if n != len(q) || q == "" || r == '\n' || r == '\r' {
+		errs = append(errs, cc.Errorf("quote", "quote must be one character, got %q", q))
+	} else {
+		o.CSV.Quote = r
+		if r == o.CSV.Delimiter {
+			errs = append(errs, cc.Errorf("quote", "quote and delimiter are both %q", q))
+		}
+	}
+	for _, e := range cc.Map("columns") {
+		t, _ := e.Value.(string)
+		o.CSV.Columns = append(o.CSV.Columns, Column{Name: e.Key, Type: t})
+	}
+	return o, errors.Join(errs...)
+}

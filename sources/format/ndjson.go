@@ -1,0 +1,420 @@
+package format
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+	"unsafe"
+
+	"github.com/apache/arrow/go/v15/arrow"
+	"github.com/apache/arrow/go/v15/arrow/array"
+	"github.com/apache/arrow/go/v15/arrow/memory"
+
+	"github.com/backfillhq/backfill/pipeline"
+	"github.com/backfillhq/backfill/pipeline/record"
+)
+
+// ndjsonReader reads one JSON object a line. The schema is inferred per
+// batch (the union of the batch's top-level keys, in first-seen order), so
+// a key that appears late is never lost.
+type ndjsonReader struct {
+	name   string
+	split  string
+	rc     io.ReadCloser
+	lr     *lineReader
+	mem    memory.Allocator
+	batch  int
+	offset int64
+	want   func(key string) bool // nil: every key
+	next   int64                 // row offset of the next batch
+	primed bool                  // rows before offset are skipped
+	done   bool
+
+	// Per batch, reused: the lines' bytes, where each ends, line numbers.
+	data  []byte
+	ends  []int
+	lines []int64
+	row   []cell      // the current line's cells until it is known good
+	pool  []*ndColumn // columns of earlier batches, their cell slices reused
+	used  int
+}
+
+func (n *ndjsonReader) newColumn(name string) *ndColumn {
+	if n.used == len(n.pool) {
+		n.pool = append(n.pool, &ndColumn{})
+	}
+	c := n.pool[n.used]
+	n.used++
+	c.name, c.kinds, c.cells = name, 0, c.cells[:0]
+	return c
+}
+
+// cell is one top-level value: its column, kind, bytes in data and, for
+// numbers, the parsed value (bits of an int64 or a float64).
+type cell struct {
+	col   int
+	rec   int // record row
+	kind  uint8
+	esc   bool
+	start int
+	end   int
+	bits  uint64
+}
+
+type ndColumn struct {
+	name  string
+	kinds uint8
+	cells []cell
+}
+
+func newNDJSONReader(name string, rc io.ReadCloser, split string, ro pipeline.ReadOptions, mem memory.Allocator) pipeline.RecordReader {
+	n := &ndjsonReader{name: name, split: split, rc: rc, lr: newLineReader(name, rc), mem: mem,
+		batch: ro.BatchRows, offset: ro.Offset, next: ro.Offset}
+	if !ro.Columns.All {
+		n.want = keyFilter(ro.Columns.Names)
+	}
+	return n
+}
+
+// keyFilter keeps a top-level key k when k or a path below it ("k.x") is
+// asked for: nested objects stay whole in one JSON column.
+func keyFilter(names []string) func(string) bool {
+	set := make(map[string]bool, len(names))
+	for _, c := range names {
+		set[c] = true
+		if i := strings.IndexByte(c, '.'); i > 0 {
+			set[c[:i]] = true
+		}
+	}
+	return func(k string) bool { return set[k] }
+}
+
+func (n *ndjsonReader) Close() error { return n.rc.Close() }
+
+func (n *ndjsonReader) Next(ctx context.Context) (*pipeline.Batch, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if !n.primed {
+		n.primed = true
+		// Skipping only finds line ends: no JSON is parsed before offset.
+		for skipped := int64(0); skipped < n.offset; {
+			line, err := n.lr.next()
+			if errors.Is(err, io.EOF) {
+				return nil, fmt.Errorf("%s: resume offset %d is past the end of the file (%d rows): the file changed since the checkpoint", n.name, n.offset, skipped)
+			}
+			if err != nil {
+				return nil, err
+			}
+			if !isBlank(line) {
+				skipped++
+			}
+		}
+	}
+	if n.done {
+		return nil, io.EOF
+	}
+	n.data, n.ends, n.lines = n.data[:0], n.ends[:0], n.lines[:0]
+	for len(n.ends) < n.batch {
+		line, err := n.lr.next()
+		if errors.Is(err, io.EOF) {
+			n.done = true
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		if isBlank(line) {
+			continue
+		}
+		n.data = append(n.data, line...)
+		n.ends = append(n.ends, len(n.data))
+		n.lines = append(n.lines, n.lr.line)
+	}
+	if len(n.ends) == 0 {
+		return nil, io.EOF
+	}
+	b, err := n.build()
+	if err != nil {
+		return nil, err
+	}
+	n.next = b.End
+	return b, nil
+}
+
+func (n *ndjsonReader) build() (*pipeline.Batch, error) {
+	var (
+		cols    []*ndColumn
+		index   = map[string]int{}
+		rejects []pipeline.Reject
+		rows    []int64 // split offset of each record row
+		start   int
+	)
+	n.used = 0
+	for i, end := range n.ends {
+		line := n.data[start:end]
+		off := start
+		start = end
+		if err := n.scanLine(line, off, index, &cols); err != nil {
+			rejects = append(rejects, pipeline.Reject{
+				Row: n.next + int64(i), Stage: "source",
+				Reason: fmt.Sprintf("%s line %d: %v", n.name, n.lines[i], err),
+				Raw:    string(line),
+			})
+			continue
+		}
+		rec := len(rows)
+		for _, c := range n.row {
+			col := cols[c.col]
+			c.rec = rec
+			col.kinds |= c.kind
+			// A key repeated in one object: the last value wins, as in
+			// encoding/json.
+			if k := len(col.cells); k > 0 && col.cells[k-1].rec == rec {
+				col.cells[k-1] = c
+			} else {
+				col.cells = append(col.cells, c)
+			}
+		}
+		rows = append(rows, n.next+int64(i))
+	}
+	b := &pipeline.Batch{Split: n.split, Start: n.next, End: n.next + int64(len(n.ends)), Rejects: rejects}
+	if len(rows) == 0 {
+		return b, nil
+	}
+	if len(rejects) > 0 {
+		b.Rows = rows
+	}
+	// A key seen only on rejected lines has no cells: no column for it.
+	kept := cols[:0]
+	for _, c := range cols {
+		if len(c.cells) > 0 {
+			kept = append(kept, c)
+		}
+	}
+	cols = kept
+	fields := make([]arrow.Field, len(cols))
+	arrs := make([]arrow.Array, len(cols))
+	defer func() {
+		for _, a := range arrs {
+			if a != nil {
+				a.Release()
+			}
+		}
+	}()
+	for i, c := range cols {
+		a, err := n.column(c, len(rows))
+		if err != nil {
+			return nil, err
+		}
+		arrs[i] = a
+		fields[i] = arrow.Field{Name: c.name, Type: a.DataType(), Nullable: true}
+	}
+	b.Record = array.NewRecord(arrow.NewSchema(fields, nil), arrs, int64(len(rows)))
+	return b, nil
+}
+
+var errNotObject = errors.New("not a JSON object")
+
+// scanLine checks one line and leaves its wanted top-level values in n.row.
+func (n *ndjsonReader) scanLine(line []byte, off int, index map[string]int, cols *[]*ndColumn) error {
+	n.row = n.row[:0]
+	if !utf8.Valid(line) {
+		return errors.New("not valid UTF-8")
+	}
+	i := skipWS(line, 0)
+	if i >= len(line) || line[i] != '{' {
+		return errNotObject
+	}
+	i = skipWS(line, i+1)
+	if i < len(line) && line[i] == '}' {
+		i++
+	} else {
+		for {
+			if i >= len(line) || line[i] != '"' {
+				return syntaxErr(line, i, "a key string")
+			}
+			kend, kesc, err := scanString(line, i)
+			if err != nil {
+				return err
+			}
+			kb := line[i+1 : kend-1]
+			i = skipWS(line, kend)
+			if i >= len(line) || line[i] != ':' {
+				return syntaxErr(line, i, "':'")
+			}
+			i = skipWS(line, i+1)
+			vstart := i
+			vend, kind, err := scanValue(line, i, 1)
+			if err != nil {
+				return err
+			}
+			if err := n.keep(line, kb, kesc, vstart, vend, kind, off, index, cols); err != nil {
+				return err
+			}
+			i = skipWS(line, vend)
+			if i < len(line) && line[i] == ',' {
+				i = skipWS(line, i+1)
+				continue
+			}
+			if i < len(line) && line[i] == '}' {
+				i++
+				break
+			}
+			return syntaxErr(line, i, "',' or '}'")
+		}
+	}
+	if i = skipWS(line, i); i != len(line) {
+		return &jsonError{i, "text after the JSON object"}
+	}
+	return nil
+}
+
+func (n *ndjsonReader) keep(line, kb []byte, kesc bool, vstart, vend int, kind uint8, off int, index map[string]int, cols *[]*ndColumn) error {
+	c, ok := index[unsafeString(kb)]
+	if !ok {
+		key := string(kb)
+		if kesc {
+			key = unescape(kb)
+		}
+		if n.want != nil && !n.want(key) {
+			index[string(kb)] = -1
+			return nil
+		}
+		c = len(*cols)
+		index[string(kb)] = c
+		*cols = append(*cols, n.newColumn(key))
+	}
+	if c < 0 {
+		return nil
+	}
+	v := line[vstart:vend]
+	cl := cell{col: c, kind: kind, start: off + vstart, end: off + vend}
+	switch kind {
+	case kString:
+		cl.esc = bytesHasBackslash(v[1 : len(v)-1])
+	case kInt:
+		x, err := strconv.ParseInt(unsafeString(v), 10, 64)
+		if err != nil {
+			// Too big for int64: a float64, like JavaScript would.
+			kind = kFloat
+			cl.kind = kFloat
+		} else {
+			cl.bits = uint64(x)
+			break
+		}
+		fallthrough
+	case kFloat:
+		f, err := strconv.ParseFloat(unsafeString(v), 64)
+		if err != nil || math.IsInf(f, 0) {
+			return fmt.Errorf("number %s is out of range", v)
+		}
+		cl.bits = math.Float64bits(f)
+	}
+	n.row = append(n.row, cl)
+	return nil
+}
+
+func bytesHasBackslash(b []byte) bool {
+	for _, c := range b {
+		if c == '\\' {
+			return true
+		}
+	}
+	return false
+}
+
+// unescape decodes the contents of a JSON string already checked valid.
+func unescape(inner []byte) string {
+	q := make([]byte, 0, len(inner)+2)
+	q = append(append(append(q, '"'), inner...), '"')
+	var s string
+	if err := json.Unmarshal(q, &s); err != nil {
+		return string(inner)
+	}
+	return s
+}
+
+func unsafeString(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
+}
+
+// column builds one column of nrec rows from its cells, typed by the kinds
+// seen: one scalar kind keeps its type, ints with floats are float64,
+// anything else (objects, arrays, a mix) is JSON text.
+func (n *ndjsonReader) column(c *ndColumn, nrec int) (arrow.Array, error) {
+	kinds := c.kinds &^ kNull
+	each := func(appendNull func(), appendVal func(cell)) {
+		pos := 0
+		for r := 0; r < nrec; r++ {
+			if pos < len(c.cells) && c.cells[pos].rec == r {
+				if cl := c.cells[pos]; cl.kind == kNull {
+					appendNull()
+				} else {
+					appendVal(cl)
+				}
+				pos++
+			} else {
+				appendNull()
+			}
+		}
+	}
+	size := 0
+	for _, cl := range c.cells {
+		size += cl.end - cl.start
+	}
+	switch kinds {
+	case kString:
+		b := array.NewStringBuilder(n.mem)
+		defer b.Release()
+		b.Reserve(nrec)
+		b.ReserveData(size)
+		each(b.AppendNull, func(cl cell) {
+			if cl.esc {
+				b.Append(unescape(n.data[cl.start+1 : cl.end-1]))
+			} else {
+				b.BinaryBuilder.Append(n.data[cl.start+1 : cl.end-1])
+			}
+		})
+		return b.NewArray(), nil
+	case kInt:
+		b := array.NewInt64Builder(n.mem)
+		defer b.Release()
+		b.Reserve(nrec)
+		each(b.AppendNull, func(cl cell) { b.UnsafeAppend(int64(cl.bits)) })
+		return b.NewArray(), nil
+	case kFloat, kInt | kFloat:
+		b := array.NewFloat64Builder(n.mem)
+		defer b.Release()
+		b.Reserve(nrec)
+		each(b.AppendNull, func(cl cell) {
+			if cl.kind == kInt {
+				b.UnsafeAppend(float64(int64(cl.bits)))
+			} else {
+				b.UnsafeAppend(math.Float64frombits(cl.bits))
+			}
+		})
+		return b.NewArray(), nil
+	case kBool:
+		b := array.NewBooleanBuilder(n.mem)
+		defer b.Release()
+		b.Reserve(nrec)
+		each(b.AppendNull, func(cl cell) { b.UnsafeAppend(n.data[cl.start] == 't') })
+		return b.NewArray(), nil
+	}
+	b := record.NewJSONBuilder(n.mem)
+	defer b.Release()
+	b.Reserve(nrec)
+	b.StorageBuilder().(*array.StringBuilder).ReserveData(size)
+	each(b.AppendNull, func(cl cell) { record.AppendJSON(b, n.data[cl.start:cl.end]) })
+	return b.NewArray(), nil
+}

@@ -1,0 +1,123 @@
+package format
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/backfillhq/backfill/internal/sampledata"
+	"github.com/backfillhq/backfill/pipeline"
+)
+
+func ordersParquet(t testing.TB, rows, rowGroup int) []byte {
+	var buf bytes.Buffer
+	if err := sampledata.WriteOrdersParquetRowGroups(&buf, rows, 7, rowGroup); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func TestParquetResume(t *testing.T) {
+	data := ordersParquet(t, 2500, 1000)
+	n, err := ParquetRows(bytes.NewReader(data), int64(len(data)))
+	if err != nil || n != 2500 {
+		t.Fatalf("ParquetRows = %d, %v", n, err)
+	}
+	for _, off := range []int64{0, 1, 299, 999, 1000, 1001, 1999, 2000, 2499, 2500} {
+		t.Run(fmt.Sprint(off), func(t *testing.T) {
+			mem := checkedMem(t)
+			res, err := readAll(t, memInput("orders.parquet", data), DefaultOptions(),
+				pipeline.ReadOptions{Offset: off, Columns: pipeline.AllColumns, BatchRows: 300}, mem)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.end != 2500 || int64(len(res.rows)) != 2500-off || len(res.rejects) != 0 {
+				t.Fatalf("read [%d,%d) with %d rows, %d rejects", res.start, res.end, len(res.rows), len(res.rejects))
+			}
+			for i, r := range res.rows {
+				if want := fmt.Sprintf("ord_%d", 100000+off+int64(i)); r["order_id"] != want {
+					t.Fatalf("row %d: order_id %q, want %q", off+int64(i), r["order_id"], want)
+				}
+				if len(r) != 12 {
+					t.Fatalf("row has %d columns", len(r))
+				}
+			}
+		})
+	}
+	_, err = readAll(t, memInput("orders.parquet", data), DefaultOptions(), pipeline.ReadOptions{Offset: 2501, Columns: pipeline.AllColumns}, checkedMem(t))
+	if err == nil || !strings.Contains(err.Error(), "past the end") {
+		t.Fatalf("offset past the end: %v", err)
+	}
+}
+
+// Resuming in the last row group must not read the earlier ones.
+func TestParquetSkipsRowGroups(t *testing.T) {
+	data := ordersParquet(t, 4000, 1000)
+	read := func(off int64) int64 {
+		ra := &countingReaderAt{r: bytes.NewReader(data)}
+		in := memInput("o.parquet", data)
+		in.ReaderAt = ra
+		if _, err := readAll(t, in, DefaultOptions(), pipeline.ReadOptions{Offset: off, Columns: pipeline.AllColumns}, checkedMem(t)); err != nil {
+			t.Fatal(err)
+		}
+		return ra.n
+	}
+	all, last := read(0), read(3500)
+	if last*2 > all {
+		t.Fatalf("resuming at row 3500 read %d bytes, a full read %d", last, all)
+	}
+}
+
+func TestParquetProjection(t *testing.T) {
+	data := ordersParquet(t, 500, 200)
+	full := &countingReaderAt{r: bytes.NewReader(data)}
+	in := memInput("o.parquet", data)
+	in.ReaderAt = full
+	if _, err := readAll(t, in, DefaultOptions(), pipeline.ReadOptions{Columns: pipeline.AllColumns}, checkedMem(t)); err != nil {
+		t.Fatal(err)
+	}
+	proj := &countingReaderAt{r: bytes.NewReader(data)}
+	in.ReaderAt = proj
+	res, err := readAll(t, in, DefaultOptions(), pipeline.ReadOptions{Offset: 150, BatchRows: 64,
+		Columns: pipeline.Columns{Names: []string{"amount", "order_id", "no_such_column"}}}, checkedMem(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.rows) != 350 {
+		t.Fatalf("%d rows", len(res.rows))
+	}
+	for _, s := range res.schemas {
+		if s.NumFields() != 2 || s.Field(0).Name != "order_id" || s.Field(1).Name != "amount" {
+			t.Fatalf("schema %s", s)
+		}
+	}
+	if proj.n*2 > full.n {
+		t.Fatalf("projection read %d bytes, all columns %d", proj.n, full.n)
+	}
+	// No requested column exists: batches still account for the rows.
+	res, err = readAll(t, memInput("o.parquet", data), DefaultOptions(), pipeline.ReadOptions{Offset: 10,
+		Columns: pipeline.Columns{Names: []string{"nope"}}, BatchRows: 100}, checkedMem(t))
+	if err != nil || res.end != 500 || len(res.rows) != 490 || len(res.rows[0]) != 0 {
+		t.Fatalf("no columns: %v, end %d, %d rows", err, res.end, len(res.rows))
+	}
+}
+
+func TestParquetErrors(t *testing.T) {
+	for name, data := range map[string][]byte{
+		"empty":     nil,
+		"not":       []byte("this is not parquet at all, just some text"),
+		"truncated": ordersParquet(t, 100, 50)[:500],
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := readAll(t, memInput("bad.parquet", data), DefaultOptions(), pipeline.ReadOptions{Columns: pipeline.AllColumns}, checkedMem(t))
+			if err == nil || !strings.Contains(err.Error(), "bad.parquet") {
+				t.Fatalf("err = %v", err)
+			}
+		})
+	}
+	_, err := readAll(t, memInput("x.parquet.gz", []byte("x")), DefaultOptions(), pipeline.ReadOptions{}, checkedMem(t))
+	if err == nil || !strings.Contains(err.Error(), "cannot be gzip-compressed") {
+		t.Fatalf("err = %v", err)
+	}
+}
