@@ -46,6 +46,25 @@ type Source interface {
 	Open(ctx context.Context, split Split, opts ReadOptions) (RecordReader, error)
 }
 
+// ColumnSetter is implemented by sources that push the projection to the
+// server when they plan their splits (a BigQuery read session): the runner
+// calls SetColumns before Splits.
+type ColumnSetter interface {
+	SetColumns(Columns)
+}
+
+// Finisher is implemented by sources that commit something once every
+// split of a run is delivered (an incremental cursor, a finished session).
+// The runner calls Finish after the last acknowledgement and before the
+// final checkpoint; it is not called when any split failed or the run was
+// stopped.
+type Finisher interface {
+	Finish(ctx context.Context) error
+}
+
+// Sources holding connections implement io.Closer; the runner closes them
+// at the end of the run.
+
 // RecordReader streams one split. Next returns io.EOF after the last batch.
 // Batches are contiguous: each one's Start is the previous one's End, the
 // first one's Start is ReadOptions.Offset. Rows that cannot be parsed are

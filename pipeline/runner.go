@@ -288,6 +288,12 @@ func Run(ctx context.Context, cfg *Config, opts RunOptions) (rep *Report, err er
 		return rep, err
 	}
 
+	if c, ok := built.Source.(io.Closer); ok {
+		defer c.Close()
+	}
+	if cs, ok := built.Source.(ColumnSetter); ok {
+		cs.SetColumns(built.Columns)
+	}
 	splits, err := built.Source.Splits(ctx)
 	if err != nil {
 		built.Sink.Close(ctx)
@@ -331,14 +337,7 @@ func Run(ctx context.Context, cfg *Config, opts RunOptions) (rep *Report, err er
 		"resumed", rep.Resumed, "workers", cfg.Workers, "shard", fmt.Sprintf("%d/%d", opts.Shard, opts.Shards))
 
 	tr := newTracker()
-	for id, st := range cp.Splits {
-		if !st.Done {
-			continue
-		}
-		tr.open(id, st.Offset)
-		tr.finish(id)
-	}
-	save := func() error {
+	save := func(force bool) error {
 		if opts.DryRun {
 			return nil
 		}
@@ -346,7 +345,7 @@ func Run(ctx context.Context, cfg *Config, opts RunOptions) (rep *Report, err er
 			return fmt.Errorf("syncing dead letters: %w", err)
 		}
 		snap, changed := tr.snapshot()
-		if !changed && len(snap) > 0 {
+		if !changed && !force {
 			return nil
 		}
 		for id, st := range snap {
@@ -431,7 +430,7 @@ func Run(ctx context.Context, cfg *Config, opts RunOptions) (rep *Report, err er
 			case <-tickDone:
 				return
 			case <-ck.C:
-				if err := save(); err != nil {
+				if err := save(false); err != nil {
 					fail(err)
 				}
 			case <-pg.C:
@@ -485,7 +484,30 @@ feed:
 	if cerr != nil {
 		fail(cerr)
 	}
-	if serr := save(); serr != nil {
+	// A run that delivered everything lets the source commit (a cursor);
+	// splits of earlier runs are then forgotten, since the next run plans
+	// new ones.
+	if fin, ok := built.Source.(Finisher); ok && fatal == nil && ctx.Err() == nil && !limitHit.Load() && !opts.DryRun {
+		failedMu.Lock()
+		nFailed := len(rep.SplitsFailed)
+		failedMu.Unlock()
+		if nFailed == 0 && tr.unacked() == 0 {
+			if ferr := fin.Finish(ctx); ferr != nil {
+				fail(fmt.Errorf("finishing the run: %w", ferr))
+			} else {
+				current := map[string]bool{}
+				for _, s := range append(selected, skipped...) {
+					current[s.ID] = true
+				}
+				for id := range cp.Splits {
+					if !current[id] {
+						delete(cp.Splits, id)
+					}
+				}
+			}
+		}
+	}
+	if serr := save(true); serr != nil {
 		fail(serr)
 	}
 	progress(true)

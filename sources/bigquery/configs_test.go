@@ -1,0 +1,36 @@
+package bigquery
+
+import (
+	"path/filepath"
+	"testing"
+
+	"github.com/backfillhq/backfill/pipeline"
+	_ "github.com/backfillhq/backfill/transforms" // the configs' transforms
+)
+
+// The example pipelines load and the source accepts them (offline: no
+// connection is made before Splits).
+func TestExampleConfigs(t *testing.T) {
+	reg := pipeline.NewRegistry()
+	Register(reg)
+	for _, p := range pipeline.Default.All() {
+		if p.Kind == pipeline.TransformKind {
+			reg.Register(*p)
+		}
+	}
+	// The file sink belongs to another package; a stand-in with its field.
+	reg.RegisterSink("file", pipeline.NewSpec("stand-in", pipeline.String("path", "")),
+		func(*pipeline.Conf, *pipeline.Env) (pipeline.Sink, error) { return nopSink{}, nil })
+	for _, name := range []string{"bigquery-table.yaml", "bigquery-query.yaml", "bigquery-incremental.yaml"} {
+		cfg, err := pipeline.LoadFile(filepath.Join("..", "..", "configs", name), pipeline.LoadOptions{
+			Registry: reg, LookupEnv: func(string) (string, bool) { return "", false },
+		})
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		if _, err := New(cfg.Source.Conf, &pipeline.Env{Name: cfg.Name, State: newState()}); err != nil {
+			t.Errorf("%s: source: %v", name, err)
+		}
+	}
+}
