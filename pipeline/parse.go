@@ -82,6 +82,7 @@ func (p *parser) object(f *Field, n *yaml.Node, path string) *Conf {
 		names = append(names, fd.name)
 	}
 	seen := map[string]bool{}
+	misspelt := map[string]bool{} // required fields an unknown key probably meant
 	if c.node != nil {
 		for i := 0; i+1 < len(c.node.Content); i += 2 {
 			k, v := c.node.Content[i], c.node.Content[i+1]
@@ -91,6 +92,7 @@ func (p *parser) object(f *Field, n *yaml.Node, path string) *Conf {
 				hint := ""
 				if s := suggest(k.Value, names); s != "" {
 					hint = fmt.Sprintf("did you mean %q?", s)
+					misspelt[s] = true
 				} else if len(names) > 0 {
 					hint = "known fields: " + strings.Join(names, ", ")
 				}
@@ -126,7 +128,7 @@ func (p *parser) object(f *Field, n *yaml.Node, path string) *Conf {
 			continue
 		}
 		fp := path + "/" + escapePointer(fd.name)
-		if !fd.optional && !(fd.kind == KindObject && !hasRequired(fd)) {
+		if !fd.optional && !misspelt[fd.name] && !(fd.kind == KindObject && !hasRequired(fd)) {
 			at := c.node
 			if at == nil {
 				at = n

@@ -126,6 +126,13 @@ type Env struct {
 	Logger      *slog.Logger
 	DeadLetters DeadLetters
 	State       StateBag
+	// Offline is set by `backfill validate`: the plugin is built only to
+	// check its config and is closed unused. It must not create, truncate
+	// or contact anything.
+	Offline bool
+	// Resumed is true when the run continues saved progress; false for a
+	// new or --fresh run (a file sink starts its output over then).
+	Resumed bool
 	// Shards is how many workers share this run (--shard i/N); a sink
 	// divides a workspace-wide rate limit by it.
 	Shards int

@@ -282,7 +282,7 @@ func Run(ctx context.Context, cfg *Config, opts RunOptions) (rep *Report, err er
 	defer dl.Close()
 
 	bag := &stateBag{m: cp.SourceState}
-	env := &Env{Name: cfg.Name, Version: opts.Version, Alloc: opts.Alloc, Logger: log, DeadLetters: dl, State: bag, Shards: opts.Shards}
+	env := &Env{Name: cfg.Name, Version: opts.Version, Alloc: opts.Alloc, Logger: log, DeadLetters: dl, State: bag, Shards: opts.Shards, Resumed: rep.Resumed}
 	built, err := Build(cfg, env, opts.Registry, opts.Sink)
 	if err != nil {
 		return rep, err

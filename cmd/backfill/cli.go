@@ -270,6 +270,9 @@ func writeSummary(w io.Writer, r *pipeline.Report) {
 	if len(r.SplitsFailed) > 0 {
 		fmt.Fprintf(w, "  failed splits: %s\n", strings.Join(r.SplitsFailed, ", "))
 	}
+	if r.Splits > 0 && r.SplitsSkipped == r.Splits && r.Status == "ok" {
+		fmt.Fprintln(w, "  nothing to do: every split was delivered by an earlier run (--fresh starts over)")
+	}
 	if r.Error != "" && r.Status != "interrupted" {
 		fmt.Fprintf(w, "  error      %s\n", r.Error)
 	}
@@ -320,7 +323,7 @@ func newValidateCmd(stdout io.Writer) *cobra.Command {
 // cannot) without reading or sending anything, then closes the sink.
 func buildOffline(cfg *pipeline.Config) error {
 	env := &pipeline.Env{Name: cfg.Name, Version: version, Alloc: nil, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		DeadLetters: discardDeadLetters{}, State: mapState{}, Shards: 1}
+		DeadLetters: discardDeadLetters{}, State: mapState{}, Shards: 1, Offline: true}
 	b, err := pipeline.Build(cfg, env, nil, nil)
 	if err != nil {
 		return err

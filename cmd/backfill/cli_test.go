@@ -114,7 +114,7 @@ func TestValidateExitCodes(t *testing.T) {
 	if code != exitConfig {
 		t.Fatalf("exit %d, want %d\n%s", code, exitConfig, stderr)
 	}
-	for _, want := range []string{"bad.yaml:3:9", `did you mean "path"?`, "bad.yaml:5:1", `did you mean "workers"?`} {
+	for _, want := range []string{"bad.yaml:3:10", `did you mean "path"?`, "bad.yaml:5:1", `did you mean "workers"?`} {
 		if !strings.Contains(stderr, want) {
 			t.Errorf("stderr lacks %q:\n%s", want, stderr)
 		}

@@ -1,4 +1,11 @@
 package main
 
 // The plugins compiled into the binary register themselves on import.
-import ()
+import (
+	_ "github.com/backfillhq/backfill/sinks/file"
+	_ "github.com/backfillhq/backfill/sinks/segment"
+	_ "github.com/backfillhq/backfill/sources/bigquery"
+	_ "github.com/backfillhq/backfill/sources/file"
+	_ "github.com/backfillhq/backfill/sources/s3"
+	_ "github.com/backfillhq/backfill/transforms"
+)

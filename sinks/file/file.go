@@ -1,0 +1,356 @@
+// Package file is the `file` sink: it writes each message as one NDJSON
+// line exactly as the segment sink would send it (without the per-request
+// sentAt), so a pipeline can be dry-run and its output diffed.
+package file
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/backfillhq/backfill/pipeline"
+	"github.com/backfillhq/backfill/sinks/message"
+)
+
+func init() { pipeline.Default.RegisterSink("file", Spec(), NewFromConf) }
+
+// Modes of opening an existing file.
+const (
+	ModeAuto     = "auto"
+	ModeAppend   = "append"
+	ModeTruncate = "truncate"
+)
+
+// Spec declares the sink's config.
+func Spec() *pipeline.Spec {
+	return pipeline.NewSpec("write messages as NDJSON to a local file, exactly as they would be sent",
+		pipeline.String("path", "the NDJSON file to write; its directory is created").Example("out/messages.ndjson"),
+		pipeline.Duration("sync_interval", "how often written lines are fsynced and their rows acknowledged; 0 syncs after every batch").
+			Default(time.Second).Check(func(v any) error {
+			if v.(time.Duration) < 0 {
+				return errors.New("must not be negative")
+			}
+			return nil
+		}),
+		pipeline.String("mode", "what happens to an existing file: auto starts it over on a new or --fresh run and "+
+			"appends when resuming (the rows already acknowledged are in it); append and truncate always do that").
+			Default(ModeAuto).Enum(ModeAuto, ModeAppend, ModeTruncate),
+		pipeline.Int("max_message_bytes", "reject messages larger than this, as the segment sink does").
+			Default(message.DefaultMaxMessageBytes).Check(func(v any) error {
+			if v.(int) <= 0 {
+				return errors.New("must be positive")
+			}
+			return nil
+		}),
+		pipeline.Strings("id_columns", "columns identifying a row, for derived message ids (default: split and row offset); "+
+			"use the segment sink's value to diff against it").Optional(),
+	).WithDescription("A batch is acknowledged once its lines are written and fsynced (syncs are batched every "+
+		"sync_interval). Rows the encoder rejects go to the dead-letter file. After a crash, lines written but not "+
+		"acknowledged are written again on resume, with the same messageIds; an incomplete last line is cut off "+
+		"when the file is reopened in append mode.").
+		WithExample("dry run", "path: out/orders.ndjson\n")
+}
+
+// Options configure a Sink.
+type Options struct {
+	Path         string
+	SyncInterval time.Duration // 0: fsync after every batch
+	Truncate     bool          // start the file over instead of appending
+	Message      message.Options
+}
+
+// NewFromConf builds the sink from its config (the registry's constructor).
+func NewFromConf(conf *pipeline.Conf, env *pipeline.Env) (pipeline.Sink, error) {
+	if conf.String("path") == "" {
+		return nil, conf.Errorf("path", "path must not be empty")
+	}
+	opts := Options{
+		Path:         conf.String("path"),
+		SyncInterval: conf.Duration("sync_interval"),
+		Truncate:     conf.String("mode") == ModeTruncate || (conf.String("mode") == ModeAuto && !env.Resumed),
+		Message: message.Options{
+			Pipeline:        env.Name,
+			Version:         env.Version,
+			MaxMessageBytes: conf.Int("max_message_bytes"),
+			IDColumns:       conf.Strings("id_columns"),
+		},
+	}
+	s, err := New(opts, env)
+	if err != nil {
+		return nil, conf.Errorf("path", "%v", err)
+	}
+	return s, nil
+}
+
+// Sink writes messages to a file. Write is safe for concurrent use.
+type Sink struct {
+	opts Options
+	dl   pipeline.DeadLetters
+	// idle workers (an encoder and a line buffer each), one per concurrent
+	// Write at most; a plain list, not a sync.Pool, so the megabyte-sized
+	// buffers survive garbage collections.
+	idleMu sync.Mutex
+	idle   []*worker
+
+	mu      sync.Mutex // guards the fields below and the file's writes
+	f       *os.File
+	pending []*pipeline.Batch // written, not yet fsynced
+	err     error             // first permanent error
+	closed  bool
+
+	syncMu sync.Mutex // one fsync-and-ack round at a time, acks in order
+	spare  []*pipeline.Batch
+
+	stop chan struct{}
+	done chan struct{}
+}
+
+type worker struct {
+	enc   *message.Encoder
+	lines []byte
+}
+
+// New opens (or creates) the file. env.DeadLetters receives rejected rows.
+func New(opts Options, env *pipeline.Env) (*Sink, error) {
+	if env == nil || env.DeadLetters == nil {
+		return nil, errors.New("file sink: no dead-letter writer")
+	}
+	if opts.Message.Pipeline == "" {
+		opts.Message.Pipeline = env.Name
+	}
+	s := &Sink{opts: opts, dl: env.DeadLetters, stop: make(chan struct{}), done: make(chan struct{})}
+	if env.Offline { // validate: check the config, touch no file
+		close(s.done)
+		s.closed = true
+		return s, nil
+	}
+	f, err := openFile(opts.Path, opts.Truncate)
+	if err != nil {
+		return nil, err
+	}
+	s.f = f
+	if opts.SyncInterval > 0 {
+		go s.syncLoop()
+	} else {
+		close(s.done)
+	}
+	return s, nil
+}
+
+// openFile opens path for writing at its end. In append mode an incomplete
+// last line (a crash mid-write) is cut off: its rows were never acked.
+func openFile(path string, truncate bool) (*os.File, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("file sink: %w", err)
+	}
+	flags := os.O_RDWR | os.O_CREATE
+	if truncate {
+		flags |= os.O_TRUNC
+	}
+	f, err := os.OpenFile(path, flags, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("file sink: %w", err)
+	}
+	end, err := completeLinesEnd(f)
+	if err == nil {
+		err = f.Truncate(end)
+	}
+	if err == nil {
+		_, err = f.Seek(end, io.SeekStart)
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("file sink: %s: %w", path, err)
+	}
+	return f, nil
+}
+
+// completeLinesEnd is the offset just after the file's last '\n'.
+func completeLinesEnd(f *os.File) (int64, error) {
+	st, err := f.Stat()
+	if err != nil {
+		return 0, err
+	}
+	buf := make([]byte, 64<<10)
+	for end := st.Size(); end > 0; {
+		start := max(end-int64(len(buf)), 0)
+		n, err := f.ReadAt(buf[:end-start], start)
+		if err != nil && !errors.Is(err, io.EOF) {
+			return 0, err
+		}
+		if i := bytes.LastIndexByte(buf[:n], '\n'); i >= 0 {
+			return start + int64(i) + 1, nil
+		}
+		end = start
+	}
+	return 0, nil
+}
+
+var errClosed = errors.New("file sink: write after Close")
+
+// Write encodes b, sends its rejected rows to the dead-letter file and
+// appends its lines. b is acknowledged after the next fsync.
+func (s *Sink) Write(ctx context.Context, b *pipeline.Batch) error {
+	fail := func(err error) error {
+		b.Release()
+		b.Ack(err)
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return fail(err)
+	}
+	if err := s.broken(); err != nil {
+		return fail(err)
+	}
+	w := s.getWorker()
+	defer s.putWorker(w)
+	w.lines = w.lines[:0]
+	rejects, err := w.enc.Encode(b, func(_ int, msg []byte) error {
+		w.lines = append(w.lines, msg...)
+		w.lines = append(w.lines, '\n')
+		return nil
+	})
+	b.Release() // the lines are all we need from the record
+	if err != nil {
+		return fail(fmt.Errorf("file sink: batch %s[%d:%d]: %w", b.Split, b.Start, b.End, err))
+	}
+	for _, r := range rejects {
+		if err := s.dl.Write(ctx, b.Split, r); err != nil {
+			return fail(err)
+		}
+	}
+	s.mu.Lock()
+	switch {
+	case s.closed:
+		err = errClosed
+	case s.err != nil:
+		err = s.err
+	default:
+		if _, err = s.f.Write(w.lines); err != nil {
+			err = fmt.Errorf("file sink: writing %s: %w", s.opts.Path, err)
+			s.err = err
+		} else {
+			s.pending = append(s.pending, b)
+		}
+	}
+	s.mu.Unlock()
+	if err != nil {
+		return fail(err)
+	}
+	if s.opts.SyncInterval == 0 {
+		return s.sync()
+	}
+	return nil
+}
+
+func (s *Sink) getWorker() *worker {
+	s.idleMu.Lock()
+	defer s.idleMu.Unlock()
+	if n := len(s.idle); n > 0 {
+		w := s.idle[n-1]
+		s.idle = s.idle[:n-1]
+		return w
+	}
+	return &worker{enc: message.NewEncoder(s.opts.Message)}
+}
+
+func (s *Sink) putWorker(w *worker) {
+	s.idleMu.Lock()
+	s.idle = append(s.idle, w)
+	s.idleMu.Unlock()
+}
+
+func (s *Sink) broken() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return errClosed
+	}
+	return s.err
+}
+
+// sync fsyncs what is written and acks the batches it covers. Writes go
+// on meanwhile: a batch is only taken once its lines are in the file.
+func (s *Sink) sync() error {
+	s.syncMu.Lock()
+	defer s.syncMu.Unlock()
+	s.mu.Lock()
+	batches := s.pending
+	s.pending = s.spare[:0]
+	f := s.f
+	s.mu.Unlock()
+	if len(batches) == 0 {
+		s.spare = batches
+		return nil
+	}
+	err := f.Sync()
+	if err != nil {
+		err = fmt.Errorf("file sink: syncing %s: %w", s.opts.Path, err)
+		s.mu.Lock()
+		if s.err == nil {
+			s.err = err
+		}
+		s.mu.Unlock()
+	}
+	for i, b := range batches {
+		b.Ack(err)
+		batches[i] = nil
+	}
+	s.spare = batches
+	return err
+}
+
+func (s *Sink) syncLoop() {
+	defer close(s.done)
+	t := time.NewTicker(s.opts.SyncInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			_ = s.sync() // the error is kept in s.err and returned by Write and Close
+		}
+	}
+}
+
+// Close syncs and acks what is written, closes the file and returns the
+// first permanent error.
+func (s *Sink) Close(ctx context.Context) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return s.broken0()
+	}
+	s.closed = true
+	s.mu.Unlock()
+	if s.opts.SyncInterval > 0 {
+		close(s.stop)
+	}
+	<-s.done
+	err := s.sync()
+	if s.f == nil {
+		return err
+	}
+	if cerr := s.f.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("file sink: closing %s: %w", s.opts.Path, cerr)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err == nil {
+		s.err = err
+	}
+	return s.err
+}
+
+func (s *Sink) broken0() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
+}

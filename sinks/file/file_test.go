@@ -1,0 +1,424 @@
+package file
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/apache/arrow/go/v15/arrow"
+	"github.com/apache/arrow/go/v15/arrow/array"
+	"github.com/apache/arrow/go/v15/arrow/memory"
+	"github.com/backfillhq/backfill/pipeline"
+	"github.com/backfillhq/backfill/sinks/message"
+)
+
+// deadLetters records rejected rows. The engine's dead-letter file has no
+// exported constructor, so the tests keep their own list.
+type deadLetters struct {
+	mu   sync.Mutex
+	rows []pipeline.Reject
+	err  error
+}
+
+func (d *deadLetters) Write(_ context.Context, _ string, r pipeline.Reject) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.err != nil {
+		return d.err
+	}
+	d.rows = append(d.rows, r)
+	return nil
+}
+
+func (d *deadLetters) count() int { d.mu.Lock(); defer d.mu.Unlock(); return len(d.rows) }
+
+// makeBatch builds n track rows from start; every row i with i%7 == 3 has
+// no event, so the encoder rejects it.
+func makeBatch(mem memory.Allocator, split string, start int64, n int) *pipeline.Batch {
+	s := arrow.NewSchema([]arrow.Field{
+		{Name: "type", Type: arrow.BinaryTypes.String},
+		{Name: "userId", Type: arrow.BinaryTypes.String},
+		{Name: "event", Type: arrow.BinaryTypes.String, Nullable: true},
+		{Name: "properties.n", Type: arrow.PrimitiveTypes.Int64},
+	}, nil)
+	b := array.NewRecordBuilder(mem, s)
+	defer b.Release()
+	for i := 0; i < n; i++ {
+		row := start + int64(i)
+		b.Field(0).(*array.StringBuilder).Append("track")
+		b.Field(1).(*array.StringBuilder).Append(fmt.Sprintf("u%d", row%13))
+		if row%7 == 3 {
+			b.Field(2).(*array.StringBuilder).AppendNull()
+		} else {
+			b.Field(2).(*array.StringBuilder).Append("Viewed \"page\"\n")
+		}
+		b.Field(3).(*array.Int64Builder).Append(row)
+	}
+	return pipeline.NewBatch(split, start, b.NewRecord())
+}
+
+// acks counts acknowledgements per batch.
+type acks struct {
+	mu   sync.Mutex
+	n    int
+	errs []error
+	seen map[*pipeline.Batch]int
+}
+
+func (a *acks) install(b *pipeline.Batch) *pipeline.Batch {
+	b.SetAck(func(err error) {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		if a.seen == nil {
+			a.seen = map[*pipeline.Batch]int{}
+		}
+		a.seen[b]++
+		a.n++
+		if err != nil {
+			a.errs = append(a.errs, err)
+		}
+	})
+	return b
+}
+
+func (a *acks) get() (int, []error) { a.mu.Lock(); defer a.mu.Unlock(); return a.n, a.errs }
+
+func readLines(t *testing.T, path string) []map[string]any {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out []map[string]any
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var m map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			t.Fatalf("line %d: %v: %s", len(out)+1, err, sc.Bytes())
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+func TestConcurrentWritesAccountForEveryRow(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	path := filepath.Join(t.TempDir(), "out", "messages.ndjson")
+	dl := &deadLetters{}
+	s, err := New(Options{Path: path, SyncInterval: 5 * time.Millisecond}, &pipeline.Env{Name: "p", DeadLetters: dl})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var a acks
+	const workers, batches, rows = 4, 10, 100
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := 0; i < batches; i++ {
+				b := a.install(makeBatch(mem, fmt.Sprintf("split-%d", w), int64(i*rows), rows))
+				if err := s.Write(context.Background(), b); err != nil {
+					t.Error(err)
+				}
+			}
+		}(w)
+	}
+	wg.Wait()
+	if err := s.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	n, errs := a.get()
+	if n != workers*batches || len(errs) > 0 {
+		t.Fatalf("%d acks (want %d), errors %v", n, workers*batches, errs)
+	}
+	for b, k := range a.seen {
+		if k != 1 {
+			t.Fatalf("batch %s[%d] acked %d times", b.Split, b.Start, k)
+		}
+	}
+	lines := readLines(t, path)
+	if got := len(lines) + dl.count(); got != workers*batches*rows {
+		t.Fatalf("%d lines + %d dead letters != %d rows", len(lines), dl.count(), workers*batches*rows)
+	}
+	if want := workers * batches * rows / 7; dl.count() < want || dl.count() > want+workers*batches {
+		t.Fatalf("%d dead letters", dl.count())
+	}
+	ids := map[string]bool{}
+	for _, m := range lines {
+		ids[m["messageId"].(string)] = true
+		if m["event"] != "Viewed \"page\"\n" {
+			t.Fatalf("event %q", m["event"])
+		}
+	}
+	if len(ids) != len(lines) {
+		t.Fatalf("%d distinct messageIds for %d lines", len(ids), len(lines))
+	}
+	for _, r := range dl.rows {
+		if r.Row%7 != 3 || r.Reason != "track message has no event" || r.Stage != "sink" {
+			t.Fatalf("unexpected reject %+v", r)
+		}
+	}
+}
+
+func TestLinesAreWhatTheEncoderSends(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	path := filepath.Join(t.TempDir(), "m.ndjson")
+	s, err := New(Options{Path: path, Message: message.Options{Version: "9.9"}}, &pipeline.Env{Name: "p", DeadLetters: &deadLetters{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := makeBatch(mem, "s", 0, 20)
+	var want strings.Builder
+	e := message.NewEncoder(message.Options{Pipeline: "p", Version: "9.9"})
+	if _, err := e.Encode(b, func(_ int, msg []byte) error { want.Write(msg); want.WriteByte('\n'); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Write(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := os.ReadFile(path)
+	if string(got) != want.String() {
+		t.Fatalf("file:\n%s\nencoder:\n%s", got, want.String())
+	}
+}
+
+func TestAckOnlyAfterSync(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	dir := t.TempDir()
+
+	// A long interval: nothing is acked until Close syncs.
+	s, err := New(Options{Path: filepath.Join(dir, "slow.ndjson"), SyncInterval: time.Hour}, &pipeline.Env{Name: "p", DeadLetters: &deadLetters{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var a acks
+	for i := 0; i < 3; i++ {
+		if err := s.Write(context.Background(), a.install(makeBatch(mem, "s", int64(i*10), 10))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, _ := a.get(); n != 0 {
+		t.Fatalf("%d batches acked before any fsync", n)
+	}
+	if err := s.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n, errs := a.get(); n != 3 || errs != nil {
+		t.Fatalf("after Close: %d acks, %v", n, errs)
+	}
+
+	// Interval 0: Write returns with its batch synced and acked.
+	s, err = New(Options{Path: filepath.Join(dir, "each.ndjson")}, &pipeline.Env{Name: "p", DeadLetters: &deadLetters{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b acks
+	if err := s.Write(context.Background(), b.install(makeBatch(mem, "s", 0, 10))); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := b.get(); n != 1 {
+		t.Fatalf("%d acks after a synchronous write", n)
+	}
+	// The ticker acks without more writes.
+	s2, err := New(Options{Path: filepath.Join(dir, "tick.ndjson"), SyncInterval: time.Millisecond}, &pipeline.Env{Name: "p", DeadLetters: &deadLetters{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c acks
+	if err := s2.Write(context.Background(), c.install(makeBatch(mem, "s", 0, 10))); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		if n, _ := c.get(); n == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("batch never acked by the periodic sync")
+		}
+	}
+	for _, x := range []*Sink{s, s2} {
+		if err := x.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Write after Close is refused, acked with the error and released.
+	var d acks
+	if err := s.Write(context.Background(), d.install(makeBatch(mem, "s", 0, 5))); !errors.Is(err, errClosed) {
+		t.Fatalf("write after close: %v", err)
+	}
+	if n, errs := d.get(); n != 1 || len(errs) != 1 {
+		t.Fatalf("refused batch: %d acks %v", n, errs)
+	}
+}
+
+func TestAppendKeepsCompleteLinesTruncateStartsOver(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	for _, c := range []struct {
+		name     string
+		truncate bool
+		prefix   string
+	}{
+		{"append cuts the torn line", false, "{\"a\":1}\n{\"b\":2}\n"},
+		{"truncate", true, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "m.ndjson")
+			if err := os.WriteFile(path, []byte("{\"a\":1}\n{\"b\":2}\n{\"torn"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			s, err := New(Options{Path: path, Truncate: c.truncate}, &pipeline.Env{Name: "p", DeadLetters: &deadLetters{}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Write(context.Background(), makeBatch(mem, "s", 0, 3)); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Close(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			got, _ := os.ReadFile(path)
+			if !strings.HasPrefix(string(got), c.prefix) || strings.Count(string(got), "\n") != strings.Count(c.prefix, "\n")+3 {
+				t.Fatalf("file:\n%s", got)
+			}
+			readLines(t, path)
+		})
+	}
+	// A file without any newline is cut to nothing in append mode.
+	path := filepath.Join(t.TempDir(), "m.ndjson")
+	os.WriteFile(path, []byte(strings.Repeat("x", 70000)), 0o644)
+	s, err := New(Options{Path: path}, &pipeline.Env{Name: "p", DeadLetters: &deadLetters{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close(context.Background())
+	if st, _ := os.Stat(path); st.Size() != 0 {
+		t.Fatalf("size %d", st.Size())
+	}
+}
+
+func TestFailuresAckWithError(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	dl := &deadLetters{err: errors.New("too many rejects")}
+	s, err := New(Options{Path: filepath.Join(t.TempDir(), "m.ndjson")}, &pipeline.Env{Name: "p", DeadLetters: dl})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(context.Background())
+	var a acks
+	if err := s.Write(context.Background(), a.install(makeBatch(mem, "s", 0, 10))); err == nil || err.Error() != "too many rejects" {
+		t.Fatalf("dead-letter error: %v", err)
+	}
+	// A schema the encoder cannot take (two columns for one path).
+	rb := array.NewRecordBuilder(mem, arrow.NewSchema([]arrow.Field{
+		{Name: "type", Type: arrow.BinaryTypes.String}, {Name: "type", Type: arrow.BinaryTypes.String}}, nil))
+	rb.Field(0).(*array.StringBuilder).Append("track")
+	rb.Field(1).(*array.StringBuilder).Append("track")
+	rec := rb.NewRecord()
+	rb.Release()
+	if err := s.Write(context.Background(), a.install(pipeline.NewBatch("s", 0, rec))); err == nil || !strings.Contains(err.Error(), "two columns write type") {
+		t.Fatalf("schema error: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := s.Write(ctx, a.install(makeBatch(mem, "s", 0, 1))); !errors.Is(err, context.Canceled) {
+		t.Fatalf("canceled: %v", err)
+	}
+	if n, errs := a.get(); n != 3 || len(errs) != 3 {
+		t.Fatalf("%d acks, %d errors", n, len(errs))
+	}
+}
+
+func TestConfig(t *testing.T) {
+	reg := pipeline.NewRegistry()
+	// A source is required by the pipeline file; it is never built here.
+	reg.RegisterSource("none", pipeline.NewSpec("no rows"), func(*pipeline.Conf, *pipeline.Env) (pipeline.Source, error) {
+		return nil, errors.New("not built in this test")
+	})
+	reg.RegisterSink("file", Spec(), NewFromConf)
+	load := func(sink string) (*pipeline.Config, error) {
+		return pipeline.Load("p.yaml", []byte("name: p\nsource: {none: {}}\nsink:\n  file:\n"+sink), pipeline.LoadOptions{Registry: reg})
+	}
+	dir := t.TempDir()
+	cfg, err := load("    path: " + filepath.Join(dir, "o.ndjson") + "\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := cfg.Sink.Conf
+	if c.Duration("sync_interval") != time.Second || c.String("mode") != ModeAuto || c.Int("max_message_bytes") != 32000 {
+		t.Fatalf("defaults: %v %q %d", c.Duration("sync_interval"), c.String("mode"), c.Int("max_message_bytes"))
+	}
+	sk, err := NewFromConf(c, &pipeline.Env{Name: "p", DeadLetters: &deadLetters{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sk.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []struct{ yaml, want string }{
+		{"    mode: overwrite\n    path: x\n", "mode"},
+		{"    sync_interval: -1s\n    path: x\n", "sync_interval"},
+		{"    max_message_bytes: 0\n    path: x\n", "max_message_bytes"},
+		{"    sync_interval: 1s\n", "path"},
+	} {
+		_, err := load(bad.yaml)
+		if err == nil || !strings.Contains(err.Error(), "/sink/file/"+bad.want) {
+			t.Fatalf("%q: %v", bad.yaml, err)
+		}
+	}
+}
+
+// TestModeAutoFollowsTheRun checks that the default mode starts the file
+// over on a new run and keeps it when resuming, and that validate
+// (Offline) never touches it.
+func TestModeAutoFollowsTheRun(t *testing.T) {
+	reg := pipeline.NewRegistry()
+	reg.RegisterSink("file", Spec(), NewFromConf)
+	reg.RegisterSource("none", pipeline.NewSpec("no rows"), func(*pipeline.Conf, *pipeline.Env) (pipeline.Source, error) { return nil, nil })
+	path := filepath.Join(t.TempDir(), "o.ndjson")
+	cfg, err := pipeline.Load("p.yaml", []byte("name: p\nsource: {none: {}}\nsink:\n  file:\n    path: "+path+"\n"), pipeline.LoadOptions{Registry: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		env  pipeline.Env
+		want string
+	}{
+		{pipeline.Env{Name: "p", Offline: true}, "old\n"},
+		{pipeline.Env{Name: "p", Resumed: true}, "old\n"},
+		{pipeline.Env{Name: "p"}, ""},
+	} {
+		if err := os.WriteFile(path, []byte("old\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		tc.env.DeadLetters = &deadLetters{}
+		sk, err := NewFromConf(cfg.Sink.Conf, &tc.env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := sk.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		got, _ := os.ReadFile(path)
+		if string(got) != tc.want {
+			t.Errorf("offline=%v resumed=%v: file %q, want %q", tc.env.Offline, tc.env.Resumed, got, tc.want)
+		}
+	}
+}

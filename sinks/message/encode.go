@@ -1,0 +1,284 @@
+package message
+
+import (
+	"fmt"
+	"unicode/utf8"
+
+	"github.com/apache/arrow/go/v15/arrow"
+	"github.com/backfillhq/backfill/pipeline"
+)
+
+// fail records why the row being encoded cannot be sent.
+func (e *Encoder) fail(col, reason string) {
+	if e.failReason == "" {
+		e.failCol, e.failReason = col, reason
+	}
+}
+
+func (e *Encoder) encode(b *pipeline.Batch, emit func(row int, msg []byte) error) ([]pipeline.Reject, error) {
+	if b == nil || b.Record == nil || b.Record.NumRows() == 0 {
+		return nil, nil
+	}
+	rec := b.Record
+	p, err := e.planFor(rec.Schema())
+	if err != nil {
+		return nil, err
+	}
+	p.bind(rec)
+	e.batch = b
+	defer func() { e.batch = nil }()
+	var rejects []pipeline.Reject
+	n := int(rec.NumRows())
+	for i := 0; i < n; i++ {
+		e.failCol, e.failReason = "", ""
+		buf, ok := e.writeMembers(append(e.buf[:0], '{'), p.root, i, nil)
+		e.buf = buf
+		if !ok {
+			rejects = append(rejects, pipeline.Reject{Row: b.Row(i), Stage: "sink", Column: e.failCol, Reason: e.failReason})
+			continue
+		}
+		buf = append(buf, '}')
+		e.buf = buf
+		col, reason := e.validate(p, i)
+		if reason == "" && len(buf) > e.max {
+			reason = fmt.Sprintf("message is %d bytes, over Segment's %d-byte limit", len(buf), e.max)
+		}
+		if reason != "" {
+			rejects = append(rejects, pipeline.Reject{Row: b.Row(i), Stage: "sink", Column: col, Reason: reason,
+				Message: append([]byte(nil), buf...)})
+			continue
+		}
+		if err := emit(i, buf); err != nil {
+			return rejects, err
+		}
+	}
+	return rejects, nil
+}
+
+// writeNode appends `"key":value` for n, or nothing when the row has no
+// value there. overlay is the value the enclosing JSON column holds at
+// this key, if any.
+func (e *Encoder) writeNode(dst []byte, n *node, row int, overlay []byte) ([]byte, bool) {
+	if len(n.kids) == 0 {
+		if n.w != nil && !n.w.null(row) {
+			return n.w.write(e, append(dst, n.key...), row)
+		}
+		if overlay != nil {
+			dst = append(dst, n.key...)
+			return append(dst, overlay...), true
+		}
+		return dst, true
+	}
+	// An object built from sub-path columns, merged with what a JSON (or
+	// struct) column holds at the same path. The slow path: it parses.
+	own := overlay
+	if own != nil && own[0] != '{' {
+		own = nil // sub-path columns win over a non-object
+	}
+	if n.w != nil && !n.w.null(row) {
+		var ok bool
+		if own, ok = e.objectValue(n, row); !ok {
+			return dst, false
+		}
+	}
+	mark := len(dst)
+	dst = append(dst, n.key...)
+	dst = append(dst, '{')
+	inner := len(dst)
+	dst, ok := e.writeMembers(dst, n, row, own)
+	if !ok {
+		return dst, false
+	}
+	if len(dst) == inner && own == nil {
+		return dst[:mark], true // nothing to say: leave the key out
+	}
+	return append(dst, '}'), true
+}
+
+// objectValue returns the object n's own column holds at row, as JSON.
+func (e *Encoder) objectValue(n *node, row int) ([]byte, bool) {
+	switch w := n.w.(type) {
+	case *jsonW:
+		v, ok := w.value(e, row)
+		if !ok {
+			return nil, false
+		}
+		if v[0] != '{' {
+			e.fail(n.path, fmt.Sprintf("%s holds %s, not an object, so %s.* columns cannot be merged into it", n.path, jsonKind(v), n.path))
+			return nil, false
+		}
+		return v, true
+	case *structW, *mapW:
+		var ok bool
+		n.tmp, ok = w.write(e, n.tmp[:0], row)
+		return n.tmp, ok
+	case *notObjectW:
+		return w.write(e, nil, row)
+	}
+	e.fail(n.path, fmt.Sprintf("%s is not an object, so %s.* columns cannot be merged into it", n.path, n.path))
+	return nil, false
+}
+
+// writeMembers appends the members of n's object: its children, then the
+// members of own (an object's JSON) that no child overrides.
+func (e *Encoder) writeMembers(dst []byte, n *node, row int, own []byte) ([]byte, bool) {
+	var spans []span
+	if own != nil {
+		n.spans = objectSpans(own, n.spans[:0])
+		spans = n.spans
+	}
+	first := true
+	for _, k := range n.kids {
+		var ov []byte
+		for j := range spans {
+			if sp := &spans[j]; !sp.used && sp.keyIs(own, k.name) {
+				ov, sp.used = own[sp.v0:sp.v1], true // the last duplicate wins
+			}
+		}
+		before := len(dst)
+		if !first {
+			dst = append(dst, ',')
+		}
+		start := len(dst)
+		var ok bool
+		if dst, ok = e.writeNode(dst, k, row, ov); !ok {
+			return dst, false
+		}
+		if len(dst) == start {
+			dst = dst[:before]
+		} else {
+			first = false
+		}
+	}
+	for j := range spans {
+		if sp := &spans[j]; !sp.used {
+			if !first {
+				dst = append(dst, ',')
+			}
+			first = false
+			dst = append(dst, own[sp.k0-1:sp.k1+1]...)
+			dst = append(dst, ':')
+			dst = append(dst, own[sp.v0:sp.v1]...)
+		}
+	}
+	return dst, true
+}
+
+// msgIDW writes the messageId column's value, or derives one.
+type msgIDW struct {
+	col  writer // nil without a messageId column
+	enc  *Encoder
+	plan *plan
+}
+
+func (w *msgIDW) bind(a arrow.Array) { w.col.bind(a) }
+func (*msgIDW) null(int) bool        { return false }
+func (w *msgIDW) write(e *Encoder, dst []byte, i int) ([]byte, bool) {
+	if w.col != nil && !w.col.null(i) {
+		return w.col.write(e, dst, i)
+	}
+	e.scr = append(e.scr[:0], e.opts.Pipeline...)
+	if len(w.plan.idCols) == 0 {
+		e.scr = appendSplitName(e.scr[:0], e.opts.Pipeline, e.batch.Split, e.batch.Row(i))
+	} else {
+		e.scr = append(e.scr, "\x00key"...)
+		for _, c := range w.plan.idCols {
+			e.scr = append(e.scr, 0)
+			if c.null(i) {
+				e.scr = append(e.scr, "null"...)
+				continue
+			}
+			var ok bool
+			if e.scr, ok = c.write(e, e.scr, i); !ok {
+				return dst, false
+			}
+		}
+	}
+	dst = append(dst, '"')
+	dst = e.ids.append(dst, e.scr)
+	return append(dst, '"'), true
+}
+
+// field reads a root field as a string: present is false when the row
+// has none, isString false when it is not a string.
+func field(n *node, row int) (s string, present, isString bool) {
+	if n == nil || n.w == nil || len(n.kids) > 0 || n.w.null(row) {
+		return "", false, false
+	}
+	if t, ok := n.w.(texter); ok {
+		return t.text(row), true, true
+	}
+	return "", true, false
+}
+
+// has reports whether a root field is present and a string, or returns a
+// reason when it is present but not a string.
+func has(n *node, row int) (bool, string) {
+	_, ok, isStr := field(n, row)
+	if ok && !isStr {
+		return false, n.path + " is not a string"
+	}
+	return ok, ""
+}
+
+const validTypes = "identify, track, page, screen, group, alias"
+
+// validate applies Segment's message rules to row; it returns the column
+// to blame and why, or an empty reason.
+func (e *Encoder) validate(p *plan, row int) (string, string) {
+	typ, ok, isStr := field(p.typ, row)
+	switch {
+	case !ok:
+		return "type", "message has no type"
+	case !isStr:
+		return "type", "type is not a string"
+	}
+	hasUser, why := has(p.userID, row)
+	if why != "" {
+		return "userId", why
+	}
+	hasAnon, why := has(p.anonID, row)
+	if why != "" {
+		return "anonymousId", why
+	}
+	switch typ {
+	case "track":
+		if ok, why := has(p.event, row); !ok {
+			return "event", or(why, "track message has no event")
+		}
+	case "group":
+		if ok, why := has(p.groupID, row); !ok {
+			return "groupId", or(why, "group message has no groupId")
+		}
+	case "alias":
+		if !hasUser {
+			return "userId", "alias message has no userId"
+		}
+		if ok, why := has(p.prevID, row); !ok {
+			return "previousId", or(why, "alias message has no previousId")
+		}
+	case "identify", "page", "screen":
+	default:
+		return "type", fmt.Sprintf("type %q is not one of %s", typ, validTypes)
+	}
+	if !hasUser && !hasAnon {
+		return "userId", typ + " message has neither userId nor anonymousId"
+	}
+	if mid := p.msgCol.w.(*msgIDW).col; mid != nil && !mid.null(row) {
+		t, ok := mid.(texter)
+		if !ok {
+			return "messageId", "messageId is not a string"
+		}
+		if n := utf8.RuneCountInString(t.text(row)); n >= 100 {
+			return "messageId", fmt.Sprintf("messageId is %d characters; Segment takes fewer than 100", n)
+		}
+	}
+	return "", ""
+}
+
+func or(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}

@@ -1,0 +1,70 @@
+package message
+
+import (
+	"bytes"
+	"encoding/json"
+	"math/rand"
+	"testing"
+)
+
+// appendString must agree with encoding/json (HTML escaping off) on any
+// input, invalid UTF-8 included.
+func TestAppendStringMatchesEncodingJSON(t *testing.T) {
+	r := rand.New(rand.NewSource(1))
+	alphabet := []string{"a", "é", "😀", "\"", "\\", "\n", "\x00", "\x1f", "\x7f", "\xff", "\xc3", "\u2028", "\u2029", "<", "&", "\ufffd", "\xed\xa0\x80"}
+	for i := 0; i < 20000; i++ {
+		var s string
+		for n := r.Intn(12); n > 0; n-- {
+			s += alphabet[r.Intn(len(alphabet))]
+		}
+		var want bytes.Buffer
+		enc := json.NewEncoder(&want)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(s); err != nil {
+			t.Fatal(err)
+		}
+		got := appendString(nil, s)
+		if !bytes.Equal(got, bytes.TrimSuffix(want.Bytes(), []byte("\n"))) {
+			t.Fatalf("%q: got %s want %s", s, got, want.Bytes())
+		}
+	}
+}
+
+// validJSON must accept exactly what encoding/json accepts (it also
+// refuses invalid UTF-8, which encoding/json lets through).
+func TestValidJSONMatchesEncodingJSON(t *testing.T) {
+	for _, s := range []string{
+		`{}`, `[]`, `""`, `0`, `-0`, `1.5e+3`, `1E5`, `true`, `false`, `null`, ` {"a" : [1, 2, {"b": null}] } `,
+		`{"a":"\u00e9\n\"\\\/"}`, "\t\r\n[1]\n",
+		``, ` `, `{`, `}`, `[1,]`, `{"a":1,}`, `{"a"}`, `{a:1}`, `01`, `1.`, `.5`, `-`, `1e`, `+1`, `tru`, `nul`, `"abc`,
+		`"\x"`, `"\u12"`, "\"a\x01\"", `[1 2]`, `{"a":1 "b":2}`, `1 2`, `NaN`, `Infinity`, `'a'`, `[`, `{"a":`,
+	} {
+		_, err := validJSON([]byte(s))
+		if (err == nil) != json.Valid([]byte(s)) {
+			t.Errorf("%q: validJSON err=%v, json.Valid=%v", s, err, json.Valid([]byte(s)))
+		}
+	}
+	if _, err := validJSON([]byte("\"\xff\"")); err == nil {
+		t.Error("invalid UTF-8 accepted")
+	}
+	deep := bytes.Repeat([]byte("["), maxDepth+1)
+	if _, err := validJSON(append(deep, bytes.Repeat([]byte("]"), maxDepth+1)...)); err == nil {
+		t.Error("nesting beyond maxDepth accepted")
+	}
+}
+
+func TestAppendFloatMatchesEncodingJSON(t *testing.T) {
+	for _, f := range []float64{0, 1, -1, 0.1, 1e20, 1e21, 1e-6, 1e-7, 123456789.125, -2.5e-10, 5e300} {
+		want, _ := json.Marshal(f)
+		if got := appendFloat(nil, f, 64); string(got) != string(want) {
+			t.Errorf("%v: got %s want %s", f, got, want)
+		}
+		want32, err := json.Marshal(float32(f))
+		if err != nil {
+			continue // out of float32's range
+		}
+		if got := appendFloat(nil, float64(float32(f)), 32); string(got) != string(want32) {
+			t.Errorf("float32 %v: got %s want %s", f, got, want32)
+		}
+	}
+}

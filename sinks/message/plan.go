@@ -1,0 +1,175 @@
+package message
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/apache/arrow/go/v15/arrow"
+	"github.com/backfillhq/backfill/pipeline/record"
+)
+
+// node is one key of the message tree. A leaf writes its column; an
+// object node writes its children and, when it also has a column (a JSON
+// `properties` next to `properties.plan`), merges that column's members in.
+type node struct {
+	name   string // unescaped key
+	key    []byte // `"name":`
+	path   string // full path, for reasons
+	w      writer // the column's writer; nil when no column sits here
+	obj    bool   // must be an object (properties, traits, context, integrations)
+	kids   []*node
+	spans  []span // the merged object's members, per row (reused)
+	tmp    []byte // a struct/map column encoded for merging (reused)
+	isJSON bool
+}
+
+func (n *node) child(name, path string) *node {
+	for _, k := range n.kids {
+		if k.name == name {
+			return k
+		}
+	}
+	k := &node{name: name, key: append(appendString(nil, name), ':'), path: path}
+	n.kids = append(n.kids, k)
+	return k
+}
+
+type binding struct {
+	col int
+	w   writer
+}
+
+// plan is how one schema is encoded.
+type plan struct {
+	schema *arrow.Schema
+	root   *node
+	binds  []binding
+	// the root fields Segment's rules look at (nil when absent)
+	typ, userID, anonID, event, groupID, prevID, msgCol *node
+	idCols                                              []writer // Options.IDColumns, raw writers
+}
+
+// objectFields must hold objects.
+var objectFields = map[string]bool{record.Properties: true, record.Traits: true, record.Context: true, record.Integrations: true}
+
+// idFields are strings where empty means absent and integers are quoted.
+var idFields = map[string]bool{record.UserID: true, record.AnonymousID: true, record.GroupID: true,
+	record.PreviousID: true, record.Event: true, record.Name: true, record.MessageID: true}
+
+func (e *Encoder) newPlan(s *arrow.Schema) (*plan, error) {
+	p := &plan{schema: s, root: &node{}}
+	raw := map[string]writer{}
+	for i, f := range s.Fields() {
+		parts := record.SplitPath(f.Name)
+		for _, part := range parts {
+			if part == "" {
+				return nil, fmt.Errorf("message: column %q is not a message path (empty key)", f.Name)
+			}
+		}
+		w := newWriter(f.Type, f.Name)
+		raw[f.Name] = w
+		p.binds = append(p.binds, binding{i, w})
+		switch {
+		case strings.HasPrefix(f.Name, "_"):
+			continue // internal
+		case parts[0] == "sentAt":
+			continue // the sender sets it per request
+		case parts[0] == record.Context && len(parts) > 1 && parts[1] == "library":
+			continue // this tool's library wins
+		}
+		n := p.root
+		for j, part := range parts {
+			n = n.child(part, strings.Join(parts[:j+1], "."))
+		}
+		if n.w != nil {
+			return nil, fmt.Errorf("message: two columns write %s", n.path)
+		}
+		n.isJSON = record.IsJSON(f.Type)
+		if len(parts) == 1 && idFields[parts[0]] {
+			switch w.(type) {
+			case *stringW, decimalAppender:
+				w = newIDW(w)
+			case *dictW:
+				if _, ok := w.(*dictW).inner.(*stringW); ok {
+					w = newIDW(w)
+				}
+			}
+		}
+		if len(parts) == 1 && objectFields[parts[0]] {
+			n.obj = true
+			switch jw := w.(type) {
+			case *jsonW:
+				jw.obj = true
+			case *structW, *mapW:
+			default:
+				w = &notObjectW{inner: w, col: f.Name, typ: f.Type}
+			}
+		}
+		n.w = w
+		// The binding must bind the wrapper's inner writer once: wrappers
+		// forward bind, so bind through the outermost one.
+		p.binds[len(p.binds)-1].w = w
+	}
+	for _, c := range e.opts.IDColumns {
+		w, ok := raw[c]
+		if !ok {
+			return nil, fmt.Errorf("message: id column %q is not in the record", c)
+		}
+		p.idCols = append(p.idCols, w)
+	}
+	// Every message gets a messageId and context.library.
+	p.msgCol = p.root.child(record.MessageID, record.MessageID)
+	mid := &msgIDW{col: p.msgCol.w, enc: e, plan: p}
+	p.msgCol.w = mid
+	ctx := p.root.child(record.Context, record.Context)
+	ctx.obj = true
+	lib := ctx.child("library", "context.library")
+	lib.w = &constW{v: e.library}
+	for _, k := range p.root.kids {
+		switch k.name {
+		case record.Type:
+			p.typ = k
+		case record.UserID:
+			p.userID = k
+		case record.AnonymousID:
+			p.anonID = k
+		case record.Event:
+			p.event = k
+		case record.GroupID:
+			p.groupID = k
+		case record.PreviousID:
+			p.prevID = k
+		}
+	}
+	return p, nil
+}
+
+func (p *plan) bind(rec arrow.Record) {
+	for _, b := range p.binds {
+		b.w.bind(rec.Column(b.col))
+	}
+}
+
+// planFor returns the plan of schema s, building it on first sight. Plans
+// are looked up by pointer first (readers reuse one schema), then by
+// equality (transforms may rebuild an equal schema per batch).
+func (e *Encoder) planFor(s *arrow.Schema) (*plan, error) {
+	for i, p := range e.plans {
+		if p.schema == s || p.schema.Equal(s) {
+			p.schema = s
+			if i > 0 {
+				e.plans[0], e.plans[i] = p, e.plans[0]
+			}
+			return p, nil
+		}
+	}
+	p, err := e.newPlan(s)
+	if err != nil {
+		return nil, err
+	}
+	if len(e.plans) >= 8 {
+		e.plans = e.plans[:7]
+	}
+	e.plans = append([]*plan{p}, e.plans...)
+	return p, nil
+}
