@@ -246,6 +246,13 @@ func Run(ctx context.Context, cfg *Config, opts RunOptions) (rep *Report, err er
 	log := opts.Logger
 	start := time.Now()
 	rep = &Report{Pipeline: cfg.Name, StartedAt: start.UTC(), Status: "ok"}
+	defer func() { // errors before the workers start
+		if err != nil && rep.Status == "ok" {
+			rep.Status, rep.Error = "failed", err.Error()
+			rep.FinishedAt = time.Now().UTC()
+			rep.Seconds = time.Since(start).Seconds()
+		}
+	}()
 
 	store := opts.Store
 	if store == nil && !opts.DryRun {

@@ -11,6 +11,10 @@ bash scripts/install-minio.sh
 echo "== go vet"
 go vet ./...
 
-echo "== go test (race detector on)"
-# -p 2: two packages at a time on a 2-core machine; -timeout caps a hang.
-go test -race -p 2 -timeout 15m -count=1 "$@" ./...
+echo "== go test, race detector on"
+# -short leaves out the few slow end-to-end tests, run next without the
+# race detector (which would make them minutes long).
+go test -race -short -p 2 -timeout 15m -count=1 "$@" ./...
+
+echo "== go test, slow end-to-end tests"
+go test -p 1 -timeout 10m -count=1 -run 'TestLarge|TestKilled|EndToEnd' "$@" ./...

@@ -62,6 +62,9 @@ func parseLiteral(s string) (any, error) {
 			if err != nil {
 				t, err = time.Parse("2006-01-02 15:04:05.999999Z07:00", m[2])
 			}
+			if err != nil { // BigQuery also takes a bare date: midnight UTC
+				t, err = time.Parse("2006-01-02", m[2])
+			}
 			if err != nil {
 				return nil, fmt.Errorf("timestamp literal %q: %v", m[2], err)
 			}

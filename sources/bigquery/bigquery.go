@@ -58,6 +58,11 @@ const (
 	keyStreams       = "streams"
 	keyCursor        = "cursor"
 	keyCursorPending = "cursor_pending"
+	// keyFinished holds the split IDs of a finished non-incremental run
+	// and keyFinishedFor what it read, so a rerun finds them done instead
+	// of reading the table again (its session may have expired).
+	keyFinished    = "finished_splits"
+	keyFinishedFor = "finished_for"
 )
 
 // sessionMargin is how long a stored session must still live to be
@@ -444,6 +449,17 @@ func (s *Source) snapshotTime() (time.Time, error) {
 // Splits finds (or runs) what to read, then reuses the stored read session
 // or creates one; each stream is a split.
 func (s *Source) Splits(ctx context.Context) ([]pipeline.Split, error) {
+	if ids := s.get(keyFinished); ids != "" {
+		if s.get(keyFinishedFor) != s.readKey() {
+			return nil, fmt.Errorf("bigquery: the table, query, columns or where changed since this pipeline finished; " +
+				"rerun with --fresh to read again")
+		}
+		var splits []pipeline.Split
+		for _, id := range strings.Split(ids, ",") {
+			splits = append(splits, pipeline.Split{ID: id, Rows: -1, Bytes: -1})
+		}
+		return splits, nil
+	}
 	if err := s.connect(ctx); err != nil {
 		return nil, err
 	}
@@ -492,6 +508,12 @@ func (s *Source) Splits(ctx context.Context) ([]pipeline.Split, error) {
 		splits[i] = pipeline.Split{ID: fmt.Sprintf("bq-%s-%d", tag, i), Rows: -1, Bytes: -1, Info: st}
 	}
 	return splits, nil
+}
+
+// readKey fingerprints what the config asks to read.
+func (s *Source) readKey() string {
+	b, _ := json.Marshal([]any{s.table.String(), s.query, s.params, s.columns, s.where})
+	return shortHash(string(b))
 }
 
 func shortHash(s string) string {
@@ -727,6 +749,15 @@ func (s *Source) Finish(ctx context.Context) error {
 		if v := s.get(keyCursorPending); v != "" {
 			s.env.State.Set(keyCursor, v)
 		}
+	} else if s.session != nil {
+		// Not incremental: the next run has nothing left to read.
+		tag := shortHash(s.session.name)
+		ids := make([]string, len(s.session.streams))
+		for i := range ids {
+			ids[i] = fmt.Sprintf("bq-%s-%d", tag, i)
+		}
+		s.env.State.Set(keyFinished, strings.Join(ids, ","))
+		s.env.State.Set(keyFinishedFor, s.readKey())
 	}
 	for _, k := range []string{keySnapshot, keyJobID, keyJobLocation, keySession, keySessionKey, keySessionExpire, keyStreams, keyCursorPending} {
 		s.env.State.Set(k, "")

@@ -1,0 +1,133 @@
+package s3
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"path"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go"
+
+	"github.com/backfillhq/backfill/pipeline"
+)
+
+// `state: s3://bucket/prefix` keeps checkpoints in S3, so the workers of a
+// sharded run (or a CronJob whose pods come and go) share them. Client
+// settings come from the URL's query: endpoint, path_style, region,
+// profile, anonymous; credentials from the default chain.
+func init() { pipeline.RegisterCheckpointStore("s3", OpenCheckpointStore) }
+
+// CheckpointStore is a checkpoint kept as one S3 object per shard. Writes
+// are conditional on the ETag last seen, so two runs of the same shard
+// cannot silently overwrite each other's progress.
+type CheckpointStore struct {
+	client *s3.Client
+	bucket string
+	key    string
+	creds  *credsInfo
+	mu     sync.Mutex
+	etag   string // of the object as last loaded or saved; "" = none yet
+	loaded bool
+}
+
+// OpenCheckpointStore opens the store a state URL names.
+func OpenCheckpointStore(ctx context.Context, stateURL, name string, shard, shards int) (pipeline.CheckpointStore, error) {
+	u, err := url.Parse(stateURL)
+	if err != nil || u.Host == "" {
+		return nil, fmt.Errorf("state %q: want s3://bucket/prefix", stateURL)
+	}
+	q := u.Query()
+	cc := clientConf{region: q.Get("region"), profile: q.Get("profile"), endpoint: q.Get("endpoint"), maxAttempts: 5}
+	for k, dst := range map[string]*bool{"path_style": &cc.pathStyle, "anonymous": &cc.anonymous} {
+		if v := q.Get(k); v != "" {
+			if *dst, err = strconv.ParseBool(v); err != nil {
+				return nil, fmt.Errorf("state %q: %s=%q is not true or false", redactURL(u), k, v)
+			}
+		}
+	}
+	for k := range q {
+		switch k {
+		case "region", "profile", "endpoint", "path_style", "anonymous":
+		default:
+			return nil, fmt.Errorf("state %q: unknown option %q (known: endpoint, path_style, region, profile, anonymous)", redactURL(u), k)
+		}
+	}
+	client, info, _, err := newClient(ctx, cc)
+	if err != nil {
+		return nil, err
+	}
+	key := path.Join(strings.Trim(u.Path, "/"), name, pipeline.CheckpointFile(shard, shards))
+	return &CheckpointStore{client: client, bucket: u.Host, key: key, creds: info}, nil
+}
+
+func redactURL(u *url.URL) string { c := *u; c.User = nil; return c.String() }
+
+// Location names the object.
+func (s *CheckpointStore) Location() string { return "s3://" + s.bucket + "/" + s.key }
+
+// Load reads the checkpoint; nil when there is none yet.
+func (s *CheckpointStore) Load() (*pipeline.Checkpoint, error) {
+	ctx := context.Background()
+	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.bucket, Key: &s.key})
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.loaded = true
+	if err != nil {
+		var nsk *types.NoSuchKey
+		if errors.As(err, &nsk) {
+			s.etag = ""
+			return nil, nil
+		}
+		return nil, s.wrap("reading", err)
+	}
+	defer out.Body.Close()
+	data, err := io.ReadAll(out.Body)
+	if err != nil {
+		return nil, s.wrap("reading", err)
+	}
+	s.etag = aws.ToString(out.ETag)
+	return pipeline.DecodeCheckpoint(data, s.Location())
+}
+
+// Save writes the checkpoint if nobody else wrote it since this store
+// last did.
+func (s *CheckpointStore) Save(c *pipeline.Checkpoint) error {
+	data, err := pipeline.EncodeCheckpoint(c)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	in := &s3.PutObjectInput{Bucket: &s.bucket, Key: &s.key, Body: bytes.NewReader(data),
+		ContentType: aws.String("application/json")}
+	switch {
+	case s.etag != "":
+		in.IfMatch = aws.String(s.etag)
+	case s.loaded:
+		in.IfNoneMatch = aws.String("*")
+	}
+	out, err := s.client.PutObject(context.Background(), in)
+	if err != nil {
+		var ae smithy.APIError
+		if errors.As(err, &ae) && (ae.ErrorCode() == "PreconditionFailed" || ae.ErrorCode() == "ConditionalRequestConflict") {
+			return fmt.Errorf("checkpoint %s was written by another run of the same pipeline and shard since this one "+
+				"read it; stop the other run (or give each worker its own --shard)", s.Location())
+		}
+		return s.wrap("writing", err)
+	}
+	s.etag = aws.ToString(out.ETag)
+	return nil
+}
+
+func (s *CheckpointStore) wrap(op string, err error) error {
+	return fmt.Errorf("%s checkpoint %s: %w [credentials: %s]", op, s.Location(), err, s.creds)
+}

@@ -1,0 +1,60 @@
+package s3_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/backfillhq/backfill/internal/s3test"
+	"github.com/backfillhq/backfill/pipeline"
+	_ "github.com/backfillhq/backfill/sources/s3"
+)
+
+func TestCheckpointStoreOnS3(t *testing.T) {
+	srv := s3test.Start(t)
+	srv.CreateBucket(t, "state")
+	t.Setenv("AWS_ACCESS_KEY_ID", srv.AccessKey)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", srv.SecretKey)
+	ctx := context.Background()
+	url := "s3://state/backfills?endpoint=" + srv.Endpoint + "&path_style=true&region=us-east-1"
+
+	a, err := pipeline.OpenCheckpointStore(ctx, url, "orders", 1, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Location() != "s3://state/backfills/orders/checkpoint-shard-1-of-4.json" {
+		t.Fatalf("location %s", a.Location())
+	}
+	if c, err := a.Load(); err != nil || c != nil {
+		t.Fatalf("empty store: %v %v", c, err)
+	}
+	cp := &pipeline.Checkpoint{Version: 1, Name: "orders", Splits: map[string]pipeline.SplitState{"s3://b/k": {Offset: 42}}}
+	if err := a.Save(cp); err != nil {
+		t.Fatal(err)
+	}
+	cp.Splits["s3://b/k"] = pipeline.SplitState{Offset: 100, Done: true}
+	if err := a.Save(cp); err != nil {
+		t.Fatal(err)
+	}
+
+	// A second run of the same shard reads the progress...
+	b, _ := pipeline.OpenCheckpointStore(ctx, url, "orders", 1, 4)
+	got, err := b.Load()
+	if err != nil || got.Splits["s3://b/k"] != (pipeline.SplitState{Offset: 100, Done: true}) {
+		t.Fatalf("loaded %+v, %v", got, err)
+	}
+	// ...and once it has written, the first run may not overwrite it.
+	got.Splits["s3://b/other"] = pipeline.SplitState{Offset: 7}
+	if err := b.Save(got); err != nil {
+		t.Fatal(err)
+	}
+	err = a.Save(cp)
+	if err == nil || !strings.Contains(err.Error(), "another run") {
+		t.Fatalf("concurrent writer not detected: %v", err)
+	}
+
+	if _, err := pipeline.OpenCheckpointStore(ctx, "s3://state/x?endpont=y", "orders", 0, 1); err == nil ||
+		!strings.Contains(err.Error(), `unknown option "endpont"`) {
+		t.Fatalf("bad option: %v", err)
+	}
+}
