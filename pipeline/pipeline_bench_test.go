@@ -1,0 +1,65 @@
+package pipeline_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/backfillhq/backfill/internal/sampledata"
+	"github.com/backfillhq/backfill/pipeline"
+	_ "github.com/backfillhq/backfill/sinks/file"
+	_ "github.com/backfillhq/backfill/sources/file"
+	_ "github.com/backfillhq/backfill/transforms"
+)
+
+// BenchmarkParquetMapFileSink runs the whole engine on 1M rows: a Parquet
+// dump read a row group at a time, map and timestamp transforms, encoded
+// into the file sink. One op is one full run.
+func BenchmarkParquetMapFileSink(b *testing.B) {
+	const rows = 1_000_000
+	dir := b.TempDir()
+	in := filepath.Join(dir, "orders.parquet")
+	f, err := os.Create(in)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := sampledata.WriteOrdersParquet(f, rows, 1); err != nil {
+		b.Fatal(err)
+	}
+	f.Close()
+	yaml := fmt.Sprintf(`name: bench
+source: {file: {path: %s}}
+transforms:
+  - map:
+      type: track
+      event: event_name
+      userId: customer_id
+      anonymousId: anonymous_id
+      timestamp: created_at
+      properties: {order_id: order_id, total: amount, currency: currency, plan: plan}
+      context: {ip: ip, userAgent: user_agent}
+      traits: {email: email}
+  - timestamp: {field: timestamp}
+sink: {file: {path: %s/out.ndjson}}
+state: %s/state
+`, in, dir, dir)
+	cfg, err := pipeline.Load("bench.yaml", []byte(yaml), pipeline.LoadOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		rep, err := pipeline.Run(context.Background(), cfg, pipeline.RunOptions{Fresh: true})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if rep.RowsDelivered != rows {
+			b.Fatalf("delivered %d rows", rep.RowsDelivered)
+		}
+	}
+	b.ReportMetric(float64(rows*b.N)/b.Elapsed().Seconds(), "rows/s")
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(rows*b.N), "ns/row")
+}
