@@ -1,0 +1,196 @@
+// Command client sends the benchmark's Parquet file to a receiver, either
+// through backfill's segment sink or through analytics-go v3.3.0, and prints
+// one JSON line: rows, seconds, events/s. Run it under /usr/bin/time -v for
+// CPU time and peak RSS.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"runtime/pprof"
+	"sync/atomic"
+	"time"
+
+	"github.com/apache/arrow/go/v15/arrow"
+	"github.com/apache/arrow/go/v15/arrow/array"
+	analytics "github.com/segmentio/analytics-go/v3"
+
+	"github.com/backfillhq/backfill/bench/internal/events"
+	"github.com/backfillhq/backfill/pipeline"
+	"github.com/backfillhq/backfill/sinks/segment"
+)
+
+type result struct {
+	Mode     string  `json:"mode"`
+	Rows     int64   `json:"rows"`
+	Sent     int64   `json:"sent"`
+	Failed   int64   `json:"failed"`
+	Seconds  float64 `json:"seconds"`
+	EventsPS float64 `json:"events_per_s"`
+	Received int64   `json:"received"` // the receiver's message count delta
+}
+
+func main() {
+	mode := flag.String("mode", "backfill", "backfill, analytics or read (read Parquet only)")
+	path := flag.String("file", "events.parquet", "Parquet input")
+	url := flag.String("url", "", "receiver base URL")
+	gz := flag.Bool("gzip", true, "backfill: gzip bodies")
+	level := flag.Int("level", 1, "backfill: gzip level")
+	conc := flag.Int("concurrency", 4, "backfill: requests in flight")
+	batch := flag.Int("batch", 100, "analytics: BatchSize")
+	repeat := flag.Int("repeat", 1, "backfill: send the file this many times (as distinct splits), to check memory stays flat")
+	prof := flag.String("cpuprofile", "", "write a CPU profile here")
+	flag.Parse()
+	if *prof != "" {
+		f, err := os.Create(*prof)
+		if err != nil {
+			log.Fatal(err)
+		}
+		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
+
+	before := received(*url)
+	start := time.Now()
+	var res result
+	var err error
+	switch *mode {
+	case "backfill":
+		res, err = runBackfill(*path, *url, *gz, *level, *conc, *repeat)
+	case "analytics":
+		res, err = runAnalytics(*path, *url, *batch)
+	case "read":
+		res, err = runRead(*path)
+	default:
+		err = fmt.Errorf("unknown mode %q", *mode)
+	}
+	if err != nil {
+		pprof.StopCPUProfile()
+		log.Fatal(err)
+	}
+	res.Seconds = time.Since(start).Seconds()
+	res.EventsPS = float64(res.Rows) / res.Seconds
+	if *url != "" {
+		res.Received = received(*url) - before
+	}
+	json.NewEncoder(os.Stdout).Encode(res)
+}
+
+func received(url string) int64 {
+	if url == "" {
+		return 0
+	}
+	resp, err := http.Get(url + "/stats")
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	var st struct{ Messages int64 }
+	json.NewDecoder(resp.Body).Decode(&st)
+	return st.Messages
+}
+
+func runRead(path string) (result, error) {
+	var rows int64
+	err := events.Read(context.Background(), path, 8192, func(rec arrow.Record) error {
+		rows += rec.NumRows()
+		rec.Release()
+		return nil
+	})
+	return result{Mode: "read", Rows: rows}, err
+}
+
+func runBackfill(path, url string, gz bool, level, conc, repeat int) (result, error) {
+	res := result{Mode: fmt.Sprintf("backfill gzip=%v", gz)}
+	var failed atomic.Int64
+	s, err := segment.New(segment.Options{Endpoint: url, WriteKey: "bench", Gzip: gz, GzipLevel: level,
+		Concurrency: conc}, &pipeline.Env{Name: "bench", Version: "bench"})
+	if err != nil {
+		return res, err
+	}
+	ctx := context.Background()
+	var rows int64
+	for r := 0; r < repeat && err == nil; r++ {
+		split, offset := fmt.Sprintf("events.parquet#%d", r), int64(0)
+		err = events.Read(ctx, path, 8192, func(rec arrow.Record) error {
+			b := pipeline.NewBatch(split, offset, rec)
+			offset += rec.NumRows()
+			rows += rec.NumRows()
+			b.SetAck(func(err error) {
+				if err != nil {
+					failed.Add(1)
+				}
+			})
+			return s.Write(ctx, b)
+		})
+	}
+	if cerr := s.Close(ctx); err == nil {
+		err = cerr
+	}
+	st := s.Stats()
+	res.Rows, res.Sent, res.Failed = rows, st["events_sent"], failed.Load()+st["dead_lettered"]
+	return res, err
+}
+
+type callback struct{ ok, failed atomic.Int64 }
+
+func (c *callback) Success(analytics.Message)        { c.ok.Add(1) }
+func (c *callback) Failure(analytics.Message, error) { c.failed.Add(1) }
+
+type quiet struct{}
+
+func (quiet) Logf(string, ...interface{})   {}
+func (quiet) Errorf(string, ...interface{}) {}
+
+// runAnalytics sends the same rows the way analytics-go's users do: one
+// Track per row, properties in a map, through Enqueue.
+func runAnalytics(path, url string, batchSize int) (result, error) {
+	res := result{Mode: fmt.Sprintf("analytics-go batch=%d", batchSize)}
+	cb := &callback{}
+	c, err := analytics.NewWithConfig("bench", analytics.Config{Endpoint: url, BatchSize: batchSize,
+		Interval: 5 * time.Second, Callback: cb, Logger: quiet{}})
+	if err != nil {
+		return res, err
+	}
+	var rows int64
+	err = events.Read(context.Background(), path, 8192, func(rec arrow.Record) error {
+		defer rec.Release()
+		str := func(i int) *array.String { return rec.Column(i).(*array.String) }
+		ts := rec.Column(4).(*array.Timestamp)
+		rev := rec.Column(6).(*array.Float64)
+		qty := rec.Column(8).(*array.Int64)
+		for i := 0; i < int(rec.NumRows()); i++ {
+			err := c.Enqueue(analytics.Track{
+				Event:       str(1).Value(i),
+				UserId:      str(2).Value(i),
+				AnonymousId: str(3).Value(i),
+				Timestamp:   time.UnixMilli(int64(ts.Value(i))).UTC(),
+				Properties: analytics.NewProperties().
+					Set("orderId", str(5).Value(i)).
+					Set("revenue", rev.Value(i)).
+					Set("currency", str(7).Value(i)).
+					Set("quantity", qty.Value(i)).
+					Set("coupon", str(9).Value(i)),
+				Context: &analytics.Context{IP: net.ParseIP(str(10).Value(i)),
+					Page: analytics.PageInfo{Path: str(11).Value(i)}},
+			})
+			if err != nil {
+				return err
+			}
+			rows++
+		}
+		return nil
+	})
+	if cerr := c.Close(); err == nil && cerr != nil && cerr != io.EOF {
+		err = cerr
+	}
+	res.Rows, res.Sent, res.Failed = rows, cb.ok.Load(), cb.failed.Load()
+	return res, err
+}

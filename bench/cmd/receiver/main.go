@@ -1,0 +1,35 @@
+// Command receiver runs the Segment-compatible test receiver in its own
+// process, so the client's CPU and memory can be measured apart from it. It
+// prints its base URL on stdout; GET /stats returns its counters as JSON.
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"log"
+	"net"
+	"net/http"
+	"os"
+
+	"github.com/backfillhq/backfill/internal/segmenttest"
+)
+
+func main() {
+	addr := flag.String("addr", "127.0.0.1:0", "listen address")
+	validate := flag.Bool("validate", false, "decode and validate every message (more receiver CPU)")
+	flag.Parse()
+	rcv := segmenttest.NewHandler(segmenttest.Options{CountOnly: true, SkipValidation: !*validate})
+	mux := http.NewServeMux()
+	mux.Handle("/v1/", rcv)
+	mux.HandleFunc("/stats", func(w http.ResponseWriter, _ *http.Request) {
+		json.NewEncoder(w).Encode(rcv.Stats())
+	})
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Fprintf(os.Stdout, "http://%s\n", ln.Addr())
+	os.Stdout.Sync()
+	log.Fatal(http.Serve(ln, mux))
+}

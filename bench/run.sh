@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Compares backfill's segment sink with analytics-go v3.3.0 on the same
+# Parquet file and the same local receiver (a separate process, so the
+# client's CPU and peak RSS are its own). Repetitions are interleaved; compare
+# ratios within one run.
+#   ROWS=1000000 REPS=3 bench/run.sh
+set -euo pipefail
+cd "$(dirname "$0")"
+ROWS=${ROWS:-1000000}
+REPS=${REPS:-3}
+WORK=${WORK:-$(mktemp -d)}
+mkdir -p "$WORK"
+go build -o "$WORK/receiver" ./cmd/receiver
+go build -o "$WORK/client" ./cmd/client
+go build -o "$WORK/gen" ./cmd/gen
+DATA=${DATA:-$WORK/events-$ROWS.parquet}
+[ -f "$DATA" ] || "$WORK/gen" -rows "$ROWS" -out "$DATA"
+
+"$WORK/receiver" >"$WORK/receiver.url" &
+RECV=$!
+trap 'kill $RECV 2>/dev/null || true' EXIT
+for _ in $(seq 50); do [ -s "$WORK/receiver.url" ] && break; sleep 0.1; done
+URL=$(head -1 "$WORK/receiver.url")
+
+configs=(
+  "read|-mode read"
+  "backfill gzip|-mode backfill -gzip=true"
+  "backfill plain|-mode backfill -gzip=false"
+  "analytics-go batch=100|-mode analytics -batch 100"
+  "analytics-go batch=500|-mode analytics -batch 500"
+)
+printf '%-24s %4s %10s %10s %12s %10s %10s\n' path rep events/s wall_s cpu_us/event rss_MB received
+for rep in $(seq "$REPS"); do
+  for c in "${configs[@]}"; do
+    name=${c%%|*}; args=${c#*|}
+    # shellcheck disable=SC2086
+    /usr/bin/time -v "$WORK/client" -file "$DATA" -url "$URL" $args >"$WORK/out.json" 2>"$WORK/time.txt"
+    user=$(awk -F': ' '/User time/ {print $2}' "$WORK/time.txt")
+    sys=$(awk -F': ' '/System time/ {print $2}' "$WORK/time.txt")
+    rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$WORK/time.txt")
+    python3 - "$WORK/out.json" "$user" "$sys" "$rss" "$name" "$rep" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+user, sys_, rss = float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
+rows = r["rows"] or 1
+print("%-24s %4s %10.0f %10.2f %12.2f %10.0f %10d" % (sys.argv[5], sys.argv[6], r["events_per_s"], r["seconds"],
+      (user + sys_) / rows * 1e6, rss / 1024, r["received"]))
+if r["mode"] != "read" and (r["received"] != rows or r["failed"]):
+    print("  !! %d rows, receiver got %d, %d failed" % (rows, r["received"], r["failed"]))
+PY
+  done
+done

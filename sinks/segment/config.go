@@ -1,0 +1,273 @@
+package segment
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/klauspost/compress/gzip"
+
+	"github.com/backfillhq/backfill/pipeline"
+	"github.com/backfillhq/backfill/sinks/message"
+)
+
+// Segment's limits, strictest reading (shared/docs/segment-wire.md).
+const (
+	MaxBatchEvents  = 2500
+	MaxBatchBytes   = 500_000
+	MaxMessageBytes = 32_000
+
+	DefaultEndpoint = "https://api.segment.io"
+	EUEndpoint      = "https://events.eu1.segmentapis.com"
+)
+
+func between(lo, hi int, why string) func(any) error {
+	return func(v any) error {
+		n := v.(int)
+		if n < lo || n > hi {
+			if why != "" {
+				return fmt.Errorf("%d is out of range: must be between %d and %d (%s)", n, lo, hi, why)
+			}
+			return fmt.Errorf("%d is out of range: must be between %d and %d", n, lo, hi)
+		}
+		return nil
+	}
+}
+
+func nonNegativeDuration(v any) error {
+	if v.(time.Duration) < 0 {
+		return errors.New("must not be negative")
+	}
+	return nil
+}
+
+func positiveDuration(v any) error {
+	if v.(time.Duration) <= 0 {
+		return errors.New("must be positive")
+	}
+	return nil
+}
+
+// BatchBlock is the shared `batch` block: how messages are grouped into
+// requests. Other sinks may mount it too.
+var BatchBlock = pipeline.Object("batch", "how messages are grouped into one request",
+	pipeline.Int("max_events", "messages per request; Segment drops the whole request past 2,500").
+		Default(MaxBatchEvents).Check(between(1, MaxBatchEvents, "Segment drops the events of a larger batch")),
+	pipeline.Int("max_bytes", "uncompressed request body size, sentAt included; Segment answers 400 past 500,000").
+		Default(MaxBatchBytes).Check(between(1024, MaxBatchBytes, "Segment rejects a larger body")),
+	pipeline.Duration("flush_interval", "send a partly filled request after it has waited this long").
+		Default(time.Second).Check(positiveDuration),
+)
+
+// RetryBlock is the shared `request.retry` block.
+var RetryBlock = pipeline.Object("retry", "how failed requests are retried",
+	pipeline.Int("max_attempts", "attempts per request for 5xx, 408 and network errors (429s do not count)").
+		Default(10).Check(between(1, 1000, "")),
+	pipeline.Duration("initial_backoff", "first backoff; it doubles per attempt, with full jitter").
+		Default(200*time.Millisecond).Check(positiveDuration),
+	pipeline.Duration("max_backoff", "cap on one backoff").Default(30*time.Second).Check(positiveDuration),
+	pipeline.Duration("max_retry_after", "cap on a 429's Retry-After wait").Default(60*time.Second).Check(positiveDuration),
+	pipeline.Duration("default_retry_after", "wait after a 429 without Retry-After or X-RateLimit-Reset").
+		Default(time.Second).Check(nonNegativeDuration),
+)
+
+// RequestBlock is the shared `request` block: concurrency, rate and retries.
+var RequestBlock = pipeline.Object("request", "how requests are sent",
+	pipeline.Int("concurrency", "requests in flight at once").Default(4).Check(between(1, 256, "")),
+	pipeline.String("rate_limit", `events per second across the run, "0" for none; "1000", "1000/s" or "60000/m"`).
+		Default("0").Example("1000/s").Check(func(v any) error { _, err := ParseRate(v.(string)); return err }),
+	pipeline.String("requests_rate_limit", `requests per second, "0" for none; same forms as rate_limit`).
+		Default("0").Check(func(v any) error { _, err := ParseRate(v.(string)); return err }),
+	pipeline.Duration("timeout", "one attempt's deadline, response included").Default(30*time.Second).Check(positiveDuration),
+	RetryBlock,
+)
+
+// Spec is the segment sink's declared configuration.
+var Spec = pipeline.NewSpec("sends messages to Segment's HTTP batch API (or a compatible collector)",
+	pipeline.String("endpoint", "the API's base URL; EU workspaces use "+EUEndpoint+" (a write key only works in its region)").
+		Default(DefaultEndpoint).Example(EUEndpoint),
+	pipeline.String("path", "the batch path; /v1/import is a legacy alias").Default("/v1/batch").Enum("/v1/batch", "/v1/import"),
+	pipeline.String("write_key", "the source's write key, sent as Basic auth").Example("${SEGMENT_WRITE_KEY}").Secret(),
+	pipeline.Bool("gzip", "compress request bodies").Default(true),
+	pipeline.Int("gzip_level", "1 (fastest) to 9 (smallest); -2 is Huffman only").Default(1).
+		Check(func(v any) error {
+			if n := v.(int); n != gzip.HuffmanOnly && (n < 1 || n > 9) {
+				return fmt.Errorf("%d is not a gzip level: 1 to 9, or -2 for Huffman only", n)
+			}
+			return nil
+		}),
+	pipeline.Int("max_message_bytes", "largest message; larger rows go to the dead letters").
+		Default(MaxMessageBytes).Check(between(256, MaxMessageBytes, "Segment rejects larger messages")),
+	BatchBlock,
+	RequestBlock,
+).WithDescription(`Rows are encoded into Segment messages, packed into requests within Segment's
+limits (2,500 messages, 500,000 bytes, 32,000 bytes per message), sent by a
+bounded set of senders under an optional rate limit, and acknowledged only once
+Segment answered 2xx or the row is in the dead-letter file. 429s wait for
+Retry-After; 5xx, 408 and network errors back off exponentially; a 400 splits
+the request down to the offending message, which is dead-lettered.`).
+	WithExample("EU workspace at 1,000 events/s", `sink:
+  segment:
+    endpoint: https://events.eu1.segmentapis.com
+    write_key: ${SEGMENT_WRITE_KEY}
+    request:
+      rate_limit: 1000/s
+`)
+
+func init() {
+	pipeline.Default.RegisterSink("segment", Spec, func(c *pipeline.Conf, env *pipeline.Env) (pipeline.Sink, error) {
+		opts, err := OptionsFromConf(c)
+		if err != nil {
+			return nil, err
+		}
+		return New(opts, env)
+	})
+}
+
+// Options configure a Sink built from Go (the config file's fields map to
+// them one to one; OptionsFromConf does it).
+type Options struct {
+	Endpoint  string // base URL
+	Path      string // "/v1/batch" (default) or "/v1/import"
+	WriteKey  string
+	Gzip      bool
+	GzipLevel int // 0 means 1
+
+	MaxEvents     int           // 0 means 2500
+	MaxBytes      int           // 0 means 500,000
+	FlushInterval time.Duration // 0 means 1s
+
+	Concurrency int     // 0 means 4
+	RateLimit   float64 // events/s, 0 = none
+	RequestRate float64 // requests/s, 0 = none
+	Timeout     time.Duration
+
+	MaxAttempts       int
+	InitialBackoff    time.Duration
+	MaxBackoff        time.Duration
+	MaxRetryAfter     time.Duration
+	DefaultRetryAfter time.Duration // < 0 means no wait
+
+	MaxMessageBytes int
+	IDColumns       []string // passed to the message encoder
+}
+
+// OptionsFromConf reads a parsed `segment` config.
+func OptionsFromConf(c *pipeline.Conf) (Options, error) {
+	b, r := c.Object("batch"), c.Object("request")
+	rt := r.Object("retry")
+	o := Options{
+		Endpoint:          strings.TrimRight(c.String("endpoint"), "/"),
+		Path:              c.String("path"),
+		WriteKey:          c.String("write_key"),
+		Gzip:              c.Bool("gzip"),
+		GzipLevel:         c.Int("gzip_level"),
+		MaxEvents:         b.Int("max_events"),
+		MaxBytes:          b.Int("max_bytes"),
+		FlushInterval:     b.Duration("flush_interval"),
+		Concurrency:       r.Int("concurrency"),
+		Timeout:           r.Duration("timeout"),
+		MaxAttempts:       rt.Int("max_attempts"),
+		InitialBackoff:    rt.Duration("initial_backoff"),
+		MaxBackoff:        rt.Duration("max_backoff"),
+		MaxRetryAfter:     rt.Duration("max_retry_after"),
+		DefaultRetryAfter: rt.Duration("default_retry_after"),
+		MaxMessageBytes:   c.Int("max_message_bytes"),
+	}
+	var errs []error
+	if o.WriteKey == "" {
+		errs = append(errs, c.Errorf("write_key", "write_key is empty (hint: write_key: ${SEGMENT_WRITE_KEY})"))
+	}
+	if u, err := url.Parse(o.Endpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		errs = append(errs, c.Errorf("endpoint", "%q is not an http(s) URL, e.g. %s", o.Endpoint, DefaultEndpoint))
+	}
+	o.RateLimit, _ = ParseRate(r.String("rate_limit"))
+	o.RequestRate, _ = ParseRate(r.String("requests_rate_limit"))
+	if o.MaxBackoff < o.InitialBackoff {
+		errs = append(errs, rt.Errorf("max_backoff", "max_backoff (%s) is below initial_backoff (%s)", o.MaxBackoff, o.InitialBackoff))
+	}
+	return o, errors.Join(errs...)
+}
+
+// ParseRate reads "1000", "1000/s", "60000/m" or "3600000/h" as a rate per
+// second. "0" means no limit.
+func ParseRate(s string) (float64, error) {
+	s = strings.TrimSpace(s)
+	num, unit, _ := strings.Cut(s, "/")
+	f, err := strconv.ParseFloat(strings.TrimSpace(num), 64)
+	if err != nil || f < 0 {
+		return 0, fmt.Errorf("%q is not a rate: write e.g. \"1000/s\", \"60000/m\" or \"0\" for none", s)
+	}
+	switch strings.TrimSpace(unit) {
+	case "", "s":
+		return f, nil
+	case "m":
+		return f / 60, nil
+	case "h":
+		return f / 3600, nil
+	}
+	return 0, fmt.Errorf("%q: the unit after '/' is s, m or h", s)
+}
+
+func (o *Options) defaults() error {
+	if o.Endpoint == "" {
+		o.Endpoint = DefaultEndpoint
+	}
+	o.Endpoint = strings.TrimRight(o.Endpoint, "/")
+	if o.Path == "" {
+		o.Path = "/v1/batch"
+	}
+	if o.GzipLevel == 0 {
+		o.GzipLevel = 1
+	}
+	if o.MaxEvents <= 0 {
+		o.MaxEvents = MaxBatchEvents
+	}
+	if o.MaxBytes <= 0 {
+		o.MaxBytes = MaxBatchBytes
+	}
+	if o.FlushInterval <= 0 {
+		o.FlushInterval = time.Second
+	}
+	if o.Concurrency <= 0 {
+		o.Concurrency = 4
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 30 * time.Second
+	}
+	if o.MaxAttempts <= 0 {
+		o.MaxAttempts = 10
+	}
+	if o.InitialBackoff <= 0 {
+		o.InitialBackoff = 200 * time.Millisecond
+	}
+	if o.MaxBackoff <= 0 {
+		o.MaxBackoff = 30 * time.Second
+	}
+	if o.MaxRetryAfter <= 0 {
+		o.MaxRetryAfter = 60 * time.Second
+	}
+	if o.DefaultRetryAfter == 0 {
+		o.DefaultRetryAfter = time.Second
+	}
+	if o.MaxMessageBytes <= 0 {
+		o.MaxMessageBytes = message.DefaultMaxMessageBytes
+	}
+	switch {
+	case o.WriteKey == "":
+		return errors.New("segment: the write key is empty")
+	case o.MaxEvents > MaxBatchEvents:
+		return fmt.Errorf("segment: max_events %d is over Segment's %d", o.MaxEvents, MaxBatchEvents)
+	case o.MaxBytes > MaxBatchBytes:
+		return fmt.Errorf("segment: max_bytes %d is over Segment's %d", o.MaxBytes, MaxBatchBytes)
+	case o.MaxMessageBytes > MaxMessageBytes:
+		return fmt.Errorf("segment: max_message_bytes %d is over Segment's %d", o.MaxMessageBytes, MaxMessageBytes)
+	}
+	if _, err := url.Parse(o.Endpoint + o.Path); err != nil {
+		return fmt.Errorf("segment: endpoint: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,180 @@
+package segment
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/apache/arrow/go/v15/arrow"
+	"github.com/apache/arrow/go/v15/arrow/array"
+	"github.com/apache/arrow/go/v15/arrow/memory"
+
+	"github.com/backfillhq/backfill/pipeline"
+	"github.com/backfillhq/backfill/sinks/message"
+)
+
+// deadLetters collects rejects in memory, the way the runner's file would
+// receive them (a DeadLetters is a plain sink of rows: nothing to fake).
+type deadLetters struct {
+	mu   sync.Mutex
+	rows []pipeline.Reject
+	max  int // > 0: fail past this many, like max_rejects
+}
+
+func (d *deadLetters) Write(_ context.Context, _ string, r pipeline.Reject) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.rows = append(d.rows, r)
+	if d.max > 0 && len(d.rows) > d.max {
+		return fmt.Errorf("too many rejects: %d", len(d.rows))
+	}
+	return nil
+}
+
+func (d *deadLetters) all() []pipeline.Reject {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return append([]pipeline.Reject(nil), d.rows...)
+}
+
+// loadConf parses a sink config the way a pipeline file is parsed.
+func loadConf(t *testing.T, sinkYAML string) (*pipeline.Conf, error) {
+	t.Helper()
+	reg := pipeline.NewRegistry()
+	reg.RegisterSource("stub", pipeline.NewSpec("a source that is never opened"),
+		func(*pipeline.Conf, *pipeline.Env) (pipeline.Source, error) { return nil, nil })
+	reg.RegisterSink("segment", Spec, func(*pipeline.Conf, *pipeline.Env) (pipeline.Sink, error) { return nil, nil })
+	doc := "name: test\nsource:\n  stub: {}\nsink:\n  segment:\n" + indent(sinkYAML, "    ")
+	cfg, err := pipeline.Load("test.yaml", []byte(doc), pipeline.LoadOptions{Registry: reg,
+		LookupEnv: func(string) (string, bool) { return "", false }})
+	if err != nil {
+		return nil, err
+	}
+	return cfg.Sink.Conf, nil
+}
+
+func indent(s, by string) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	for i := range lines {
+		lines[i] = by + lines[i]
+	}
+	return strings.Join(lines, "\n") + "\n"
+}
+
+// newSink builds a sink from YAML config against a receiver.
+func newSink(t *testing.T, url, extra string, dl pipeline.DeadLetters) *Sink {
+	t.Helper()
+	c, err := loadConf(t, "endpoint: "+url+"\nwrite_key: KEY\n"+extra)
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	opts, err := OptionsFromConf(c)
+	if err != nil {
+		t.Fatalf("options: %v", err)
+	}
+	s, err := New(opts, &pipeline.Env{Name: "test", Version: "1.2.3", DeadLetters: dl})
+	if err != nil {
+		t.Fatalf("new: %v", err)
+	}
+	return s
+}
+
+// rowKind says what a generated row is.
+type rowKind int
+
+const (
+	good     rowKind = iota
+	noEvent          // a track without event: the encoder rejects it
+	oversize         // a message over 32,000 bytes
+	big              // a valid message of ~12 KB, to fill requests by bytes
+)
+
+// makeBatch builds rows [start, start+n) of split as a record whose columns
+// are message paths. kind picks each row's shape.
+func makeBatch(mem memory.Allocator, split string, start, n int, kind func(row int) rowKind) *pipeline.Batch {
+	schema := arrow.NewSchema([]arrow.Field{
+		{Name: "type", Type: arrow.BinaryTypes.String},
+		{Name: "userId", Type: arrow.BinaryTypes.String, Nullable: true},
+		{Name: "event", Type: arrow.BinaryTypes.String, Nullable: true},
+		{Name: "timestamp", Type: &arrow.TimestampType{Unit: arrow.Millisecond, TimeZone: "UTC"}},
+		{Name: "properties.n", Type: arrow.PrimitiveTypes.Int64},
+		{Name: "properties.s", Type: arrow.BinaryTypes.String, Nullable: true},
+	}, nil)
+	bld := array.NewRecordBuilder(mem, schema)
+	defer bld.Release()
+	typ := bld.Field(0).(*array.StringBuilder)
+	uid := bld.Field(1).(*array.StringBuilder)
+	ev := bld.Field(2).(*array.StringBuilder)
+	ts := bld.Field(3).(*array.TimestampBuilder)
+	pn := bld.Field(4).(*array.Int64Builder)
+	ps := bld.Field(5).(*array.StringBuilder)
+	base := time.Date(2023, 3, 1, 0, 0, 0, 0, time.UTC).UnixMilli()
+	for i := 0; i < n; i++ {
+		row := start + i
+		k := good
+		if kind != nil {
+			k = kind(row)
+		}
+		typ.Append("track")
+		uid.Append(fmt.Sprintf("user-%d", row%977))
+		if k == noEvent {
+			ev.AppendNull()
+		} else {
+			ev.Append("Order Completed")
+		}
+		ts.Append(arrow.Timestamp(base + int64(row)*1000))
+		pn.Append(int64(row))
+		switch k {
+		case oversize:
+			ps.Append(strings.Repeat("x", 33_000))
+		case big:
+			ps.Append(strings.Repeat("b", 12_000))
+		default:
+			ps.Append("plan-pro")
+		}
+	}
+	rec := bld.NewRecord()
+	return pipeline.NewBatch(split, int64(start), rec)
+}
+
+// acks records every batch's ack: how many times and with what error.
+type acks struct {
+	mu   sync.Mutex
+	n    map[string]int
+	errs map[string]error
+}
+
+func newAcks() *acks { return &acks{n: map[string]int{}, errs: map[string]error{}} }
+
+func (a *acks) watch(b *pipeline.Batch) *pipeline.Batch {
+	key := fmt.Sprintf("%s[%d:%d]", b.Split, b.Start, b.End)
+	b.SetAck(func(err error) {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		a.n[key]++
+		if err != nil {
+			a.errs[key] = err
+		}
+	})
+	return b
+}
+
+func (a *acks) check(t *testing.T, batches int) (ok, failed int) {
+	t.Helper()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(a.n) != batches {
+		t.Errorf("%d batches acked, want %d", len(a.n), batches)
+	}
+	for k, n := range a.n {
+		if n != 1 {
+			t.Errorf("batch %s acked %d times", k, n)
+		}
+	}
+	return len(a.n) - len(a.errs), len(a.errs)
+}
+
+func id(split string, row int) string { return message.DeriveID("test", split, int64(row)) }

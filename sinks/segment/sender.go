@@ -1,0 +1,343 @@
+package segment
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/klauspost/compress/gzip"
+
+	"github.com/backfillhq/backfill/pipeline"
+)
+
+// sender state owned by one goroutine: its compressor and scratch buffers.
+type worker struct {
+	zw      *gzip.Writer
+	zbuf    bytes.Buffer
+	scratch []byte
+	rbody   []byte
+}
+
+func (s *Sink) sender() {
+	defer s.wg.Done()
+	w := &worker{}
+	if s.opts.Gzip {
+		w.zw, _ = gzip.NewWriterLevel(io.Discard, s.opts.GzipLevel)
+	}
+	for r := range s.queue {
+		if err := s.runCtx.Err(); err != nil {
+			// Stopping: keep draining so no Write stays blocked.
+			s.abandon(r, s.stopError())
+			continue
+		}
+		s.deliver(w, r, r.refs, true)
+		s.recycle(r)
+	}
+}
+
+func (s *Sink) stopError() error {
+	if err := s.failure(); err != nil {
+		return err
+	}
+	return context.Canceled
+}
+
+// deliver sends refs (all of r when whole) and accounts for each of them:
+// acked on 2xx, split and resent on 400, dead-lettered when a single
+// message is rejected, nacked on a permanent error.
+func (s *Sink) deliver(w *worker, r *request, refs []msgRef, whole bool) {
+	code, body, err := s.send(w, r, refs, whole)
+	switch {
+	case err != nil:
+		s.fail(err)
+		s.nack(refs, err)
+	case code/100 == 2:
+		s.st.delivered.Add(int64(len(refs)))
+		ack(refs)
+	case len(refs) > 1:
+		// One bad message fails the whole request: halve until it is alone.
+		s.st.splits.Add(1)
+		h := len(refs) / 2
+		s.deliver(w, r, refs[:h], false)
+		s.deliver(w, r, refs[h:], false)
+	default:
+		ref := refs[0]
+		s.st.rejectedHTTP.Add(1)
+		s.deadLetter(s.runCtx, ref.t, pipeline.Reject{Row: ref.row, Stage: "sink",
+			Reason:  fmt.Sprintf("Segment rejected the message with HTTP %d", code),
+			Message: bytes.Clone(r.buf[ref.off:ref.end]), Status: code, Body: body})
+	}
+}
+
+// ack counts delivered rows off their batches, one atomic per run of rows
+// from the same batch.
+func ack(refs []msgRef) {
+	for i := 0; i < len(refs); {
+		t, j := refs[i].t, i+1
+		for j < len(refs) && refs[j].t == t {
+			j++
+		}
+		t.sub(int64(j - i))
+		i = j
+	}
+}
+
+func (s *Sink) nack(refs []msgRef, err error) {
+	var last *tracker
+	for _, ref := range refs {
+		if ref.t != last {
+			ref.t.finish(err)
+			last = ref.t
+		}
+	}
+}
+
+// send posts refs until a final answer: a 2xx, or a 4xx that says the
+// content is bad (code and body returned), or a permanent error (retries
+// exhausted, a configuration error, the run stopping).
+func (s *Sink) send(w *worker, r *request, refs []msgRef, whole bool) (int, string, error) {
+	ctx := s.runCtx
+	failures, limited := 0, 0
+	var lastErr string
+	for {
+		if s.requests != nil {
+			if err := s.requests.Wait(ctx); err != nil {
+				return 0, "", s.stopped(err)
+			}
+		}
+		if s.events != nil {
+			if err := s.events.WaitN(ctx, len(refs)); err != nil {
+				return 0, "", s.stopped(err)
+			}
+		}
+		body := s.body(w, r, refs, whole)
+		code, hdr, rbody, err := s.post(ctx, w, body)
+		s.st.requests.Add(1)
+		s.st.bytes.Add(int64(len(body)))
+		s.st.status(code)
+		var wait time.Duration
+		switch {
+		case err != nil:
+			if ctx.Err() != nil {
+				return 0, "", s.stopped(ctx.Err())
+			}
+			lastErr = err.Error()
+			failures++
+			wait = s.backoff(failures)
+		case code/100 == 2:
+			return code, "", nil
+		case code == http.StatusTooManyRequests:
+			// Rate limited: wait as told, without spending the retry
+			// budget, but do not wait forever on a collector stuck at 429.
+			limited++
+			s.st.rateLimited.Add(1)
+			if limited > 1000 {
+				return 0, "", fmt.Errorf("segment: still rate limited (HTTP 429) after %d attempts", limited)
+			}
+			wait = s.retryAfter(hdr)
+		case code == http.StatusUnauthorized || code == http.StatusForbidden:
+			return 0, "", fmt.Errorf("%w: HTTP %d from %s: the write key is not valid for this endpoint "+
+				"(check write_key, and that the workspace's region matches endpoint: EU workspaces use %s)",
+				ErrConfig, code, s.opts.Endpoint, EUEndpoint)
+		case code == http.StatusNotFound:
+			return 0, "", fmt.Errorf("%w: HTTP 404 from %s: no Segment batch API there (check endpoint and path)",
+				ErrConfig, s.url)
+		case code == http.StatusRequestTimeout || (code >= 500 && code != 501 && code != 505):
+			lastErr = fmt.Sprintf("HTTP %d %s", code, snippet(rbody))
+			failures++
+			wait = s.backoff(failures)
+		case code >= 400 && code < 500:
+			return code, string(rbody), nil
+		default:
+			return 0, "", fmt.Errorf("segment: unexpected HTTP %d from %s: %s", code, s.url, snippet(rbody))
+		}
+		if failures >= s.opts.MaxAttempts {
+			return 0, "", fmt.Errorf("segment: giving up on a request of %d messages after %d attempts: %s",
+				len(refs), failures, lastErr)
+		}
+		s.st.retries.Add(1)
+		s.log.Debug("segment: retrying a request", "status", code, "error", lastErr, "messages", len(refs),
+			"attempt", failures+limited, "wait", wait)
+		if wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return 0, "", s.stopped(ctx.Err())
+			}
+		}
+	}
+}
+
+func (s *Sink) stopped(err error) error {
+	if f := s.failure(); f != nil {
+		return f
+	}
+	return err
+}
+
+func snippet(b []byte) string {
+	const n = 200
+	if len(b) > n {
+		return string(b[:n]) + "..."
+	}
+	return string(b)
+}
+
+// backoff is exponential with full jitter, capped.
+func (s *Sink) backoff(failures int) time.Duration {
+	d := s.opts.InitialBackoff << min(failures-1, 30)
+	if d <= 0 || d > s.opts.MaxBackoff {
+		d = s.opts.MaxBackoff
+	}
+	return time.Duration(rand.Int64N(int64(d) + 1))
+}
+
+// retryAfter reads Retry-After (seconds or an HTTP date) or
+// X-RateLimit-Reset (seconds to wait, or a unix time), capped.
+func (s *Sink) retryAfter(h http.Header) time.Duration {
+	d, ok := time.Duration(0), false
+	if v := strings.TrimSpace(h.Get("Retry-After")); v != "" {
+		if n, err := strconv.ParseFloat(v, 64); err == nil && n >= 0 {
+			d, ok = time.Duration(n*float64(time.Second)), true
+		} else if t, err := http.ParseTime(v); err == nil {
+			d, ok = time.Until(t), true
+		}
+	}
+	if v := strings.TrimSpace(h.Get("X-RateLimit-Reset")); !ok && v != "" {
+		if n, err := strconv.ParseInt(v, 10, 64); err == nil && n >= 0 {
+			switch {
+			case n > 1e12: // unix milliseconds
+				d, ok = time.Until(time.UnixMilli(n)), true
+			case n > 1e9: // unix seconds
+				d, ok = time.Until(time.Unix(n, 0)), true
+			default:
+				d, ok = time.Duration(n)*time.Second, true
+			}
+		}
+	}
+	if !ok {
+		d = s.opts.DefaultRetryAfter
+	}
+	return max(0, min(d, s.opts.MaxRetryAfter))
+}
+
+// body builds the request body with a fresh sentAt (Segment derives the
+// event time from sentAt, so a retry must not reuse an old one), gzipped
+// when configured.
+func (s *Sink) body(w *worker, r *request, refs []msgRef, whole bool) []byte {
+	var raw []byte
+	if whole {
+		// r is owned by this sender now: write the tail in place.
+		end := int(refs[len(refs)-1].end)
+		raw = appendTail(r.buf[:end], time.Now())
+		r.buf = raw
+	} else {
+		raw = append(w.scratch[:0], bodyPrefix...)
+		for i, ref := range refs {
+			if i > 0 {
+				raw = append(raw, ',')
+			}
+			raw = append(raw, r.buf[ref.off:ref.end]...)
+		}
+		raw = appendTail(raw, time.Now())
+		w.scratch = raw
+	}
+	if w.zw == nil {
+		return raw
+	}
+	w.zbuf.Reset()
+	w.zw.Reset(&w.zbuf)
+	w.zw.Write(raw) // writes to a bytes.Buffer cannot fail
+	w.zw.Close()
+	return w.zbuf.Bytes()
+}
+
+func appendTail(b []byte, now time.Time) []byte {
+	b = append(b, `],"sentAt":"`...)
+	b = now.UTC().AppendFormat(b, "2006-01-02T15:04:05.000Z")
+	return append(b, `"}`...)
+}
+
+// post makes one attempt. It always reads the response to its end and
+// closes it, so the connection is reused.
+func (s *Sink) post(ctx context.Context, w *worker, body []byte) (int, http.Header, []byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.url, bytes.NewReader(body))
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	req.Header.Set("Authorization", s.auth)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", s.ua)
+	if w.zw != nil {
+		req.Header.Set("Content-Encoding", "gzip")
+	}
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return 0, nil, nil, errors.Unwrap(err) // drop the *url.Error wrapper: it repeats the URL
+	}
+	defer resp.Body.Close()
+	w.rbody = w.rbody[:0]
+	buf := bytes.NewBuffer(w.rbody)
+	_, err = io.Copy(buf, io.LimitReader(resp.Body, 64<<10))
+	io.Copy(io.Discard, resp.Body)
+	w.rbody = buf.Bytes()
+	if err != nil && resp.StatusCode/100 != 2 {
+		return 0, nil, nil, err
+	}
+	return resp.StatusCode, resp.Header, w.rbody, nil
+}
+
+// stats are the sink's counters, read by Stats.
+type stats struct {
+	batches, batchesAcked, batchesFailed         atomic.Int64
+	delivered, deadLettered, rejectedEncode      atomic.Int64
+	rejectedHTTP, requests, retries, rateLimited atomic.Int64
+	splits, bytes                                atomic.Int64
+	byStatus                                     [600]atomic.Int64
+}
+
+func (st *stats) status(code int) {
+	if code >= 0 && code < len(st.byStatus) {
+		st.byStatus[code].Add(1)
+	}
+}
+
+// Stats returns the sink's counters for the run summary: events delivered
+// (2xx), dead-lettered (rejected by the encoder or by Segment), requests
+// made and by HTTP status ("status_0" are network errors), retries,
+// 429s, 400 splits, bytes sent (as on the wire), batches acked or failed.
+func (s *Sink) Stats() map[string]int64 {
+	st := &s.st
+	m := map[string]int64{
+		"events_sent":     st.delivered.Load(),
+		"dead_lettered":   st.deadLettered.Load(),
+		"rejected_encode": st.rejectedEncode.Load(),
+		"rejected_http":   st.rejectedHTTP.Load(),
+		"requests":        st.requests.Load(),
+		"retries":         st.retries.Load(),
+		"rate_limited":    st.rateLimited.Load(),
+		"splits":          st.splits.Load(),
+		"bytes_sent":      st.bytes.Load(),
+		"batches":         st.batches.Load(),
+		"batches_acked":   st.batchesAcked.Load(),
+		"batches_failed":  st.batchesFailed.Load(),
+	}
+	for code := range st.byStatus {
+		if n := st.byStatus[code].Load(); n > 0 {
+			m["status_"+strconv.Itoa(code)] = n
+		}
+	}
+	return m
+}

@@ -1,0 +1,457 @@
+// Package segment is the sink that delivers messages to Segment's HTTP batch
+// API: encode (sinks/message), pack into requests within Segment's limits,
+// send with bounded concurrency under a rate limit, retry like the official
+// clients, and acknowledge a batch only when each of its rows got a 2xx or is
+// in the dead-letter file.
+package segment
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/backfillhq/backfill/pipeline"
+	"github.com/backfillhq/backfill/sinks/message"
+)
+
+// Sink is the segment sink. Write and Close follow pipeline.Sink.
+type Sink struct {
+	opts   Options
+	env    *pipeline.Env
+	log    *slog.Logger
+	url    string
+	auth   string // precomputed Authorization header; never logged
+	ua     string
+	client *http.Client
+
+	events   *rate.Limiter // nil: no events/s limit
+	requests *rate.Limiter // nil: no requests/s limit
+
+	encoders sync.Pool // *message.Encoder, one per concurrent Write
+	reqPool  sync.Pool // *request with its buffers
+
+	open  chan *request // partly filled requests between Writes
+	queue chan *request // full requests waiting for a sender
+
+	runCtx context.Context // the senders' lifetime; canceled on a fatal error
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // senders
+	flushD chan struct{}  // closed to stop the flusher
+	flushW sync.WaitGroup
+
+	errMu sync.Mutex
+	err   error // first permanent error
+
+	liveMu sync.Mutex
+	live   map[*tracker]struct{}
+
+	closeOnce sync.Once
+	closeErr  error
+	closed    atomic.Bool // Write after Close is refused (the queue is closed)
+
+	st stats
+}
+
+// request is one /v1/batch body under construction or in flight: buf holds
+// `{"batch":[m1,m2,...` (the tail with sentAt is added per attempt) and refs
+// says where each message is and which batch row it belongs to.
+type request struct {
+	buf  []byte
+	refs []msgRef
+	born time.Time // when the first message went in, for flush_interval
+}
+
+type msgRef struct {
+	off, end int32
+	row      int64
+	t        *tracker
+}
+
+const bodyPrefix = `{"batch":[`
+
+// tailLen is len(`],"sentAt":"2006-01-02T15:04:05.000Z"}`): every body
+// ends with it, so it counts against max_bytes.
+const tailLen = len(`],"sentAt":"`) + len("2006-01-02T15:04:05.000Z") + len(`"}`)
+
+// tracker counts a batch's rows that are neither delivered nor dead-lettered
+// yet, plus one guard held while Write is encoding it.
+type tracker struct {
+	b       *pipeline.Batch
+	split   string
+	pending atomic.Int64
+	done    atomic.Bool
+	s       *Sink
+}
+
+// New builds a sink. env.DeadLetters receives rows that cannot be
+// delivered; env.Alloc is not used (the sink only reads records).
+func New(opts Options, env *pipeline.Env) (*Sink, error) {
+	if err := opts.defaults(); err != nil {
+		return nil, err
+	}
+	if env == nil {
+		env = &pipeline.Env{}
+	}
+	s := &Sink{
+		opts:   opts,
+		env:    env,
+		log:    env.Logger,
+		url:    opts.Endpoint + opts.Path,
+		auth:   "Basic " + base64.StdEncoding.EncodeToString([]byte(opts.WriteKey+":")),
+		ua:     "backfill/" + version(env.Version),
+		open:   make(chan *request, 64),
+		queue:  make(chan *request, opts.Concurrency),
+		flushD: make(chan struct{}),
+		live:   map[*tracker]struct{}{},
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	// Keep one idle connection per sender so requests reuse them.
+	tr.MaxIdleConns = 2 * opts.Concurrency
+	tr.MaxIdleConnsPerHost = 2 * opts.Concurrency
+	tr.DisableCompression = true
+	tr.DialContext = (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+	s.client = &http.Client{Transport: tr}
+	if opts.RateLimit > 0 {
+		// A burst of one full request: the long-run rate is exact, and a
+		// request never waits for more tokens than the bucket holds.
+		s.events = rate.NewLimiter(rate.Limit(opts.RateLimit), opts.MaxEvents)
+	}
+	if opts.RequestRate > 0 {
+		s.requests = rate.NewLimiter(rate.Limit(opts.RequestRate), 1)
+	}
+	mopts := message.Options{Pipeline: env.Name, Library: "backfill", Version: env.Version,
+		MaxMessageBytes: opts.MaxMessageBytes, IDColumns: opts.IDColumns}
+	s.encoders.New = func() any { return message.NewEncoder(mopts) }
+	s.reqPool.New = func() any {
+		return &request{buf: make([]byte, 0, opts.MaxBytes+64), refs: make([]msgRef, 0, 256)}
+	}
+	s.runCtx, s.cancel = context.WithCancel(context.Background())
+	for i := 0; i < opts.Concurrency; i++ {
+		s.wg.Add(1)
+		go s.sender()
+	}
+	s.flushW.Add(1)
+	go s.flusher()
+	return s, nil
+}
+
+func version(v string) string {
+	if v == "" {
+		return "dev"
+	}
+	return v
+}
+
+// Write encodes b into requests and returns once every row is queued (it
+// blocks while the send queue is full). b is acknowledged later, from a
+// sender, when its last row is delivered or dead-lettered.
+func (s *Sink) Write(ctx context.Context, b *pipeline.Batch) error {
+	err := s.failure()
+	if err == nil && s.closed.Load() {
+		err = errors.New("segment: Write after Close")
+	}
+	if err != nil {
+		b.Release()
+		b.Ack(err)
+		return err
+	}
+	t := &tracker{b: b, split: b.Split, s: s}
+	t.pending.Store(1)
+	s.liveMu.Lock()
+	s.live[t] = struct{}{}
+	s.liveMu.Unlock()
+	s.st.batches.Add(1)
+
+	enc := s.encoders.Get().(*message.Encoder)
+	req := s.takeOpen()
+	maxBody := s.opts.MaxBytes - tailLen
+	rejects, err := enc.Encode(b, func(row int, msg []byte) error {
+		if len(bodyPrefix)+len(msg)+1 > maxBody {
+			// Larger than a whole request: no request could carry it.
+			t.pending.Add(1)
+			return s.deadLetter(ctx, t, pipeline.Reject{Row: b.Row(row), Stage: "sink",
+				Reason:  fmt.Sprintf("message is %d bytes, more than fits in batch.max_bytes (%d)", len(msg), s.opts.MaxBytes),
+				Message: append([]byte(nil), msg...)})
+		}
+		if len(req.refs) > 0 && (len(req.buf)+1+len(msg) > maxBody || len(req.refs) >= s.opts.MaxEvents) {
+			if err := s.enqueue(ctx, req); err != nil {
+				req = nil
+				return err
+			}
+			req = s.newRequest()
+		}
+		if len(req.refs) == 0 {
+			req.born = time.Now()
+		} else {
+			req.buf = append(req.buf, ',')
+		}
+		off := len(req.buf)
+		req.buf = append(req.buf, msg...)
+		t.pending.Add(1)
+		req.refs = append(req.refs, msgRef{off: int32(off), end: int32(len(req.buf)), row: b.Row(row), t: t})
+		return nil
+	})
+	s.encoders.Put(enc)
+	b.Release() // encoded: the record is no longer needed
+	if req != nil {
+		if perr := s.putOpen(ctx, req); perr != nil && err == nil {
+			err = perr
+		}
+	}
+	s.st.rejectedEncode.Add(int64(len(rejects)))
+	for _, r := range rejects {
+		t.pending.Add(1)
+		if derr := s.deadLetter(ctx, t, r); derr != nil && err == nil {
+			err = derr
+		}
+	}
+	if err != nil {
+		t.finish(err)
+		return err
+	}
+	t.sub(1) // drop the guard: the batch may complete now
+	return nil
+}
+
+// deadLetter writes one row to the dead letters and counts it done. A failure
+// to write (or too many rejects) is permanent: the run stops.
+func (s *Sink) deadLetter(ctx context.Context, t *tracker, r pipeline.Reject) error {
+	if r.Stage == "" {
+		r.Stage = "sink"
+	}
+	var err error
+	if s.env.DeadLetters == nil {
+		err = fmt.Errorf("segment: row %d of %s cannot be delivered (%s) and there is no dead-letter file", r.Row, t.split, r.Reason)
+	} else {
+		err = s.env.DeadLetters.Write(ctx, t.split, r)
+	}
+	if err != nil {
+		s.fail(err)
+		t.finish(err)
+		return err
+	}
+	s.st.deadLettered.Add(1)
+	t.sub(1)
+	return nil
+}
+
+func (t *tracker) sub(n int64) {
+	if t.pending.Add(-n) == 0 {
+		t.finish(nil)
+	}
+}
+
+// finish acks the batch once: nil when every row is accounted for, the error
+// when some row failed for good (those rows are not acknowledged).
+func (t *tracker) finish(err error) {
+	if !t.done.CompareAndSwap(false, true) {
+		return
+	}
+	t.s.liveMu.Lock()
+	delete(t.s.live, t)
+	t.s.liveMu.Unlock()
+	if err == nil {
+		t.s.st.batchesAcked.Add(1)
+	} else {
+		t.s.st.batchesFailed.Add(1)
+	}
+	t.b.Ack(err)
+}
+
+func (s *Sink) newRequest() *request {
+	r := s.reqPool.Get().(*request)
+	r.buf = append(r.buf[:0], bodyPrefix...)
+	r.refs = r.refs[:0]
+	return r
+}
+
+func (s *Sink) recycle(r *request) {
+	for i := range r.refs {
+		r.refs[i].t = nil // let finished batches be collected
+	}
+	r.refs = r.refs[:0]
+	s.reqPool.Put(r)
+}
+
+// takeOpen continues a partly filled request if one is waiting, so requests
+// fill up across batches without a lock per message.
+func (s *Sink) takeOpen() *request {
+	select {
+	case r := <-s.open:
+		return r
+	default:
+		return s.newRequest()
+	}
+}
+
+func (s *Sink) putOpen(ctx context.Context, r *request) error {
+	if len(r.refs) == 0 {
+		s.recycle(r)
+		return nil
+	}
+	select {
+	case s.open <- r:
+		return nil
+	default:
+		return s.enqueue(ctx, r)
+	}
+}
+
+// enqueue hands a request to the senders, blocking while the queue is full:
+// that is the backpressure on readers. If it fails, the request's rows are
+// abandoned (their batches nacked).
+func (s *Sink) enqueue(ctx context.Context, r *request) error {
+	select {
+	case s.queue <- r:
+		return nil
+	case <-ctx.Done():
+		s.abandon(r, ctx.Err())
+		return ctx.Err()
+	case <-s.runCtx.Done():
+		err := s.failure()
+		if err == nil {
+			err = s.runCtx.Err()
+		}
+		s.abandon(r, err)
+		return err
+	}
+}
+
+// abandon nacks the batches of rows that will not be sent.
+func (s *Sink) abandon(r *request, err error) {
+	var last *tracker
+	for _, ref := range r.refs {
+		if ref.t != last {
+			ref.t.finish(err)
+			last = ref.t
+		}
+	}
+	s.recycle(r)
+}
+
+// flusher sends requests that have waited flush_interval in the open pool,
+// so a slow source still gets its rows delivered (and acked) promptly.
+func (s *Sink) flusher() {
+	defer s.flushW.Done()
+	tick := time.NewTicker(s.opts.FlushInterval / 2)
+	defer tick.Stop()
+	for {
+		select {
+		case <-s.flushD:
+			return
+		case <-tick.C:
+		}
+		for n := len(s.open); n > 0; n-- {
+			var r *request
+			select {
+			case r = <-s.open:
+			default:
+			}
+			if r == nil {
+				break
+			}
+			if time.Since(r.born) < s.opts.FlushInterval {
+				if err := s.putOpen(s.runCtx, r); err != nil {
+					return
+				}
+				continue
+			}
+			if err := s.enqueue(s.runCtx, r); err != nil {
+				return
+			}
+		}
+	}
+}
+
+// Close sends the partly filled requests, waits for every request in flight
+// and returns the first permanent error. If ctx ends first, sending stops at
+// once and the undelivered rows' batches are nacked.
+func (s *Sink) Close(ctx context.Context) error {
+	s.closeOnce.Do(func() { s.closeErr = s.close(ctx) })
+	return s.closeErr
+}
+
+func (s *Sink) close(ctx context.Context) error {
+	s.closed.Store(true)
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		select {
+		case <-ctx.Done():
+			s.cancel()
+		case <-done:
+		}
+	}()
+	close(s.flushD)
+	s.flushW.Wait()
+	for {
+		var r *request
+		select {
+		case r = <-s.open:
+		default:
+		}
+		if r == nil {
+			break
+		}
+		if len(r.refs) == 0 {
+			s.recycle(r)
+			continue
+		}
+		s.enqueue(ctx, r) // on failure it nacks the rows itself
+	}
+	close(s.queue)
+	s.wg.Wait()
+	s.cancel()
+	s.client.CloseIdleConnections()
+
+	err := s.failure()
+	if err == nil && ctx.Err() != nil {
+		err = ctx.Err()
+	}
+	// Whatever is still tracked was never fully delivered.
+	s.liveMu.Lock()
+	left := make([]*tracker, 0, len(s.live))
+	for t := range s.live {
+		left = append(left, t)
+	}
+	s.liveMu.Unlock()
+	if len(left) > 0 && err == nil {
+		err = fmt.Errorf("segment: %d batches were not fully delivered", len(left))
+	}
+	for _, t := range left {
+		t.finish(err)
+	}
+	return err
+}
+
+// fail records a permanent error and stops the senders.
+func (s *Sink) fail(err error) {
+	s.errMu.Lock()
+	if s.err == nil {
+		s.err = err
+	}
+	s.errMu.Unlock()
+	s.cancel()
+}
+
+func (s *Sink) failure() error {
+	s.errMu.Lock()
+	defer s.errMu.Unlock()
+	return s.err
+}
+
+// ErrConfig is wrapped by errors that mean the write key, region or
+// endpoint is wrong (HTTP 401, 403, 404): the run cannot succeed.
+var ErrConfig = errors.New("segment rejected the configuration")

@@ -1,0 +1,553 @@
+package segment
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/apache/arrow/go/v15/arrow/memory"
+
+	"github.com/backfillhq/backfill/internal/segmenttest"
+	"github.com/backfillhq/backfill/pipeline"
+)
+
+// Every row ends exactly once, delivered or dead-lettered, through 500s,
+// 429s and dropped connections, with no request over Segment's limits.
+func TestDeliversEveryRowOnceThroughFaults(t *testing.T) {
+	for _, gz := range []bool{true, false} {
+		t.Run(fmt.Sprintf("gzip=%v", gz), func(t *testing.T) {
+			mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+			defer mem.AssertSize(t, 0)
+			srv := segmenttest.NewServer(segmenttest.Options{WriteKeys: []string{"KEY"}, Seed: 42,
+				Fail500: 0.1, Fail429: 0.1, Drop: 0.02, RetryAfter: "0"})
+			defer srv.Close()
+			dl := &deadLetters{}
+			s := newSink(t, srv.URL(), fmt.Sprintf("gzip: %v\nrequest:\n  concurrency: 4\n  retry:\n    initial_backoff: 5ms\n    max_backoff: 50ms\n", gz), dl)
+
+			// 104k rows with gzip; fewer without (same paths, kinder to -race).
+			const splits, batchRows = 4, 4096
+			perSplit := 26_000
+			if !gz {
+				perSplit = 8_000
+			}
+			kind := func(row int) rowKind {
+				switch {
+				case row%9973 == 5:
+					return noEvent
+				case row%7919 == 3:
+					return oversize
+				case row%211 == 7:
+					return big
+				}
+				return good
+			}
+			a := newAcks()
+			var wg sync.WaitGroup
+			var writeErr error
+			var mu sync.Mutex
+			batches := 0
+			for sp := 0; sp < splits; sp++ {
+				split := fmt.Sprintf("split-%d", sp)
+				for start := 0; start < perSplit; start += batchRows {
+					batches++
+				}
+				wg.Add(1)
+				go func() { // two or more writers, as the runner has
+					defer wg.Done()
+					for start := 0; start < perSplit; start += batchRows {
+						n := min(batchRows, perSplit-start)
+						if err := s.Write(context.Background(), a.watch(makeBatch(mem, split, start, n, kind))); err != nil {
+							mu.Lock()
+							writeErr = err
+							mu.Unlock()
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			if writeErr != nil {
+				t.Fatal(writeErr)
+			}
+			if err := s.Close(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			ok, failed := a.check(t, batches)
+			if failed != 0 || ok != batches {
+				t.Errorf("acked ok=%d failed=%d of %d", ok, failed, batches)
+			}
+
+			// Every row: delivered exactly once, or dead-lettered with a reason.
+			dead := map[string]pipeline.Reject{}
+			for _, r := range dl.all() {
+				if r.Reason == "" || r.Stage != "sink" {
+					t.Errorf("dead letter without reason/stage: %+v", r)
+				}
+				dead[fmt.Sprint(r.Row)] = r
+			}
+			ids := srv.IDs()
+			var wantDead, wantSent int
+			for sp := 0; sp < splits; sp++ {
+				split := fmt.Sprintf("split-%d", sp)
+				for row := 0; row < perSplit; row++ {
+					k := kind(row)
+					got := ids[id(split, row)]
+					if k == noEvent || k == oversize {
+						wantDead++
+						if got != 0 {
+							t.Fatalf("%s row %d should be dead-lettered, was delivered %d times", split, row, got)
+						}
+						continue
+					}
+					wantSent++
+					if got != 1 {
+						t.Fatalf("%s row %d delivered %d times, want 1", split, row, got)
+					}
+				}
+			}
+			if got := len(dl.all()); got != wantDead {
+				t.Errorf("%d dead letters, want %d", got, wantDead)
+			}
+			for _, r := range dl.all() {
+				if kind(int(r.Row)) == oversize && !strings.Contains(r.Reason, "bytes") {
+					t.Errorf("oversized row's reason does not say so: %q", r.Reason)
+				}
+			}
+			st := srv.Stats()
+			if st.Violations != 0 {
+				t.Errorf("%d requests over Segment's limits: %v", st.Violations, srv.ViolationList())
+			}
+			if st.Dropped != 0 || st.Duplicates != 0 || st.BadSentAt != 0 {
+				t.Errorf("receiver dropped %d (%v), saw %d duplicates, %d bad sentAt", st.Dropped, st.DroppedReasons, st.Duplicates, st.BadSentAt)
+			}
+			if int(st.Messages) != wantSent {
+				t.Errorf("receiver got %d messages, want %d", st.Messages, wantSent)
+			}
+			if st.ByStatus[500] == 0 || st.ByStatus[429] == 0 || st.ByStatus[0] == 0 {
+				t.Errorf("faults were not exercised: %v", st.ByStatus)
+			}
+			if gz && st.Gzipped != st.Requests {
+				t.Errorf("%d of %d requests gzipped", st.Gzipped, st.Requests)
+			}
+			for ua := range srv.UserAgents() {
+				if ua != "backfill/1.2.3" {
+					t.Errorf("User-Agent %q", ua)
+				}
+			}
+			ss := s.Stats()
+			if ss["events_sent"] != int64(wantSent) || ss["dead_lettered"] != int64(wantDead) || ss["retries"] == 0 {
+				t.Errorf("sink stats %v", ss)
+			}
+			t.Logf("rows=%d sent=%d dead=%d requests=%d statuses=%v", splits*perSplit, wantSent, wantDead, st.Requests, st.ByStatus)
+		})
+	}
+}
+
+func TestUnauthorizedStopsWithClearError(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	srv := segmenttest.NewServer(segmenttest.Options{WriteKeys: []string{"OTHER"}})
+	defer srv.Close()
+	s := newSink(t, srv.URL(), "", &deadLetters{})
+	a := newAcks()
+	var err error
+	n := 0
+	for start := 0; start < 20_000 && err == nil; start += 1000 {
+		err = s.Write(context.Background(), a.watch(makeBatch(mem, "s", start, 1000, nil)))
+		n++
+	}
+	cerr := s.Close(context.Background())
+	if cerr == nil {
+		t.Fatal("Close returned nil after 401s")
+	}
+	if !errors.Is(cerr, ErrConfig) || !strings.Contains(cerr.Error(), "write key") || !strings.Contains(cerr.Error(), "401") {
+		t.Errorf("unclear error: %v", cerr)
+	}
+	if strings.Contains(cerr.Error(), "KEY") {
+		t.Errorf("the error shows the write key: %v", cerr)
+	}
+	if ok, _ := a.check(t, n); ok != 0 {
+		t.Errorf("%d batches acked as delivered after 401", ok)
+	}
+	if srv.Stats().Messages != 0 {
+		t.Error("messages accepted")
+	}
+}
+
+func TestBadRequestSplitIsolatesOneMessage(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	bad := id("s", 777)
+	srv := segmenttest.NewServer(segmenttest.Options{Reject: func(m segmenttest.Message) string {
+		if m.MessageID == bad {
+			return "unsupported property value"
+		}
+		return ""
+	}})
+	defer srv.Close()
+	dl := &deadLetters{}
+	s := newSink(t, srv.URL(), "", dl)
+	a := newAcks()
+	for start := 0; start < 3000; start += 1000 {
+		if err := s.Write(context.Background(), a.watch(makeBatch(mem, "s", start, 1000, nil))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := a.check(t, 3); ok != 3 {
+		t.Errorf("batches acked ok: %d of 3", ok)
+	}
+	rows := dl.all()
+	if len(rows) != 1 || rows[0].Row != 777 || rows[0].Status != 400 ||
+		!strings.Contains(rows[0].Body, "unsupported property value") || !strings.Contains(string(rows[0].Message), bad) {
+		t.Fatalf("dead letters: %+v", rows)
+	}
+	if st := srv.Stats(); st.Messages != 2999 || st.Duplicates != 0 {
+		t.Errorf("receiver: %d messages, %d duplicates", st.Messages, st.Duplicates)
+	}
+	if s.Stats()["splits"] == 0 {
+		t.Error("no split counted")
+	}
+}
+
+// Cancelling the run stops promptly and acks only batches whose every row
+// was delivered.
+func TestCancelAcksOnlyDelivered(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	srv := segmenttest.NewServer(segmenttest.Options{Slow: 1, SlowDelay: 50 * time.Millisecond})
+	defer srv.Close()
+	s := newSink(t, srv.URL(), "batch:\n  max_events: 100\nrequest:\n  concurrency: 2\n", &deadLetters{})
+	ctx, cancel := context.WithCancel(context.Background())
+	a := newAcks()
+	const batches = 200
+	written := 0
+	go func() { time.Sleep(300 * time.Millisecond); cancel() }()
+	for i := 0; i < batches; i++ {
+		if err := s.Write(ctx, a.watch(makeBatch(mem, "s", i*100, 100, nil))); err != nil {
+			if !errors.Is(err, context.Canceled) {
+				t.Fatalf("write: %v", err)
+			}
+			written++
+			break
+		}
+		written++
+	}
+	start := time.Now()
+	if err := s.Close(ctx); !errors.Is(err, context.Canceled) {
+		t.Errorf("Close = %v, want context.Canceled", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("Close took %v after cancel", d)
+	}
+	ok, failed := a.check(t, written)
+	if ok == 0 || failed == 0 {
+		t.Errorf("want some batches delivered and some not: ok=%d failed=%d", ok, failed)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for i := 0; i < written; i++ {
+		key := fmt.Sprintf("s[%d:%d]", i*100, i*100+100)
+		if a.n[key] == 1 && a.errs[key] == nil {
+			for row := i * 100; row < i*100+100; row++ {
+				if srv.Count(id("s", row)) != 1 {
+					t.Fatalf("batch %s acked but row %d not delivered", key, row)
+				}
+			}
+		}
+	}
+}
+
+func TestRetriesExhaustedFailsWithoutAck(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	srv := segmenttest.NewServer(segmenttest.Options{Fail500: 1})
+	defer srv.Close()
+	s := newSink(t, srv.URL(), "request:\n  retry:\n    max_attempts: 3\n    initial_backoff: 1ms\n    max_backoff: 5ms\n", &deadLetters{})
+	a := newAcks()
+	if err := s.Write(context.Background(), a.watch(makeBatch(mem, "s", 0, 500, nil))); err != nil {
+		t.Fatal(err)
+	}
+	err := s.Close(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "after 3 attempts") {
+		t.Fatalf("Close = %v", err)
+	}
+	if ok, failed := a.check(t, 1); ok != 0 || failed != 1 {
+		t.Errorf("ok=%d failed=%d", ok, failed)
+	}
+	if n := srv.Stats().ByStatus[500]; n != 3 {
+		t.Errorf("%d attempts, want 3", n)
+	}
+}
+
+func TestRetryAfterIsHonouredWithoutSpendingBudget(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	// Every other request is a 429 on average; max_attempts 1 would fail
+	// at the first 5xx, so success proves 429s are not counted.
+	srv := segmenttest.NewServer(segmenttest.Options{Seed: 3, Fail429: 0.5, RetryAfter: "0.05"})
+	defer srv.Close()
+	s := newSink(t, srv.URL(), "batch:\n  max_events: 50\nrequest:\n  retry:\n    max_attempts: 1\n", &deadLetters{})
+	a := newAcks()
+	if err := s.Write(context.Background(), a.watch(makeBatch(mem, "s", 0, 1000, nil))); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := a.check(t, 1); ok != 1 {
+		t.Error("not acked")
+	}
+	st := srv.Stats()
+	if st.ByStatus[429] == 0 || st.Messages != 1000 {
+		t.Errorf("statuses %v, messages %d", st.ByStatus, st.Messages)
+	}
+}
+
+func TestRateLimitHoldsEventsPerSecond(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	srv := segmenttest.NewServer(segmenttest.Options{})
+	defer srv.Close()
+	s := newSink(t, srv.URL(), "batch:\n  max_events: 200\nrequest:\n  rate_limit: 2000/s\n", &deadLetters{})
+	a := newAcks()
+	start := time.Now()
+	if err := s.Write(context.Background(), a.watch(makeBatch(mem, "s", 0, 3000, nil))); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// A burst of one request (200), then 2,800 events at 2,000/s = 1.4 s.
+	if d := time.Since(start); d < 1300*time.Millisecond || d > 3*time.Second {
+		t.Errorf("3000 events at 2000/s took %v", d)
+	}
+	if srv.Stats().Messages != 3000 {
+		t.Error("not all delivered")
+	}
+}
+
+func TestFlushIntervalSendsPartialRequests(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	srv := segmenttest.NewServer(segmenttest.Options{})
+	defer srv.Close()
+	s := newSink(t, srv.URL(), "batch:\n  flush_interval: 100ms\n", &deadLetters{})
+	defer s.Close(context.Background())
+	acked := make(chan error, 1)
+	b := makeBatch(mem, "s", 0, 10, nil)
+	b.SetAck(func(err error) { acked <- err })
+	if err := s.Write(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-acked:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("a partly filled request was not sent within flush_interval")
+	}
+}
+
+func TestConfigRejectsValuesOverSegmentLimits(t *testing.T) {
+	_, err := loadConf(t, "write_key: K\nbatch:\n  max_events: 3000\n  max_bytes: 600000\nmax_message_bytes: 40000\n")
+	ces := pipeline.AsConfigErrors(err)
+	if len(ces) != 3 {
+		t.Fatalf("want 3 errors, got %v", err)
+	}
+	for _, ce := range ces {
+		if ce.Line == 0 || !strings.Contains(ce.Path, "/sink/segment/") {
+			t.Errorf("unpositioned error: %+v", ce)
+		}
+	}
+	if !strings.Contains(err.Error(), "max_events") || !strings.Contains(err.Error(), "2500") {
+		t.Errorf("unclear: %v", err)
+	}
+	c, err := loadConf(t, "write_key: \"\"\nendpoint: ftp://x\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = OptionsFromConf(c)
+	if ces := pipeline.AsConfigErrors(err); len(ces) != 2 {
+		t.Errorf("want errors for write_key and endpoint: %v", err)
+	}
+	if _, err := loadConf(t, "endpoint: http://x\n"); err == nil || !strings.Contains(err.Error(), "write_key") {
+		t.Errorf("missing write_key: %v", err)
+	}
+	for in, want := range map[string]float64{"1000": 1000, "1000/s": 1000, "60000/m": 1000, "0": 0} {
+		if got, err := ParseRate(in); err != nil || got != want {
+			t.Errorf("ParseRate(%q) = %v, %v", in, got, err)
+		}
+	}
+	if _, err := ParseRate("fast"); err == nil {
+		t.Error("ParseRate(fast) accepted")
+	}
+}
+
+func TestWriteAfterCloseIsRefused(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	srv := segmenttest.NewServer(segmenttest.Options{})
+	defer srv.Close()
+	s := newSink(t, srv.URL(), "", &deadLetters{})
+	if err := s.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	a := newAcks()
+	if err := s.Write(context.Background(), a.watch(makeBatch(mem, "s", 0, 10, nil))); err == nil {
+		t.Fatal("Write after Close accepted")
+	}
+	if ok, failed := a.check(t, 1); ok != 0 || failed != 1 {
+		t.Errorf("ok=%d failed=%d", ok, failed)
+	}
+}
+
+// A dead-letter file that refuses more rows (max_rejects) stops the run.
+func TestDeadLetterRefusalStops(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	srv := segmenttest.NewServer(segmenttest.Options{})
+	defer srv.Close()
+	s := newSink(t, srv.URL(), "", &deadLetters{max: 5})
+	a := newAcks()
+	err := s.Write(context.Background(), a.watch(makeBatch(mem, "s", 0, 100, func(int) rowKind { return noEvent })))
+	if err == nil || !strings.Contains(err.Error(), "too many rejects") {
+		t.Fatalf("Write = %v", err)
+	}
+	if err := s.Close(context.Background()); err == nil {
+		t.Error("Close = nil")
+	}
+	if ok, failed := a.check(t, 1); ok != 0 || failed != 1 {
+		t.Errorf("ok=%d failed=%d", ok, failed)
+	}
+}
+
+func TestNotFoundStopsWithEndpointError(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	srv := segmenttest.NewServer(segmenttest.Options{})
+	defer srv.Close()
+	s := newSink(t, srv.URL()+"/wrong", "", &deadLetters{})
+	a := newAcks()
+	s.Write(context.Background(), a.watch(makeBatch(mem, "s", 0, 10, nil)))
+	err := s.Close(context.Background())
+	if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "404") || !strings.Contains(err.Error(), "endpoint") {
+		t.Fatalf("Close = %v", err)
+	}
+	if ok, _ := a.check(t, 1); ok != 0 {
+		t.Error("acked after 404")
+	}
+}
+
+func TestRetryAfterHeaders(t *testing.T) {
+	s := &Sink{opts: Options{MaxRetryAfter: 10 * time.Second, DefaultRetryAfter: 2 * time.Second}}
+	h := func(k, v string) http.Header { x := http.Header{}; x.Set(k, v); return x }
+	cases := []struct {
+		h    http.Header
+		want time.Duration
+	}{
+		{http.Header{}, 2 * time.Second},
+		{h("Retry-After", "3"), 3 * time.Second},
+		{h("Retry-After", "0.5"), 500 * time.Millisecond},
+		{h("Retry-After", "3600"), 10 * time.Second}, // capped
+		{h("X-RateLimit-Reset", "4"), 4 * time.Second},
+		{h("Retry-After", "junk"), 2 * time.Second},
+	}
+	for _, c := range cases {
+		if got := s.retryAfter(c.h); got != c.want {
+			t.Errorf("retryAfter(%v) = %v, want %v", c.h, got, c.want)
+		}
+	}
+	future := h("X-RateLimit-Reset", strconv.FormatInt(time.Now().Add(5*time.Second).Unix(), 10))
+	if got := s.retryAfter(future); got < 3*time.Second || got > 5*time.Second {
+		t.Errorf("unix reset: %v", got)
+	}
+}
+
+// Slow responses past request.timeout are retried like network errors.
+func TestTimeoutIsRetried(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	srv := segmenttest.NewServer(segmenttest.Options{Seed: 1, Slow: 0.3, SlowDelay: time.Second})
+	defer srv.Close()
+	s := newSink(t, srv.URL(), "batch:\n  max_events: 100\nrequest:\n  timeout: 100ms\n  retry:\n    initial_backoff: 1ms\n    max_backoff: 10ms\n", &deadLetters{})
+	a := newAcks()
+	if err := s.Write(context.Background(), a.watch(makeBatch(mem, "s", 0, 2000, nil))); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := a.check(t, 1); ok != 1 {
+		t.Error("not acked")
+	}
+	if st := srv.Stats(); st.UniqueIDs != 2000 || st.Duplicates != 0 {
+		t.Errorf("unique %d, duplicates %d", st.UniqueIDs, st.Duplicates)
+	}
+	if s.Stats()["status_0"] == 0 {
+		t.Errorf("no timeouts seen: %v", s.Stats())
+	}
+}
+
+func TestImportPathAndRequestRate(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	srv := segmenttest.NewServer(segmenttest.Options{})
+	defer srv.Close()
+	s := newSink(t, srv.URL(), "path: /v1/import\ngzip: false\nbatch:\n  max_events: 100\nrequest:\n  requests_rate_limit: 20/s\n", &deadLetters{})
+	a := newAcks()
+	start := time.Now()
+	if err := s.Write(context.Background(), a.watch(makeBatch(mem, "s", 0, 1000, nil))); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// 10 requests at 20/s, the first one free: at least 450 ms.
+	if d := time.Since(start); d < 400*time.Millisecond {
+		t.Errorf("10 requests at 20/s took %v", d)
+	}
+	if st := srv.Stats(); st.Messages != 1000 || st.Requests != 10 || st.Gzipped != 0 {
+		t.Errorf("receiver: %+v", st)
+	}
+}
+
+// Requests fill up to the configured limits exactly, never past them.
+func TestRequestsHoldConfiguredLimits(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	for _, c := range []struct{ events, bytes int }{{7, 500_000}, {2500, 5_000}} {
+		srv := segmenttest.NewServer(segmenttest.Options{MaxEvents: c.events, MaxBodyBytes: c.bytes})
+		s := newSink(t, srv.URL(), fmt.Sprintf("batch:\n  max_events: %d\n  max_bytes: %d\n", c.events, c.bytes), &deadLetters{})
+		a := newAcks()
+		for i := 0; i < 5; i++ {
+			if err := s.Write(context.Background(), a.watch(makeBatch(mem, "s", i*333, 333, nil))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		st := srv.Stats()
+		if st.Violations != 0 || st.Messages != 5*333 {
+			t.Errorf("%+v: %d violations %v, %d messages", c, st.Violations, srv.ViolationList(), st.Messages)
+		}
+		// Full requests: the count is close to the minimum possible.
+		if c.events == 7 && st.Requests > 5*333/7+5 {
+			t.Errorf("%d requests for %d messages at 7 per request", st.Requests, 5*333)
+		}
+		if c.bytes == 5_000 && float64(st.BytesDecoded)/float64(st.Requests) < 4_000 {
+			t.Errorf("requests average %d bytes with max_bytes 5000", st.BytesDecoded/st.Requests)
+		}
+		srv.Close()
+	}
+}

@@ -1,0 +1,337 @@
+// Package transforms holds backfill's built-in transforms, one file per
+// transform: map, timestamp, strip, integrations, message_id, filter, set,
+// rename and cast. Each registers itself into pipeline.Default in init().
+//
+// All of them work on the record contract of package record: columns named
+// by their path in the Segment message, JSON objects in record.JSON columns.
+// They are safe for concurrent use by several split workers.
+package transforms
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/apache/arrow/go/v15/arrow"
+	"github.com/apache/arrow/go/v15/arrow/array"
+	"github.com/apache/arrow/go/v15/arrow/memory"
+
+	"github.com/backfillhq/backfill/pipeline"
+	"github.com/backfillhq/backfill/pipeline/record"
+)
+
+// constMem allocates the constant columns transforms cache across batches.
+// They outlive any one batch and the transform has no Close in the
+// contract, so they live on the Go heap and the GC reclaims them.
+var constMem = memory.NewGoAllocator()
+
+// missingColumn is the error for a referenced column the data lacks: it
+// names the column, suggests the closest one and lists what exists.
+func missingColumn(stage, name string, schema *arrow.Schema) error {
+	names := make([]string, 0, schema.NumFields())
+	for _, f := range schema.Fields() {
+		names = append(names, f.Name)
+	}
+	hint := ""
+	if s := suggest(name, names); s != "" {
+		hint = fmt.Sprintf(" (did you mean %q?)", s)
+	}
+	return fmt.Errorf("%s: column %q is not in the data%s; columns: %s", stage, name, hint, strings.Join(names, ", "))
+}
+
+// colIndex is the index of the first column named name, or -1.
+func colIndex(schema *arrow.Schema, name string) int {
+	if idx := schema.FieldIndices(name); len(idx) > 0 {
+		return idx[0]
+	}
+	return -1
+}
+
+// suggest returns the candidate closest to s when it is a likely typo.
+func suggest(s string, candidates []string) string {
+	best, bestD := "", 1<<30
+	for _, c := range candidates {
+		if d := editDistance(strings.ToLower(s), strings.ToLower(c)); d < bestD {
+			best, bestD = c, d
+		}
+	}
+	limit := 2
+	if len(s) <= 3 {
+		limit = 1
+	}
+	if bestD <= limit {
+		return best
+	}
+	// a truncated name (created for created_at) is a likely slip too
+	for _, c := range candidates {
+		if len(s) > 2 && (strings.HasPrefix(c, s) || strings.HasPrefix(s, c)) {
+			return c
+		}
+	}
+	return ""
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+// constColumn is one constant value served as a column of any length. It
+// builds the column once for the largest batch seen and hands out zero-copy
+// slices of it, so a run builds it about once.
+type constColumn struct {
+	val any
+	typ arrow.DataType
+
+	mu  sync.Mutex
+	arr arrow.Array
+}
+
+// newConstColumn types a YAML constant: string, integer, number, boolean,
+// or an object/list (a JSON column).
+func newConstColumn(v any) (*constColumn, error) {
+	c := &constColumn{val: v}
+	switch x := v.(type) {
+	case string:
+		c.typ = arrow.BinaryTypes.String
+	case int:
+		c.typ = arrow.PrimitiveTypes.Int64
+	case int64:
+		c.typ = arrow.PrimitiveTypes.Int64
+	case float64:
+		c.typ = arrow.PrimitiveTypes.Float64
+	case bool:
+		c.typ = arrow.FixedWidthTypes.Boolean
+	case map[string]any, []any:
+		text, err := json.Marshal(x)
+		if err != nil {
+			return nil, fmt.Errorf("constant is not JSON-encodable: %v", err)
+		}
+		c.val, c.typ = text, record.JSON
+	case nil:
+		return nil, fmt.Errorf("a constant must not be null")
+	default:
+		return nil, fmt.Errorf("unsupported constant %v (%T)", v, v)
+	}
+	return c, nil
+}
+
+// get returns an n-row column; the caller releases it.
+func (c *constColumn) get(n int) arrow.Array {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.arr == nil || c.arr.Len() < n {
+		if c.arr != nil {
+			c.arr.Release()
+		}
+		c.arr = c.build(n)
+	}
+	if c.arr.Len() == n {
+		c.arr.Retain()
+		return c.arr
+	}
+	return array.NewSlice(c.arr, 0, int64(n))
+}
+
+func (c *constColumn) build(n int) arrow.Array {
+	switch v := c.val.(type) {
+	case string:
+		b := array.NewStringBuilder(constMem)
+		defer b.Release()
+		b.Reserve(n)
+		b.ReserveData(n * len(v))
+		for i := 0; i < n; i++ {
+			b.Append(v)
+		}
+		return b.NewArray()
+	case int, int64:
+		var x int64
+		if i, ok := v.(int); ok {
+			x = int64(i)
+		} else {
+			x = v.(int64)
+		}
+		vals := make([]int64, n)
+		for i := range vals {
+			vals[i] = x
+		}
+		b := array.NewInt64Builder(constMem)
+		defer b.Release()
+		b.AppendValues(vals, nil)
+		return b.NewArray()
+	case float64:
+		vals := make([]float64, n)
+		for i := range vals {
+			vals[i] = v
+		}
+		b := array.NewFloat64Builder(constMem)
+		defer b.Release()
+		b.AppendValues(vals, nil)
+		return b.NewArray()
+	case bool:
+		b := array.NewBooleanBuilder(constMem)
+		defer b.Release()
+		b.Reserve(n)
+		for i := 0; i < n; i++ {
+			b.UnsafeAppend(v)
+		}
+		return b.NewArray()
+	case []byte: // JSON text
+		b := record.NewJSONBuilder(constMem)
+		defer b.Release()
+		sb := b.StorageBuilder().(*array.StringBuilder)
+		sb.Reserve(n)
+		sb.ReserveData(n * len(v))
+		for i := 0; i < n; i++ {
+			sb.BinaryBuilder.Append(v)
+		}
+		return b.NewArray()
+	}
+	panic(fmt.Sprintf("transforms: constColumn of %T", c.val)) // unreachable: newConstColumn typed it
+}
+
+// replaceColumns returns rec with the named columns set to cols (replacing a
+// column of the same name in place, appending otherwise). It retains what it
+// keeps; the caller still owns cols.
+func replaceColumns(rec arrow.Record, names []string, cols []arrow.Array) arrow.Record {
+	schema := rec.Schema()
+	fields := append([]arrow.Field(nil), schema.Fields()...)
+	arrs := append([]arrow.Array(nil), rec.Columns()...)
+	for k, name := range names {
+		f := arrow.Field{Name: name, Type: cols[k].DataType(), Nullable: true}
+		if i := colIndex(schema, name); i >= 0 {
+			fields[i], arrs[i] = f, cols[k]
+		} else {
+			fields = append(fields, f)
+			arrs = append(arrs, cols[k])
+		}
+	}
+	md := schema.Metadata()
+	return array.NewRecord(arrow.NewSchema(fields, &md), arrs, rec.NumRows())
+}
+
+// dropColumns returns rec without the columns whose index is in drop, or
+// nil when there is nothing to drop.
+func dropColumns(rec arrow.Record, drop map[int]bool) arrow.Record {
+	if len(drop) == 0 {
+		return nil
+	}
+	schema := rec.Schema()
+	var fields []arrow.Field
+	var arrs []arrow.Array
+	for i, f := range schema.Fields() {
+		if !drop[i] {
+			fields = append(fields, f)
+			arrs = append(arrs, rec.Column(i))
+		}
+	}
+	md := schema.Metadata()
+	return array.NewRecord(arrow.NewSchema(fields, &md), arrs, rec.NumRows())
+}
+
+// requireNames is a projection that adds names to out (out.All stays All).
+func requireNames(out pipeline.Columns, names ...string) pipeline.Columns {
+	if out.All {
+		return out
+	}
+	seen := map[string]bool{}
+	res := pipeline.Columns{}
+	for _, n := range append(append([]string(nil), out.Names...), names...) {
+		if !seen[n] {
+			seen[n] = true
+			res.Names = append(res.Names, n)
+		}
+	}
+	sort.Strings(res.Names)
+	return res
+}
+
+// stringAt reads row i of a string-like column (utf8, large utf8, JSON,
+// binary) without copying; ok is false for other types.
+func stringAt(arr arrow.Array, i int) (string, bool) {
+	switch a := arr.(type) {
+	case *array.String:
+		return a.Value(i), true
+	case *array.LargeString:
+		return a.Value(i), true
+	case *record.JSONArray:
+		return a.Value(i), true
+	case *array.Binary:
+		return string(a.Value(i)), true
+	}
+	return "", false
+}
+
+// isStringLike reports whether stringAt reads dt.
+func isStringLike(dt arrow.DataType) bool {
+	if record.IsJSON(dt) {
+		return true
+	}
+	switch dt.ID() {
+	case arrow.STRING, arrow.LARGE_STRING, arrow.BINARY:
+		return true
+	}
+	return false
+}
+
+// schemaCache remembers one value derived from the last schema seen, which
+// is almost always the schema of the next batch too.
+type schemaCache[T any] struct {
+	mu     sync.Mutex
+	schema *arrow.Schema
+	val    T
+}
+
+func (c *schemaCache[T]) get(s *arrow.Schema, build func(*arrow.Schema) (T, error)) (T, error) {
+	c.mu.Lock()
+	if c.schema != nil && (c.schema == s || c.schema.Equal(s)) {
+		v := c.val
+		c.mu.Unlock()
+		return v, nil
+	}
+	c.mu.Unlock()
+	v, err := build(s)
+	if err != nil {
+		return v, err
+	}
+	c.mu.Lock()
+	c.schema, c.val = s, v
+	c.mu.Unlock()
+	return v, nil
+}
+
+// reject builds a row fate with a reason.
+func reject(stage, column, format string, args ...any) pipeline.RowFate {
+	return pipeline.RowFate{Reject: &pipeline.Reject{Stage: "transform:" + stage, Column: column, Reason: fmt.Sprintf(format, args...)}}
+}
+
+// withoutName drops a column this transform writes from a projection.
+func withoutName(out pipeline.Columns, name string) pipeline.Columns {
+	if out.All {
+		return out
+	}
+	res := pipeline.Columns{}
+	for _, n := range out.Names {
+		if n != name {
+			res.Names = append(res.Names, n)
+		}
+	}
+	return res
+}

@@ -1,0 +1,208 @@
+package transforms
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"unsafe"
+
+	"github.com/apache/arrow/go/v15/arrow"
+	"github.com/apache/arrow/go/v15/arrow/array"
+	"github.com/apache/arrow/go/v15/arrow/memory"
+
+	"github.com/backfillhq/backfill/pipeline"
+	"github.com/backfillhq/backfill/pipeline/record"
+)
+
+// knownDestinations are integration names as Segment spells them, to catch
+// likely typos (names are case-sensitive). Not exhaustive: an unknown name
+// is fine, a near miss of a known one gets a warning.
+var knownDestinations = []string{"All", "Warehouses", "Segment.io", "Amplitude", "Mixpanel", "Google Analytics",
+	"Google Analytics 4", "Google Tag Manager", "Intercom", "Braze", "Salesforce", "HubSpot", "Customer.io",
+	"Facebook Pixel", "Facebook Conversions API", "Heap", "FullStory", "Iterable", "Klaviyo", "Kissmetrics",
+	"Vero", "Zendesk", "Marketo V2", "Optimizely", "Appcues", "Pendo", "Slack", "Webhooks", "Webhook",
+	"Google Ads Conversions", "Snowflake", "BigQuery", "Redshift", "Mailchimp", "Sendgrid", "Pardot", "Hotjar",
+	"Mixpanel (Actions)", "Amplitude (Actions)", "Actions Amplitude", "Actions Google Analytic 4"}
+
+func integrationsSpec() *pipeline.Spec {
+	return pipeline.NewSpec("set the integrations object of every message (which destinations receive it)",
+		pipeline.Map("destinations", `destination name (case-sensitive, as in Segment) -> true, false or an options object; "All" is the default for unnamed destinations; {All: false} still reaches warehouses unless Warehouses: {all: false}`,
+			pipeline.Any("", "")).Optional().
+			Example(map[string]any{"All": false, "Amplitude": true, "Warehouses": map[string]any{"all": false}}),
+		pipeline.String("mode", "replace: the configured object replaces any in the data; merge: keep the data's object and set the configured keys over it").
+			Default("replace").Enum("replace", "merge"),
+		pipeline.String("from_column", "take each row's object from this column (JSON text); destinations are set over it").Optional(),
+	).WithExample("replay to one destination only", `destinations:
+  All: false
+  Amplitude: true
+  Warehouses: {all: false}`).
+		WithExample("keep per-message choices, never to warehouses", `mode: merge
+destinations: {Warehouses: {all: false}}`)
+}
+
+func init() {
+	pipeline.Default.RegisterTransform("integrations", integrationsSpec(), newIntegrations)
+}
+
+// Integrations is the integrations transform.
+type Integrations struct {
+	text    []byte          // the configured object as JSON, keys in file order
+	keys    map[string]bool // its keys
+	members []byte          // its members without braces, for merging
+	merge   bool
+	from    string
+	konst   *constColumn
+	mem     memory.Allocator
+}
+
+func newIntegrations(conf *pipeline.Conf, env *pipeline.Env) (pipeline.Transform, error) {
+	t := &Integrations{merge: conf.String("mode") == "merge", from: conf.String("from_column"), mem: env.Alloc, keys: map[string]bool{}}
+	var errs []error
+	var members []string
+	for _, e := range conf.Map("destinations") {
+		path := conf.Path() + "/destinations/" + e.Key
+		switch v := e.Value.(type) {
+		case bool:
+		case map[string]any:
+			if e.Key == "Warehouses" {
+				if _, ok := v["All"]; ok {
+					warn(env, conf, e, `Warehouses takes "all" in lower case: {all: false}`)
+				}
+			}
+		default:
+			errs = append(errs, conf.NodeErrorf(e.Node, path, "%s: want true, false or an options object, got %v", e.Key, e.Value))
+			continue
+		}
+		if !contains(knownDestinations, e.Key) {
+			if s := suggest(e.Key, knownDestinations); s != "" {
+				warn(env, conf, e, fmt.Sprintf("%q is not a destination name Segment knows; did you mean %q? (names are case-sensitive)", e.Key, s))
+			}
+		}
+		k, _ := json.Marshal(e.Key)
+		v, err := json.Marshal(e.Value)
+		if err != nil {
+			errs = append(errs, conf.NodeErrorf(e.Node, path, "%s: %v", e.Key, err))
+			continue
+		}
+		members = append(members, string(k)+":"+string(v))
+		t.keys[e.Key] = true
+	}
+	if conf.IsSet("destinations") && len(conf.Map("destinations")) == 0 && !t.merge {
+		errs = append(errs, conf.Errorf("destinations", "destinations is empty: an empty integrations object changes nothing"))
+	}
+	if !conf.IsSet("destinations") && t.from == "" {
+		errs = append(errs, conf.Errorf("destinations", "integrations needs destinations or from_column"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	t.members = []byte(strings.Join(members, ","))
+	t.text = []byte("{" + string(t.members) + "}")
+	t.konst = &constColumn{val: t.text, typ: record.JSON}
+	return t, nil
+}
+
+func warn(env *pipeline.Env, conf *pipeline.Conf, e pipeline.MapEntry, msg string) {
+	if env.Logger == nil {
+		return
+	}
+	env.Logger.Warn("integrations: "+msg, slog.String("at", conf.NodeErrorf(e.Node, conf.Path()+"/destinations/"+e.Key, "").Error()))
+}
+
+// Apply writes the integrations column.
+func (t *Integrations) Apply(_ context.Context, b *pipeline.Batch) error {
+	if b.Record == nil {
+		return nil
+	}
+	rec := b.Record
+	n := int(rec.NumRows())
+	base := t.from
+	if base == "" && t.merge {
+		base = record.Integrations
+	}
+	idx := -1
+	if base != "" {
+		idx = colIndex(rec.Schema(), base)
+		if idx < 0 && t.from != "" {
+			return missingColumn("integrations: from_column", t.from, rec.Schema())
+		}
+	}
+	var out arrow.Array
+	var fates map[int]pipeline.RowFate
+	if idx < 0 {
+		out = t.konst.get(n)
+	} else {
+		in := rec.Column(idx)
+		if !isStringLike(in.DataType()) {
+			return fmt.Errorf("integrations: column %q is %s; want JSON text", base, in.DataType())
+		}
+		out, fates = t.mergeColumn(in, base)
+	}
+	defer out.Release()
+	b.ReplaceRecord(replaceColumns(rec, []string{record.Integrations}, []arrow.Array{out}))
+	return b.Drop(t.mem, fates)
+}
+
+// mergeColumn sets the configured keys over each row's object.
+func (t *Integrations) mergeColumn(in arrow.Array, name string) (arrow.Array, map[int]pipeline.RowFate) {
+	n := in.Len()
+	bld := record.NewJSONBuilder(t.mem)
+	defer bld.Release()
+	sb := bld.StorageBuilder().(*array.StringBuilder)
+	sb.Reserve(n)
+	var fates map[int]pipeline.RowFate
+	var buf []byte
+	var ms []member
+	for i := 0; i < n; i++ {
+		s, _ := stringAt(in, i)
+		if in.IsNull(i) || s == "" {
+			sb.BinaryBuilder.Append(t.text)
+			continue
+		}
+		text := unsafe.Slice(unsafe.StringData(s), len(s)) // read only, no copy
+		var isObj bool
+		var err error
+		ms, isObj, err = objectMembers(text, ms[:0])
+		if err != nil || !isObj {
+			if fates == nil {
+				fates = map[int]pipeline.RowFate{}
+			}
+			fates[i] = reject("integrations", name, "%s: %.80q is not a JSON object", name, s)
+			sb.AppendNull()
+			continue
+		}
+		buf = append(buf[:0], '{')
+		for _, m := range ms {
+			if t.keys[m.key] {
+				continue
+			}
+			if len(buf) > 1 {
+				buf = append(buf, ',')
+			}
+			buf = append(buf, text[m.start:m.end]...)
+		}
+		if len(t.members) > 0 {
+			if len(buf) > 1 {
+				buf = append(buf, ',')
+			}
+			buf = append(buf, t.members...)
+		}
+		buf = append(buf, '}')
+		sb.BinaryBuilder.Append(buf)
+	}
+	return bld.NewArray(), fates
+}
+
+// Requires adds from_column (or the data's integrations when merging).
+func (t *Integrations) Requires(out pipeline.Columns) pipeline.Columns {
+	switch {
+	case t.from != "":
+		return requireNames(withoutName(out, record.Integrations), t.from)
+	case t.merge:
+		return requireNames(out, record.Integrations)
+	}
+	return withoutName(out, record.Integrations)
+}
