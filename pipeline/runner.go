@@ -368,12 +368,32 @@ func Run(ctx context.Context, cfg *Config, opts RunOptions) (rep *Report, err er
 		return store.Save(cp)
 	}
 
+	// runCtx stops reading (a signal, a fatal error). writeCtx lets the
+	// batches already read finish their way to the sink: a stop must not
+	// cut a batch that is half packed into requests, or its delivered rows
+	// would be sent again on resume. writeCtx ends on Abort, a fatal error,
+	// or Grace after a stop.
 	runCtx, cancelRun := context.WithCancelCause(ctx)
 	defer cancelRun(nil)
+	writeCtx, cancelWrite := context.WithCancel(opts.Abort)
+	defer cancelWrite()
+	go func() {
+		select {
+		case <-ctx.Done():
+			t := time.NewTimer(opts.Grace)
+			defer t.Stop()
+			select {
+			case <-t.C:
+				cancelWrite()
+			case <-writeCtx.Done():
+			}
+		case <-writeCtx.Done():
+		}
+	}()
 	var fatalOnce sync.Once
 	var fatal error
 	fail := func(err error) {
-		fatalOnce.Do(func() { fatal = err; cancelRun(err) })
+		fatalOnce.Do(func() { fatal = err; cancelRun(err); cancelWrite() })
 	}
 	var failedMu sync.Mutex
 	var limitHit atomic.Bool
@@ -402,7 +422,7 @@ func Run(ctx context.Context, cfg *Config, opts RunOptions) (rep *Report, err er
 				}
 				return &splitError{w.split.ID, err}
 			}
-			if err := handleBatch(runCtx, b, built, dl, tr, &c); err != nil {
+			if err := handleBatch(writeCtx, b, built, dl, tr, &c); err != nil {
 				return err
 			}
 		}
@@ -483,9 +503,7 @@ feed:
 	wg.Wait()
 
 	// Deliver what is in flight. A stopped run gets Grace to finish.
-	closeCtx, cancelClose := context.WithTimeout(opts.Abort, opts.Grace)
-	cerr := built.Sink.Close(closeCtx)
-	cancelClose()
+	cerr := built.Sink.Close(writeCtx)
 	close(tickDone)
 	tickWG.Wait()
 	if cerr != nil {
