@@ -176,3 +176,54 @@ func fieldSchema(f *Field, reg *Registry, root bool) map[string]any {
 	}
 	return s
 }
+
+// WritePluginMarkdown prints a plugin's reference as Markdown, from its
+// spec: the same content as WritePluginDoc, for PLUGINS.md.
+func WritePluginMarkdown(w io.Writer, p *Plugin) {
+	fmt.Fprintf(w, "### %s `%s`\n\n%s.\n\n", p.Kind, p.Name, strings.TrimSuffix(p.Spec.Summary, "."))
+	if p.Spec.Description != "" {
+		fmt.Fprintf(w, "%s\n\n", strings.TrimSpace(p.Spec.Description))
+	}
+	if len(p.Spec.Fields()) > 0 {
+		fmt.Fprintf(w, "| field | type | default | description |\n|---|---|---|---|\n")
+		writeMarkdownFields(w, p.Spec.Fields(), "")
+		fmt.Fprintln(w)
+	}
+	for _, ex := range p.Spec.Examples() {
+		fmt.Fprintf(w, "Example: %s\n\n```yaml\n%s:\n", ex.Title, p.Name)
+		for _, line := range strings.Split(strings.TrimRight(ex.YAML, "\n"), "\n") {
+			fmt.Fprintf(w, "  %s\n", line)
+		}
+		fmt.Fprintf(w, "```\n\n")
+	}
+}
+
+func writeMarkdownFields(w io.Writer, fields []*Field, prefix string) {
+	cell := func(s string) string { return strings.ReplaceAll(strings.ReplaceAll(s, "|", `\|`), "\n", " ") }
+	for _, f := range fields {
+		def := ""
+		switch {
+		case !f.optional:
+			def = "required"
+		case f.hasDef && f.def != nil && f.def != "" && f.kind != KindObject:
+			def = "`" + yamlInline(f.def) + "`"
+		}
+		desc := f.desc
+		if len(f.enum) > 0 {
+			desc += "; one of: " + strings.Join(f.enum, ", ")
+		}
+		if f.example != nil {
+			desc += "; e.g. `" + yamlInline(f.example) + "`"
+		}
+		if f.secret {
+			desc += " (secret)"
+		}
+		fmt.Fprintf(w, "| `%s%s` | %s | %s | %s |\n", prefix, f.name, typeName(f), cell(def), cell(desc))
+		if f.kind == KindObject {
+			writeMarkdownFields(w, f.fields, prefix+f.name+".")
+		}
+		if f.kind == KindList && f.elem != nil && f.elem.kind == KindObject {
+			writeMarkdownFields(w, f.elem.fields, prefix+f.name+"[].")
+		}
+	}
+}

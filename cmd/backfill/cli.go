@@ -341,12 +341,17 @@ func (m mapState) Get(k string) (string, bool) { v, ok := m[k]; return v, ok }
 func (m mapState) Set(k, v string)             { m[k] = v }
 
 func newPluginsCmd(stdout io.Writer) *cobra.Command {
-	return &cobra.Command{
+	var format string
+	cmd := &cobra.Command{
 		Use:   "plugins [NAME]",
 		Short: "List the sources, transforms and sinks, or document one",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			reg := pipeline.Default
+			if format == "markdown" {
+				writePluginsMarkdown(stdout, reg, args)
+				return nil
+			}
 			if len(args) == 0 {
 				for _, k := range []pipeline.PluginKind{pipeline.SourceKind, pipeline.TransformKind, pipeline.SinkKind} {
 					fmt.Fprintf(stdout, "%ss:\n", k)
@@ -373,6 +378,24 @@ func newPluginsCmd(stdout io.Writer) *cobra.Command {
 			}
 			return nil
 		},
+	}
+	cmd.Flags().StringVar(&format, "format", "text", "text, or markdown (the reference in PLUGINS.md)")
+	return cmd
+}
+
+// writePluginsMarkdown writes the plugin reference (PLUGINS.md).
+func writePluginsMarkdown(w io.Writer, reg *pipeline.Registry, names []string) {
+	fmt.Fprintf(w, "# Plugin reference\n\nGenerated from the plugins' specs by `backfill plugins --format markdown`;\n"+
+		"`backfill plugins NAME` prints the same in a terminal.\n\n")
+	for _, k := range []pipeline.PluginKind{pipeline.SourceKind, pipeline.TransformKind, pipeline.SinkKind} {
+		fmt.Fprintf(w, "## %ss\n\n", strings.ToUpper(k.String()[:1])+k.String()[1:])
+		for _, n := range reg.Names(k) {
+			if len(names) > 0 && names[0] != n {
+				continue
+			}
+			p, _ := reg.Lookup(k, n)
+			pipeline.WritePluginMarkdown(w, p)
+		}
 	}
 }
 

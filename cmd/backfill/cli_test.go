@@ -292,3 +292,69 @@ checkpoint_interval: 50ms
 			len(msgs), len(seen), dups, files*rows, firstCount)
 	}
 }
+
+// TestPreviewReplayConfig previews the archive replay: messages keep their
+// archived timestamps, lose the fields a replay must lose, and carry the
+// integrations object; nothing is written.
+func TestPreviewReplayConfig(t *testing.T) {
+	root := repoRoot(t)
+	t.Setenv("BACKFILL_OUT", t.TempDir())
+	code, out, errs := runCLI(t, root, "preview", "--rows", "200", "--show", "5", "configs/segment-replay.yaml")
+	if code != 0 {
+		t.Fatalf("exit %d: %s %s", code, out, errs)
+	}
+	dec := json.NewDecoder(strings.NewReader(out))
+	n := 0
+	for {
+		var m map[string]any
+		if err := dec.Decode(&m); err != nil {
+			break
+		}
+		n++
+		for _, gone := range []string{"sentAt", "receivedAt", "originalTimestamp", "projectId", "version", "channel", "writeKey", "_metadata"} {
+			if _, ok := m[gone]; ok {
+				t.Errorf("%s not stripped", gone)
+			}
+		}
+		if ts, _ := m["timestamp"].(string); !strings.HasPrefix(ts, "2024-01-01T") {
+			t.Errorf("timestamp %q is not the archived one", ts)
+		}
+		integ, _ := m["integrations"].(map[string]any)
+		if integ["All"] != false || integ["Amplitude"] != true {
+			t.Errorf("integrations %v", integ)
+		}
+		if id, _ := m["messageId"].(string); strings.HasPrefix(id, "msg-") || len(id) != 36 {
+			t.Errorf("messageId %q is not a re-derived one", id)
+		}
+	}
+	if n != 5 {
+		t.Fatalf("printed %d messages, want 5:\n%s", n, out)
+	}
+	if !strings.Contains(out, "read 200 rows: 200 would be sent, 0 rejected") {
+		t.Errorf("no counts:\n%s", out)
+	}
+	if _, err := os.Stat(filepath.Join(os.Getenv("BACKFILL_OUT"), "segment-replay.ndjson")); err == nil {
+		t.Error("preview wrote the sink's file")
+	}
+}
+
+// TestPluginsReferenceIsCurrent keeps PLUGINS.md in step with the specs.
+func TestPluginsReferenceIsCurrent(t *testing.T) {
+	code, out, _ := runCLI(t, "", "plugins", "--format", "markdown")
+	if code != 0 {
+		t.Fatal(code)
+	}
+	want, err := os.ReadFile(filepath.Join(repoRoot(t), "PLUGINS.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out != string(want) {
+		t.Fatal("PLUGINS.md is stale: go run ./cmd/backfill plugins --format markdown > PLUGINS.md")
+	}
+	for _, p := range []string{"`file`", "`s3`", "`bigquery`", "`map`", "`timestamp`", "`strip`", "`integrations`",
+		"`message_id`", "`filter`", "`segment`"} {
+		if !strings.Contains(out, p) {
+			t.Errorf("reference lacks %s", p)
+		}
+	}
+}
