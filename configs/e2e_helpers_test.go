@@ -4,15 +4,15 @@
 package configs_test
 
 import (
-	"bufio"
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"testing"
+
+	"github.com/backfillhq/backfill/internal/ndjsontest"
 )
 
 var cliBin string
@@ -71,25 +71,7 @@ func mustRun(t *testing.T, dir string, env map[string]string, args ...string) st
 }
 
 // readNDJSON decodes an NDJSON file.
-func readNDJSON(t *testing.T, path string) []map[string]any {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var out []map[string]any
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		var m map[string]any
-		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
-			t.Fatalf("%s: %v in %q", path, err, sc.Text())
-		}
-		out = append(out, m)
-	}
-	return out
-}
+func readNDJSON(t *testing.T, path string) []map[string]any { return ndjsontest.Read(t, path) }
 
 // at reads a nested field: at(m, "context", "ip").
 func at(m map[string]any, path ...string) any {

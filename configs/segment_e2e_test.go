@@ -175,7 +175,7 @@ func archiveLines(t *testing.T, day time.Time, n int) []byte {
 			"messageId": fmt.Sprintf("orig-%s-%d", day.Format("010215"), i), "timestamp": ts.Format(time.RFC3339Nano),
 			"originalTimestamp": ts.Format(time.RFC3339Nano), "sentAt": day.Format(time.RFC3339), "receivedAt": day.Format(time.RFC3339),
 			"projectId": "proj1", "writeKey": "old-key", "channel": "server", "version": 2,
-			"_metadata": map[string]any{"bundled": []string{"Amplitude"}},
+			"_metadata":  map[string]any{"bundled": []string{"Amplitude"}},
 			"properties": map[string]any{"song": fmt.Sprintf("s%d", i), "seconds": i},
 			"context":    map[string]any{"library": map[string]any{"name": "analytics.js"}, "ip": "1.2.3.4"},
 		}

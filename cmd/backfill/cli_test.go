@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -14,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/backfillhq/backfill/internal/ndjsontest"
 	"github.com/backfillhq/backfill/internal/sampledata"
 )
 
@@ -39,25 +39,7 @@ func runCLI(t *testing.T, dir string, args ...string) (int, string, string) {
 }
 
 // messages reads an NDJSON output file.
-func messages(t *testing.T, path string) []map[string]any {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var out []map[string]any
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		var m map[string]any
-		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
-			t.Fatalf("%s: bad line %q: %v", path, sc.Text(), err)
-		}
-		out = append(out, m)
-	}
-	return out
-}
+func messages(t *testing.T, path string) []map[string]any { return ndjsontest.Read(t, path) }
 
 func TestQuickstartRunsFromTheRepoRoot(t *testing.T) {
 	root := repoRoot(t)
