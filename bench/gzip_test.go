@@ -32,7 +32,7 @@ func BenchmarkGzip(b *testing.B) {
 		return nil
 	})
 	body = append(body, `],"sentAt":"2024-01-01T00:00:00.000Z"}`...)
-	for _, level := range []int{gzip.HuffmanOnly, 1, 2, 5} {
+	for _, level := range []int{gzip.StatelessCompression, gzip.HuffmanOnly, 1, 2, 3, 5} {
 		b.Run(fmt.Sprintf("level=%d", level), func(b *testing.B) {
 			var out bytes.Buffer
 			w, _ := gzip.NewWriterLevel(&out, level)

@@ -4,6 +4,8 @@
 # client's CPU and peak RSS are its own). Repetitions are interleaved; compare
 # ratios within one run.
 #   ROWS=1000000 REPS=3 bench/run.sh
+# BASELINE=/path/to/client (a cmd/client built from another tree) adds its
+# backfill gzip/plain runs to the same interleaving, for before/after ratios.
 set -euo pipefail
 cd "$(dirname "$0")"
 ROWS=${ROWS:-1000000}
@@ -29,12 +31,16 @@ configs=(
   "analytics-go batch=100|-mode analytics -batch 100"
   "analytics-go batch=500|-mode analytics -batch 500"
 )
+if [ -n "${BASELINE:-}" ]; then
+  configs+=("baseline gzip|@-mode backfill -gzip=true" "baseline plain|@-mode backfill -gzip=false")
+fi
 printf '%-24s %4s %10s %10s %12s %10s %10s\n' path rep events/s wall_s cpu_us/event rss_MB received
 for rep in $(seq "$REPS"); do
   for c in "${configs[@]}"; do
-    name=${c%%|*}; args=${c#*|}
+    name=${c%%|*}; args=${c#*|}; bin=$WORK/client
+    if [ "${args:0:1}" = "@" ]; then bin=$BASELINE; args=${args:1}; fi
     # shellcheck disable=SC2086
-    /usr/bin/time -v "$WORK/client" -file "$DATA" -url "$URL" $args >"$WORK/out.json" 2>"$WORK/time.txt"
+    /usr/bin/time -v "$bin" -file "$DATA" -url "$URL" $args >"$WORK/out.json" 2>"$WORK/time.txt"
     user=$(awk -F': ' '/User time/ {print $2}' "$WORK/time.txt")
     sys=$(awk -F': ' '/System time/ {print $2}' "$WORK/time.txt")
     rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$WORK/time.txt")

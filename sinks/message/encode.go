@@ -2,6 +2,7 @@ package message
 
 import (
 	"fmt"
+	"strconv"
 	"unicode/utf8"
 
 	"github.com/apache/arrow/go/v15/arrow"
@@ -26,12 +27,13 @@ func (e *Encoder) encode(b *pipeline.Batch, emit func(row int, msg []byte) error
 	}
 	p.bind(rec)
 	e.batch = b
+	e.setIDPrefix(p, b)
 	defer func() { e.batch = nil }()
 	var rejects []pipeline.Reject
 	n := int(rec.NumRows())
 	for i := 0; i < n; i++ {
 		e.failCol, e.failReason = "", ""
-		buf, ok := e.writeMembers(append(e.buf[:0], '{'), p.root, i, nil)
+		buf, ok := e.writeSteps(append(e.buf[:0], '{'), p.steps, i)
 		e.buf = buf
 		if !ok {
 			rejects = append(rejects, pipeline.Reject{Row: b.Row(i), Stage: "sink", Column: e.failCol, Reason: e.failReason})
@@ -53,6 +55,84 @@ func (e *Encoder) encode(b *pipeline.Batch, emit func(row int, msg []byte) error
 		}
 	}
 	return rejects, nil
+}
+
+// writeSteps appends the members of the root object by running the plan's
+// flat program (see plan.compile): the same output as writeMembers on the
+// root, without a recursive call and child loop per node and row.
+func (e *Encoder) writeSteps(dst []byte, steps []step, row int) ([]byte, bool) {
+	first := true // no member written yet in the innermost open object
+	st := e.stack[:0]
+	for k := range steps {
+		s := &steps[k]
+		switch s.op {
+		case stepString:
+			// The common leaf, without interface calls: a utf8 column, or
+			// an id field over one (empty means absent).
+			w := s.str
+			if w.null(row) {
+				continue
+			}
+			v := w.text(row)
+			if s.id && len(v) == 0 {
+				continue
+			}
+			if first {
+				dst = append(dst, s.key...)
+			} else {
+				dst = append(dst, s.ckey...)
+			}
+			first = false
+			dst = appendString(dst, v)
+		case stepLeaf:
+			if s.w.null(row) {
+				continue
+			}
+			if first {
+				dst = append(dst, s.key...)
+			} else {
+				dst = append(dst, s.ckey...)
+			}
+			first = false
+			var ok bool
+			if dst, ok = s.w.write(e, dst, row); !ok {
+				return dst, false
+			}
+		case stepOpen:
+			st = append(st, frame{mark: len(dst), first: first})
+			if !first {
+				dst = append(dst, ',')
+			}
+			dst = append(dst, s.key...) // `"name":{`
+			first = true
+		case stepClose:
+			f := st[len(st)-1]
+			st = st[:len(st)-1]
+			if first {
+				// Nothing inside: leave the key (and its comma) out.
+				dst, first = dst[:f.mark], f.first
+			} else {
+				dst = append(dst, '}')
+			}
+		case stepNode:
+			before := len(dst)
+			if !first {
+				dst = append(dst, ',')
+			}
+			start := len(dst)
+			var ok bool
+			if dst, ok = e.writeNode(dst, s.n, row, nil); !ok {
+				return dst, false
+			}
+			if len(dst) == start {
+				dst = dst[:before]
+			} else {
+				first = false
+			}
+		}
+	}
+	e.stack = st
+	return dst, true
 }
 
 // writeNode appends `"key":value` for n, or nothing when the row has no
@@ -177,11 +257,12 @@ func (w *msgIDW) write(e *Encoder, dst []byte, i int) ([]byte, bool) {
 	if w.col != nil && !w.col.null(i) {
 		return w.col.write(e, dst, i)
 	}
-	e.scr = append(e.scr[:0], e.opts.Pipeline...)
+	// e.scr holds namespace+name prefix for this batch (set in encode); only
+	// the row's own part is appended per row.
+	e.scr = e.scr[:e.scrN]
 	if len(w.plan.idCols) == 0 {
-		e.scr = appendSplitName(e.scr[:0], e.opts.Pipeline, e.batch.Split, e.batch.Row(i))
+		e.scr = strconv.AppendInt(e.scr, e.batch.Row(i), 10)
 	} else {
-		e.scr = append(e.scr, "\x00key"...)
 		for _, c := range w.plan.idCols {
 			e.scr = append(e.scr, 0)
 			if c.null(i) {
@@ -195,8 +276,24 @@ func (w *msgIDW) write(e *Encoder, dst []byte, i int) ([]byte, bool) {
 		}
 	}
 	dst = append(dst, '"')
-	dst = e.ids.append(dst, e.scr)
+	dst = appendUUID5Of(dst, e.scr)
 	return append(dst, '"'), true
+}
+
+// setIDPrefix puts the SHA-1 input every derived id of b starts with in
+// e.scr: the namespace, then "PIPELINE\x00SPLIT\x00" (the row number
+// follows) or "PIPELINE\x00key" (the key columns follow).
+func (e *Encoder) setIDPrefix(p *plan, b *pipeline.Batch) {
+	e.scr = append(e.scr[:0], namespace[:]...)
+	e.scr = append(e.scr, e.opts.Pipeline...)
+	if len(p.idCols) == 0 {
+		e.scr = append(e.scr, 0)
+		e.scr = append(e.scr, b.Split...)
+		e.scr = append(e.scr, 0)
+	} else {
+		e.scr = append(e.scr, "\x00key"...)
+	}
+	e.scrN = len(e.scr)
 }
 
 // field reads a root field as a string: present is false when the row
@@ -205,8 +302,8 @@ func field(n *node, row int) (s string, present, isString bool) {
 	if n == nil || n.w == nil || len(n.kids) > 0 || n.w.null(row) {
 		return "", false, false
 	}
-	if t, ok := n.w.(texter); ok {
-		return t.text(row), true, true
+	if n.t != nil {
+		return n.t.text(row), true, true
 	}
 	return "", true, false
 }

@@ -2,6 +2,7 @@ package message
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"unicode/utf8"
@@ -16,13 +17,83 @@ var safe = func() (t [256]bool) {
 	return t
 }()
 
+const (
+	lsb8 = 0x0101010101010101
+	msb8 = 0x8080808080808080
+)
+
+// safe8 reports whether the 8 bytes packed in x all go into a JSON string
+// unescaped: none is a control character, '"', '\\' or non-ASCII. Each
+// test sets a byte's high bit where it holds (the classic "has a zero
+// byte" trick); a borrow can only flag a byte above a real hit, so the
+// answer for the word as a whole is exact.
+func safe8(x uint64) bool {
+	lt20 := (x - 0x20*lsb8) &^ x
+	quote := x ^ '"'*lsb8
+	quote = (quote - lsb8) &^ quote
+	bslash := x ^ '\\'*lsb8
+	bslash = (bslash - lsb8) &^ bslash
+	return (lt20|quote|bslash|x)&msb8 == 0
+}
+
+// load64 reads s[i:i+8] as a little-endian word (one unaligned load).
+func load64(s string, i int) uint64 {
+	return binary.LittleEndian.Uint64(unsafe.Slice(unsafe.StringData(s[i:]), 8))
+}
+
+// load32 reads s[i:i+4] as a little-endian word.
+func load32(s string, i int) uint32 {
+	return binary.LittleEndian.Uint32(unsafe.Slice(unsafe.StringData(s[i:]), 4))
+}
+
+// safeLen returns the length of s's prefix of safe bytes, or an index at
+// most that long: where appendString must start looking byte by byte.
+// Words of 8 cover the string; a short tail is checked with one load
+// overlapping bytes already seen, so most strings take 1-3 loads.
+func safeLen(s string) int {
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		if !safe8(load64(s, i)) {
+			return i
+		}
+	}
+	switch {
+	case i == len(s):
+		return i
+	case len(s) >= 8:
+		if safe8(load64(s, len(s)-8)) {
+			return len(s)
+		}
+		return i
+	case len(s) >= 4:
+		if safe8(uint64(load32(s, 0)) | uint64(load32(s, len(s)-4))<<32) {
+			return len(s)
+		}
+		return 0
+	}
+	for i < len(s) && safe[s[i]] {
+		i++
+	}
+	return i
+}
+
 // appendString appends s as a JSON string: quotes, backslashes and control
 // characters escaped, invalid UTF-8 replaced by U+FFFD, U+2028/U+2029
 // escaped (as encoding/json does, for JavaScript consumers).
 func appendString(dst []byte, s string) []byte {
 	dst = append(dst, '"')
+	i := safeLen(s)
+	if i == len(s) { // the common case: nothing to escape
+		dst = append(dst, s...)
+		return append(dst, '"')
+	}
 	start := 0
-	for i := 0; i < len(s); {
+	for i < len(s) {
+		// Skip 8 safe bytes at a time; the unsafe run is copied in bulk.
+		if i+8 <= len(s) && safe8(load64(s, i)) {
+			i += 8
+			continue
+		}
 		c := s[i]
 		if c < utf8.RuneSelf {
 			if safe[c] {

@@ -68,3 +68,28 @@ func TestAppendFloatMatchesEncodingJSON(t *testing.T) {
 		}
 	}
 }
+
+// safe8 must agree with the byte table on every word, in particular at the
+// class boundaries (0x1f/0x20, '"', '\\', 0x7f/0x80) next to other bytes
+// whose borrows could hide or fake a hit.
+func TestSafe8MatchesTable(t *testing.T) {
+	r := rand.New(rand.NewSource(2))
+	edge := []byte{0x00, 0x01, 0x1f, 0x20, 0x21, '"', 0x23, 0x5b, '\\', 0x5d, 0x7e, 0x7f, 0x80, 0xff, 'a', 'Z'}
+	for n := 0; n < 200000; n++ {
+		var b [8]byte
+		for i := range b {
+			if r.Intn(2) == 0 {
+				b[i] = edge[r.Intn(len(edge))]
+			} else {
+				b[i] = byte(r.Intn(256))
+			}
+		}
+		want := true
+		for _, c := range b {
+			want = want && safe[c]
+		}
+		if got := safe8(load64(string(b[:]), 0)); got != want {
+			t.Fatalf("% x: safe8 %v, table %v", b, got, want)
+		}
+	}
+}

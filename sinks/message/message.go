@@ -48,8 +48,9 @@ type Encoder struct {
 
 	plans []*plan // recent schemas' plans, most recent first
 	buf   []byte  // the message being encoded, reused across rows
-	scr   []byte  // scratch (derived-id names), reused
-	ids   uuidHasher
+	scr   []byte  // derived-id SHA-1 input: namespace, name prefix, row part
+	scrN  int     // len of the per-batch prefix in scr
+	stack []frame // open objects while a plan's steps run, reused
 
 	batch      *pipeline.Batch // the batch being encoded
 	failCol    string          // why the row being encoded failed

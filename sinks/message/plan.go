@@ -21,6 +21,7 @@ type node struct {
 	spans  []span // the merged object's members, per row (reused)
 	tmp    []byte // a struct/map column encoded for merging (reused)
 	isJSON bool
+	t      texter // w as a texter, or nil: asserted once, not per row
 }
 
 func (n *node) child(name, path string) *node {
@@ -47,6 +48,62 @@ type plan struct {
 	// the root fields Segment's rules look at (nil when absent)
 	typ, userID, anonID, event, groupID, prevID, msgCol *node
 	idCols                                              []writer // Options.IDColumns, raw writers
+	steps                                               []step   // root's members as a flat program
+}
+
+// step is one instruction of a plan's flat program: the tree walked once
+// per schema instead of once per row.
+type step struct {
+	op   int
+	key  []byte   // stepLeaf, stepString: `"name":`; stepOpen: `"name":{`
+	ckey []byte   // stepLeaf, stepString: `,"name":`
+	w    writer   // stepLeaf
+	str  *stringW // stepString
+	id   bool     // stepString: an id field, where "" is absent
+	n    *node    // stepNode
+}
+
+const (
+	stepLeaf   = iota // write w's value under key unless null
+	stepString        // the same for a utf8 column, devirtualized
+	stepOpen          // open an object under key
+	stepClose         // close it, or drop it when nothing was written inside
+	stepNode          // an object merged with its own column: writeNode's slow path
+)
+
+// frame is an open object while steps run: where its key starts (with
+// the comma before it) and whether its parent had members before it.
+type frame struct {
+	mark  int
+	first bool
+}
+
+// compile flattens n's members into steps, in writeMembers' order.
+func compile(steps []step, n *node) []step {
+	for _, k := range n.kids {
+		switch {
+		case len(k.kids) == 0 && k.w != nil:
+			st := step{op: stepLeaf, key: k.key, ckey: append([]byte{','}, k.key...), w: k.w}
+			switch w := k.w.(type) {
+			case *stringW:
+				st.op, st.str = stepString, w
+			case *idW:
+				if sw, ok := w.inner.(*stringW); ok {
+					st.op, st.str, st.id = stepString, sw, true
+				}
+			}
+			steps = append(steps, st)
+		case len(k.kids) == 0:
+			// no column and no merged object: writes nothing
+		case k.w == nil:
+			steps = append(steps, step{op: stepOpen, key: append(k.key[:len(k.key):len(k.key)], '{')})
+			steps = compile(steps, k)
+			steps = append(steps, step{op: stepClose})
+		default:
+			steps = append(steps, step{op: stepNode, n: k})
+		}
+	}
+	return steps
 }
 
 // objectFields must hold objects.
@@ -125,7 +182,9 @@ func (e *Encoder) newPlan(s *arrow.Schema) (*plan, error) {
 	ctx.obj = true
 	lib := ctx.child("library", "context.library")
 	lib.w = &constW{v: e.library}
+	p.steps = compile(nil, p.root)
 	for _, k := range p.root.kids {
+		k.t, _ = k.w.(texter)
 		switch k.name {
 		case record.Type:
 			p.typ = k

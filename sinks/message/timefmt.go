@@ -1,26 +1,28 @@
 package message
 
-// appendMillis appends ms (milliseconds since the Unix epoch, UTC) as
-// RFC 3339 with milliseconds: 2024-03-01T12:00:00.000Z. It reports false
-// for years outside 0000-9999, which RFC 3339 cannot write.
-func appendMillis(dst []byte, ms int64) ([]byte, bool) {
-	days := floorDiv(ms, 86400000)
-	rem := ms - days*86400000
+// appendDate appends "YYYY-MM-DDT" for days since 1970-01-01, or reports
+// false for years outside 0000-9999.
+func appendDate(dst []byte, days int64) ([]byte, bool) {
 	y, m, d := civil(days)
 	if y < 0 || y > 9999 {
 		return dst, false
 	}
+	return append(dst,
+		byte('0'+y/1000), byte('0'+y/100%10), byte('0'+y/10%10), byte('0'+y%10), '-',
+		byte('0'+m/10), byte('0'+m%10), '-',
+		byte('0'+d/10), byte('0'+d%10), 'T'), true
+}
+
+// appendClock appends "hh:mm:ss.mmmZ" for rem milliseconds into a day.
+func appendClock(dst []byte, rem int64) []byte {
 	sec := rem / 1000
 	milli := rem % 1000
 	hh, mm, ss := sec/3600, sec/60%60, sec%60
 	return append(dst,
-		byte('0'+y/1000), byte('0'+y/100%10), byte('0'+y/10%10), byte('0'+y%10), '-',
-		byte('0'+m/10), byte('0'+m%10), '-',
-		byte('0'+d/10), byte('0'+d%10), 'T',
 		byte('0'+hh/10), byte('0'+hh%10), ':',
 		byte('0'+mm/10), byte('0'+mm%10), ':',
 		byte('0'+ss/10), byte('0'+ss%10), '.',
-		byte('0'+milli/100), byte('0'+milli/10%10), byte('0'+milli%10), 'Z'), true
+		byte('0'+milli/100), byte('0'+milli/10%10), byte('0'+milli%10), 'Z')
 }
 
 func floorDiv(a, b int64) int64 {

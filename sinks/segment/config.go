@@ -92,6 +92,10 @@ var Spec = pipeline.NewSpec("sends messages to Segment's HTTP batch API (or a co
 	pipeline.String("path", "the batch path; /v1/import is a legacy alias").Default("/v1/batch").Enum("/v1/batch", "/v1/import"),
 	pipeline.String("write_key", "the source's write key, sent as Basic auth").Example("${SEGMENT_WRITE_KEY}").Secret(),
 	pipeline.Bool("gzip", "compress request bodies").Default(true),
+	// Level 1 is the default: on a real ~500 KB body (bench/gzip_test.go)
+	// it is ~5.3x smaller, level 2 is 1.7% smaller for ~25% more CPU,
+	// klauspost's stateless mode ~12% less CPU for 6% more bytes, and
+	// Huffman only costs as much CPU as level 1 for a 1.6x ratio.
 	pipeline.Int("gzip_level", "1 (fastest) to 9 (smallest); -2 is Huffman only").Default(1).
 		Check(func(v any) error {
 			if n := v.(int); n != gzip.HuffmanOnly && (n < 1 || n > 9) {
