@@ -101,6 +101,11 @@ func New(opts Options, env *pipeline.Env) (*Sink, error) {
 	if env == nil {
 		env = &pipeline.Env{}
 	}
+	// The rate limit is the workspace's: the shards of one run share it.
+	if env.Shards > 1 {
+		opts.RateLimit /= float64(env.Shards)
+		opts.RequestRate /= float64(env.Shards)
+	}
 	s := &Sink{
 		opts:   opts,
 		env:    env,

@@ -335,6 +335,40 @@ func TestRateLimitHoldsEventsPerSecond(t *testing.T) {
 	}
 }
 
+// TestShardsShareTheRateLimit checks that each of 4 shards holds a
+// quarter of the workspace's rate.
+func TestShardsShareTheRateLimit(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	srv := segmenttest.NewServer(segmenttest.Options{})
+	defer srv.Close()
+	c, err := loadConf(t, "endpoint: "+srv.URL()+"\nwrite_key: KEY\nbatch:\n  max_events: 100\nrequest:\n  rate_limit: 4000/s\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts, err := OptionsFromConf(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(opts, &pipeline.Env{Name: "test", DeadLetters: &deadLetters{}, Shards: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := newAcks()
+	start := time.Now()
+	if err := s.Write(context.Background(), a.watch(makeBatch(mem, "s", 0, 1100, nil))); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// A burst of one request (100), then 1,000 events at 1,000/s: 1 s
+	// (at the unshared 4,000/s it would take 0.25 s).
+	if d := time.Since(start); d < 900*time.Millisecond || d > 3*time.Second {
+		t.Errorf("1100 events at 4000/s over 4 shards took %v", d)
+	}
+}
+
 func TestFlushIntervalSendsPartialRequests(t *testing.T) {
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
