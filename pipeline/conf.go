@@ -12,11 +12,12 @@ import (
 // does not declare, or with the wrong getter, is a programming error and
 // panics.
 type Conf struct {
-	file string
-	path string     // JSON pointer of this object
-	node *yaml.Node // the mapping node, nil when the object was absent
-	spec *Field
-	vals map[string]*confValue
+	file  string
+	path  string     // JSON pointer of this object
+	node  *yaml.Node // the mapping node, nil when the object was absent
+	spec  *Field
+	vals  map[string]*confValue
+	extra []MapEntry // undeclared keys of an object declared with Extra
 }
 
 type confValue struct {
@@ -117,6 +118,10 @@ func (c *Conf) Map(name string) []MapEntry { m, _ := c.lookup(name).v.([]MapEntr
 // Any returns an any-typed field decoded to Go values (map[string]any,
 // []any, string, int, float64, bool), or nil.
 func (c *Conf) Any(name string) any { return c.lookup(name).v }
+
+// Extra returns the keys an object declared with Field.Extra (or
+// Spec.WithExtra) took beyond its declared fields, in file order.
+func (c *Conf) Extra() []MapEntry { return c.extra }
 
 // Node returns the YAML node a field was read from, or nil.
 func (c *Conf) Node(name string) *yaml.Node { return c.lookup(name).node }

@@ -267,3 +267,30 @@ func TestParseMaxRejects(t *testing.T) {
 	}
 	_ = errors.New
 }
+
+func TestObjectWithExtraKeys(t *testing.T) {
+	reg := testRegistry()
+	reg.RegisterTransform("integrations", pipeline.NewSpec("test",
+		pipeline.String("mode", "replace or merge").Default("replace").Enum("replace", "merge"),
+	).WithExtra(pipeline.Any("", "a destination: true, false or options")),
+		func(c *pipeline.Conf, env *pipeline.Env) (pipeline.Transform, error) { return nopTransform{}, nil })
+	src := "name: x\nsource: {s3: {bucket: b}}\ntransforms:\n  - integrations: {All: false, Vero: true, mode: merge, Warehouses: {all: false}}\nsink: {segment: {write_key: k}}\n"
+	cfg, err := pipeline.Load("p.yaml", []byte(src), pipeline.LoadOptions{Registry: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := cfg.Transforms[0].Conf
+	var keys []string
+	for _, e := range c.Extra() {
+		keys = append(keys, e.Key)
+	}
+	if c.String("mode") != "merge" || strings.Join(keys, ",") != "All,Vero,Warehouses" {
+		t.Fatalf("mode %q, extra %v", c.String("mode"), keys)
+	}
+	// A near miss of an option in another case is caught, not taken.
+	src = strings.Replace(src, "mode: merge", "Mode: merge", 1)
+	_, err = pipeline.Load("p.yaml", []byte(src), pipeline.LoadOptions{Registry: reg})
+	if ces := pipeline.AsConfigErrors(err); len(ces) != 1 || !strings.Contains(ces[0].Error(), `did you mean "mode"?`) {
+		t.Fatalf("got %v", err)
+	}
+}

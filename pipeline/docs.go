@@ -19,6 +19,9 @@ func WritePluginDoc(w io.Writer, p *Plugin) {
 		fmt.Fprintf(w, "\nFields:\n")
 		writeFields(w, p.Spec.Fields(), "  ")
 	}
+	if x := p.Spec.root.extra; x != nil {
+		fmt.Fprintf(w, "\nAny other key: %s (%s)\n", x.desc, typeName(x))
+	}
 	for _, ex := range p.Spec.Examples() {
 		fmt.Fprintf(w, "\nExample: %s\n", ex.Title)
 		for _, line := range strings.Split(strings.TrimRight(ex.YAML, "\n"), "\n") {
@@ -152,6 +155,9 @@ func fieldSchema(f *Field, reg *Registry, root bool) map[string]any {
 		}
 		s["properties"] = props
 		s["additionalProperties"] = false
+		if f.extra != nil {
+			s["additionalProperties"] = fieldSchema(f.extra, reg, false)
+		}
 		if len(req) > 0 {
 			s["required"] = req
 		}
@@ -188,6 +194,9 @@ func WritePluginMarkdown(w io.Writer, p *Plugin) {
 		fmt.Fprintf(w, "| field | type | default | description |\n|---|---|---|---|\n")
 		writeMarkdownFields(w, p.Spec.Fields(), "")
 		fmt.Fprintln(w)
+	}
+	if x := p.Spec.root.extra; x != nil {
+		fmt.Fprintf(w, "Any other key: %s (%s).\n\n", x.desc, typeName(x))
 	}
 	for _, ex := range p.Spec.Examples() {
 		fmt.Fprintf(w, "Example: %s\n\n```yaml\n%s:\n", ex.Title, p.Name)

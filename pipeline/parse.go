@@ -88,6 +88,15 @@ func (p *parser) object(f *Field, n *yaml.Node, path string) *Conf {
 			k, v := c.node.Content[i], c.node.Content[i+1]
 			fp := path + "/" + escapePointer(k.Value)
 			fd, ok := known[k.Value]
+			if !ok && f.extra != nil {
+				if s := suggest(k.Value, names); s != "" && s != k.Value && strings.EqualFold(s, k.Value) {
+					p.errAt(k, fp, CodeUnknownField, fmt.Sprintf("did you mean %q?", s), "%q is taken as an entry, not the option %q", k.Value, s)
+					continue
+				}
+				val, _ := p.value(f.extra, v, fp)
+				c.extra = append(c.extra, MapEntry{Key: k.Value, Value: val, Node: deref(v)})
+				continue
+			}
 			if !ok {
 				hint := ""
 				if s := suggest(k.Value, names); s != "" {

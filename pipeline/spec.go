@@ -49,21 +49,21 @@ func (k Kind) String() string {
 // documentation and whether it is a secret. Parsing, validation, `backfill
 // plugins` docs and the JSON Schema are all derived from it.
 type Field struct {
-	name        string
-	desc        string
-	kind        Kind
-	elem        *Field   // KindList, KindMap
-	fields      []*Field // KindObject
-	def         any
-	hasDef      bool
-	optional    bool
-	enum        []string
-	example     any
-	secret      bool
-	check       func(v any) error
-	pluginKind  PluginKind // kindPlugin
-	deprecated  string
-	aliasOfElem bool
+	name       string
+	desc       string
+	kind       Kind
+	elem       *Field   // KindList, KindMap
+	fields     []*Field // KindObject
+	def        any
+	hasDef     bool
+	optional   bool
+	enum       []string
+	example    any
+	secret     bool
+	check      func(v any) error
+	pluginKind PluginKind // kindPlugin
+	deprecated string
+	extra      *Field // KindObject: keys not declared are parsed as this
 }
 
 func newField(name, desc string, k Kind) *Field { return &Field{name: name, desc: desc, kind: k} }
@@ -116,6 +116,18 @@ func pluginField(name, desc string, k PluginKind) *Field {
 	f.pluginKind = k
 	return f
 }
+
+// Extra lets an object take keys it does not declare, each parsed as elem
+// (read with Conf.Extra): `integrations: {All: false, Amplitude: true}`
+// beside declared options such as `mode`.
+func (f *Field) Extra(elem *Field) *Field { f.extra = elem; return f }
+
+// ExtraElem is the type of an object's undeclared keys, or nil.
+func (f *Field) ExtraElem() *Field { return f.extra }
+
+// WithExtra lets a plugin's config take undeclared keys, each parsed as
+// elem (see Field.Extra).
+func (s *Spec) WithExtra(elem *Field) *Spec { s.root.extra = elem; return s }
 
 // Named returns a copy of f under another name, so a shared block can be
 // mounted under a different key.
@@ -257,5 +269,8 @@ func (f *Field) validateSpec(path string) {
 	}
 	if f.elem != nil {
 		f.elem.validateSpec(path + f.name + "[].")
+	}
+	if f.extra != nil {
+		f.extra.validateSpec(path + f.name + ".*.")
 	}
 }
