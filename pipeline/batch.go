@@ -1,13 +1,7 @@
 package pipeline
 
 import (
-	"context"
-	"fmt"
-
 	"github.com/apache/arrow/go/v15/arrow"
-	"github.com/apache/arrow/go/v15/arrow/array"
-	"github.com/apache/arrow/go/v15/arrow/compute"
-	"github.com/apache/arrow/go/v15/arrow/memory"
 )
 
 // Batch is a contiguous range of one split's rows on its way through the
@@ -103,54 +97,4 @@ func (b *Batch) ReplaceRecord(rec arrow.Record) {
 		b.Record.Release()
 	}
 	b.Record = rec
-}
-
-// RowFate says what becomes of one record row in Drop.
-type RowFate struct {
-	Reject *Reject // non-nil: dead-letter the row with this reason
-	Filter bool    // true: drop the row silently as filtered
-}
-
-// Drop removes rows from the record. fates is indexed by record row; rows
-// whose fate is zero are kept. Rejected rows move to Rejects with their
-// split offset filled in; filtered rows are counted. The record is rebuilt
-// once, with a boolean mask, whatever the number of dropped rows.
-func (b *Batch) Drop(mem memory.Allocator, fates map[int]RowFate) error {
-	if len(fates) == 0 || b.Record == nil {
-		return nil
-	}
-	n := int(b.Record.NumRows())
-	mask := array.NewBooleanBuilder(mem)
-	defer mask.Release()
-	mask.Reserve(n)
-	rows := make([]int64, 0, n)
-	for i := 0; i < n; i++ {
-		f, ok := fates[i]
-		switch {
-		case !ok || (f.Reject == nil && !f.Filter):
-			mask.UnsafeAppend(true)
-			rows = append(rows, b.Row(i))
-			continue
-		case f.Reject != nil:
-			r := *f.Reject
-			r.Row = b.Row(i)
-			b.Rejects = append(b.Rejects, r)
-		default:
-			b.Filtered++
-		}
-		mask.UnsafeAppend(false)
-	}
-	if len(rows) == n {
-		return nil
-	}
-	m := mask.NewArray()
-	defer m.Release()
-	ctx := compute.WithAllocator(context.Background(), mem)
-	rec, err := compute.FilterRecordBatch(ctx, b.Record, m, compute.DefaultFilterOptions())
-	if err != nil {
-		return fmt.Errorf("dropping rows from batch %s[%d:%d]: %w", b.Split, b.Start, b.End, err)
-	}
-	b.ReplaceRecord(rec)
-	b.Rows = rows
-	return nil
 }

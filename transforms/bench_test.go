@@ -120,3 +120,19 @@ func BenchmarkFilterExpr(b *testing.B) {
 func BenchmarkFilterAfter(b *testing.B) {
 	benchTransform(b, "filter", "after: 2024-01-05", mustTransform(b, memory.DefaultAllocator, "timestamp", "not_after: none"))
 }
+
+// BenchmarkFilterAmountCurrency is the shape of most filters: comparisons of
+// flat columns with literals, which run vectorized.
+func BenchmarkFilterAmountCurrency(b *testing.B) {
+	benchTransform(b, "filter", `expr: amount > 50 && currency == "EUR"`, mustTransform(b, memory.DefaultAllocator, "set", "fields: {currency: EUR}"))
+}
+
+// BenchmarkFilterExprFallback runs expr's VM on every row (a function call).
+func BenchmarkFilterExprFallback(b *testing.B) {
+	benchTransform(b, "filter", `expr: len(event) > 10`)
+}
+
+// BenchmarkFilterJSONPath runs expr on every row with a decoded JSON column.
+func BenchmarkFilterJSONPath(b *testing.B) {
+	benchTransform(b, "filter", `expr: properties.total > 50`)
+}

@@ -49,7 +49,16 @@ type Filter struct {
 	field         string
 	after, before int64 // ms, MinInt64/MaxInt64 when unset
 	mem           memory.Allocator
-	binds         schemaCache[[]filterBind]
+	node          ast.Node // the parsed expression, for the vectorized form
+	noVec         bool     // tests: run expr on every row
+	plans         schemaCache[*filterPlan]
+}
+
+// filterPlan is how the expression reads one schema: the env bindings for
+// expr and the vectorized form (nil when no part of it is vectorized).
+type filterPlan struct {
+	binds []filterBind
+	vec   vecNode
 }
 
 // filterBind puts one column into the environment: env[root] itself, or
@@ -87,6 +96,7 @@ func newFilter(conf *pipeline.Conf, env *pipeline.Env) (pipeline.Transform, erro
 		if err != nil {
 			errs = append(errs, conf.Errorf(field, "%s", strings.ReplaceAll(err.Error(), "\n", " ")))
 		} else {
+			f.node = tree.Node
 			v := &identVisitor{names: map[string]bool{}}
 			ast.Walk(&tree.Node, v)
 			for n := range v.names {
@@ -117,6 +127,18 @@ func newFilter(conf *pipeline.Conf, env *pipeline.Env) (pipeline.Transform, erro
 		return nil, err
 	}
 	return f, nil
+}
+
+func (f *Filter) plan(s *arrow.Schema) (*filterPlan, error) {
+	binds, err := f.bind(s)
+	if err != nil {
+		return nil, err
+	}
+	p := &filterPlan{binds: binds}
+	if !f.noVec {
+		p.vec = compileVec(f.node, newVecCols(s, binds))
+	}
+	return p, nil
 }
 
 func (f *Filter) bind(s *arrow.Schema) ([]filterBind, error) {
@@ -154,20 +176,18 @@ func isExprBuiltin(name string) bool {
 	return false
 }
 
-// Apply evaluates the bounds column at a time, then the expression per row.
+// Apply evaluates the bounds and the vectorized form of the expression a
+// column at a time, then runs expr only on the rows those leave undecided,
+// and drops rows with one mask.
 func (f *Filter) Apply(_ context.Context, b *pipeline.Batch) error {
 	if b.Record == nil {
 		return nil
 	}
 	rec := b.Record
 	n := int(rec.NumRows())
-	var fates map[int]pipeline.RowFate
-	out := func(i int, fate pipeline.RowFate) {
-		if fates == nil {
-			fates = map[int]pipeline.RowFate{}
-		}
-		fates[i] = fate
-	}
+	mask := make([]uint8, n) // pipeline.FateKeep, pipeline.FateFilter or pipeline.FateReject per row
+	var rejects map[int]*pipeline.Reject
+	dropped := false
 	if f.after != math.MinInt64 || f.before != math.MaxInt64 {
 		idx := colIndex(rec.Schema(), f.field)
 		if idx < 0 {
@@ -178,43 +198,64 @@ func (f *Filter) Apply(_ context.Context, b *pipeline.Batch) error {
 			return fmt.Errorf("filter: after/before need %q to be a timestamp column, not %s: put the timestamp transform before filter", f.field, rec.Column(idx).DataType())
 		}
 		per := int64(ts.DataType().(*arrow.TimestampType).Unit.Multiplier())
+		hasNulls := ts.NullN() > 0
 		for i, v := range ts.TimestampValues() {
 			ms := unitToMs(int64(v), per)
-			if ts.IsNull(i) || ms < f.after || ms >= f.before {
-				out(i, pipeline.RowFate{Filter: true})
+			if ms < f.after || ms >= f.before || (hasNulls && ts.IsNull(i)) {
+				mask[i] = pipeline.FateFilter
+				dropped = true
 			}
 		}
 	}
 	if f.program != nil {
-		binds, err := f.binds.get(rec.Schema(), f.bind)
+		plan, err := f.plans.get(rec.Schema(), f.plan)
 		if err != nil {
 			return err
+		}
+		var res []uint8
+		if plan.vec != nil {
+			res = make([]uint8, n)
+			plan.vec.eval(rec, res)
 		}
 		env := map[string]any{}
 		var machine vm.VM
 		for i := 0; i < n; i++ {
-			if _, done := fates[i]; done {
+			if mask[i] != pipeline.FateKeep {
 				continue
 			}
-			for _, bd := range binds {
-				v := exprValue(rec.Column(bd.col), i)
-				if len(bd.sub) == 0 {
-					env[bd.root] = v
+			r := vUnknown
+			if res != nil {
+				r = res[i]
+			}
+			if r == vUnknown {
+				for _, bd := range plan.binds {
+					v := exprValue(rec.Column(bd.col), i)
+					if len(bd.sub) == 0 {
+						env[bd.root] = v
+						continue
+					}
+					setNested(env, bd.root, bd.sub, v)
+				}
+				out, err := machine.Run(f.program, env)
+				if err != nil {
+					if rejects == nil {
+						rejects = map[int]*pipeline.Reject{}
+					}
+					rj := reject("filter", "", "filter: %s: %s", f.src, strings.ReplaceAll(err.Error(), "\n", " "))
+					mask[i], rejects[i], dropped = pipeline.FateReject, rj.Reject, true
 					continue
 				}
-				setNested(env, bd.root, bd.sub, v)
+				r = b2v(out.(bool))
 			}
-			res, err := machine.Run(f.program, env)
-			if err != nil {
-				out(i, reject("filter", "", "filter: %s: %s", f.src, strings.ReplaceAll(err.Error(), "\n", " ")))
-				continue
-			}
-			if res.(bool) == f.dropWhen {
-				out(i, pipeline.RowFate{Filter: true})
+			if (r == vTrue) == f.dropWhen {
+				mask[i], dropped = pipeline.FateFilter, true
 			}
 		}
 	}
-	return b.Drop(f.mem, fates)
+	if !dropped {
+		return nil
+	}
+	return b.DropMask(f.mem, mask, rejects)
 }
 
 // setNested sets env[root][sub0][sub1]... = v, making maps on the way.
