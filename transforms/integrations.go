@@ -35,7 +35,14 @@ func integrationsSpec() *pipeline.Spec {
 		pipeline.String("mode", "replace: the configured object replaces any in the data; merge: keep the data's object and set the configured keys over it").
 			Default("replace").Enum("replace", "merge"),
 		pipeline.String("from_column", "take each row's object from this column (JSON text); destinations are set over it").Optional(),
-	).WithExample("replay to one destination only", `destinations:
+	).WithExtra(pipeline.Any("", "a destination, as in Segment's integrations object (same as under destinations)")).
+		WithDescription(`Destinations may be written directly, as in Segment's own integrations
+object ({All: false, Vero: true}), or under destinations:; both together
+are merged.`).
+		WithExample("replay to one destination only, written as Segment writes it", `All: false
+Amplitude: true
+Warehouses: {all: false}`).
+		WithExample("the same under destinations", `destinations:
   All: false
   Amplitude: true
   Warehouses: {all: false}`).
@@ -62,8 +69,13 @@ func newIntegrations(conf *pipeline.Conf, env *pipeline.Env) (pipeline.Transform
 	t := &Integrations{merge: conf.String("mode") == "merge", from: conf.String("from_column"), mem: env.Alloc, keys: map[string]bool{}}
 	var errs []error
 	var members []string
-	for _, e := range conf.Map("destinations") {
+	dests := append(conf.Map("destinations"), conf.Extra()...)
+	for _, e := range dests {
 		path := conf.Path() + "/destinations/" + e.Key
+		if t.keys[e.Key] {
+			errs = append(errs, conf.NodeErrorf(e.Node, path, "%s is set twice", e.Key))
+			continue
+		}
 		switch v := e.Value.(type) {
 		case bool:
 		case map[string]any:
@@ -90,10 +102,10 @@ func newIntegrations(conf *pipeline.Conf, env *pipeline.Env) (pipeline.Transform
 		members = append(members, string(k)+":"+string(v))
 		t.keys[e.Key] = true
 	}
-	if conf.IsSet("destinations") && len(conf.Map("destinations")) == 0 && !t.merge {
+	if conf.IsSet("destinations") && len(dests) == 0 && !t.merge {
 		errs = append(errs, conf.Errorf("destinations", "destinations is empty: an empty integrations object changes nothing"))
 	}
-	if !conf.IsSet("destinations") && t.from == "" {
+	if len(dests) == 0 && t.from == "" {
 		errs = append(errs, conf.Errorf("destinations", "integrations needs destinations or from_column"))
 	}
 	if err := errors.Join(errs...); err != nil {
