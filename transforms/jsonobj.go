@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/backfillhq/backfill/pipeline/record"
 	"path"
 	"strings"
 	"unsafe"
@@ -138,17 +139,57 @@ func containsByte(b []byte, c byte) bool {
 }
 
 // keyPattern is a path of glob segments below some object.
-type keyPattern []string
+type keyPattern []keySeg
 
-func segMatch(pattern, key string) bool {
-	if pattern == key {
-		return true
+// keySeg is one glob segment, classified once so that matching a key per
+// row is a comparison, not a path.Match call.
+type keySeg struct {
+	pat    string
+	kind   uint8  // segLiteral, segPrefix or segGlob
+	prefix string // segPrefix: the text before the final '*'
+}
+
+const (
+	segLiteral uint8 = iota
+	segPrefix        // "internal_*"
+	segGlob          // anything else path.Match understands
+)
+
+func newKeyPattern(path string) keyPattern {
+	parts := record.SplitPath(path)
+	p := make(keyPattern, len(parts))
+	for i, s := range parts {
+		p[i] = keySeg{pat: s}
+		switch meta := strings.IndexAny(s, `*?[\`); {
+		case meta < 0:
+			p[i].kind = segLiteral
+		case meta == len(s)-1 && s[meta] == '*':
+			p[i].kind, p[i].prefix = segPrefix, s[:meta]
+		default:
+			p[i].kind = segGlob
+		}
 	}
-	if !strings.ContainsAny(pattern, `*?[\`) {
-		return false // a literal: no need for path.Match
+	return p
+}
+
+func (s keySeg) match(key string) bool {
+	switch s.kind {
+	case segLiteral:
+		return s.pat == key
+	case segPrefix:
+		return strings.HasPrefix(key, s.prefix)
 	}
-	ok, _ := path.Match(pattern, key)
+	ok, _ := path.Match(s.pat, key)
 	return ok
+}
+
+// String is the pattern as written, segments joined with dots.
+func (p keyPattern) String() string {
+	parts := make([]string, len(p))
+	for i, s := range p {
+		parts[i] = s.pat
+	}
+	return strings.Join(parts, ".")
 }
 
 // stripObject appends obj without the members matching drop (and not
@@ -173,7 +214,7 @@ func stripObject(obj []byte, drop, keep []keyPattern, out []byte, depth int) ([]
 		var subDrop, subKeep []keyPattern
 		remove := false
 		for _, p := range drop {
-			if !segMatch(p[0], m.key) {
+			if !p[0].match(m.key) {
 				continue
 			}
 			if len(p) == 1 {
@@ -183,7 +224,7 @@ func stripObject(obj []byte, drop, keep []keyPattern, out []byte, depth int) ([]
 			}
 		}
 		for _, p := range keep {
-			if p[0] == m.key {
+			if p[0].pat == m.key {
 				if len(p) == 1 {
 					remove = false
 				} else {

@@ -69,9 +69,9 @@ func newStrip(conf *pipeline.Conf, env *pipeline.Env) (pipeline.Transform, error
 		errs = append(errs, conf.Errorf("fields", "strip removes nothing: give fields or a preset"))
 	}
 	for _, f := range fields {
-		p := keyPattern(record.SplitPath(f))
+		p := newKeyPattern(f)
 		for _, seg := range p {
-			if _, err := path.Match(seg, ""); err != nil || seg == "" {
+			if _, err := path.Match(seg.pat, ""); err != nil || seg.pat == "" {
 				errs = append(errs, conf.Errorf("fields", "%q is not a valid path pattern", f))
 				break
 			}
@@ -79,7 +79,7 @@ func newStrip(conf *pipeline.Conf, env *pipeline.Env) (pipeline.Transform, error
 		s.drop = append(s.drop, p)
 	}
 	for _, k := range conf.Strings("keep") {
-		s.keep = append(s.keep, keyPattern(record.SplitPath(k)))
+		s.keep = append(s.keep, newKeyPattern(k))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
@@ -93,7 +93,7 @@ func matchPrefix(p keyPattern, segs []string) bool {
 		return false
 	}
 	for i, x := range p {
-		if !segMatch(x, segs[i]) {
+		if !x.match(segs[i]) {
 			return false
 		}
 	}
@@ -106,7 +106,7 @@ func (s *Strip) plan(schema *arrow.Schema) (*stripPlan, error) {
 		segs := record.SplitPath(f.Name)
 		kept := false
 		for _, k := range s.keep {
-			if len(k) <= len(segs) && strings.Join(k, ".") == strings.Join(segs[:len(k)], ".") {
+			if len(k) <= len(segs) && k.String() == strings.Join(segs[:len(k)], ".") {
 				kept = true
 			}
 		}
@@ -124,7 +124,7 @@ func (s *Strip) plan(schema *arrow.Schema) (*stripPlan, error) {
 			continue
 		}
 		for _, k := range s.keep {
-			if len(k) > len(segs) && strings.Join(k[:len(segs)], ".") == strings.Join(segs, ".") {
+			if len(k) > len(segs) && k[:len(segs)].String() == strings.Join(segs, ".") {
 				innerKeep = append(innerKeep, k[len(segs):])
 			}
 		}
