@@ -111,13 +111,13 @@ func AsConfigErrors(err error) ConfigErrors {
 	return out
 }
 
-// suggest returns the candidate closest to s, if it is close enough to be
-// a likely typo.
-func suggest(s string, candidates []string) string {
+// Suggest returns the candidate closest to s when s is a likely typo of
+// it (a small edit distance, or a truncation such as "created" for
+// "created_at"), or "". Plugins use it for "did you mean" hints.
+func Suggest(s string, candidates []string) string {
 	best, bestD := "", 1<<30
 	for _, c := range candidates {
-		d := editDistance(strings.ToLower(s), strings.ToLower(c))
-		if d < bestD {
+		if d := editDistance(strings.ToLower(s), strings.ToLower(c)); d < bestD {
 			best, bestD = c, d
 		}
 	}
@@ -125,8 +125,13 @@ func suggest(s string, candidates []string) string {
 	if len(s) <= 3 {
 		limit = 1
 	}
-	if bestD <= limit || (best != "" && (strings.HasPrefix(best, s) || strings.HasPrefix(s, best)) && len(s) > 2) {
+	if bestD <= limit {
 		return best
+	}
+	for _, c := range candidates {
+		if len(s) > 2 && (strings.HasPrefix(c, s) || strings.HasPrefix(s, c)) {
+			return c
+		}
 	}
 	return ""
 }
@@ -145,10 +150,6 @@ func editDistance(a, b string) int {
 				cost = 0
 			}
 			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-			// transposition counts as one edit
-			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
-				cur[j] = min(cur[j], prev[j-1]) // approximate Damerau
-			}
 		}
 		prev, cur = cur, prev
 	}

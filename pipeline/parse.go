@@ -89,7 +89,7 @@ func (p *parser) object(f *Field, n *yaml.Node, path string) *Conf {
 			fp := path + "/" + escapePointer(k.Value)
 			fd, ok := known[k.Value]
 			if !ok && f.extra != nil {
-				if s := suggest(k.Value, names); s != "" && s != k.Value && strings.EqualFold(s, k.Value) {
+				if s := Suggest(k.Value, names); s != "" && s != k.Value && strings.EqualFold(s, k.Value) {
 					p.errAt(k, fp, CodeUnknownField, fmt.Sprintf("did you mean %q?", s), "%q is taken as an entry, not the option %q", k.Value, s)
 					continue
 				}
@@ -99,7 +99,7 @@ func (p *parser) object(f *Field, n *yaml.Node, path string) *Conf {
 			}
 			if !ok {
 				hint := ""
-				if s := suggest(k.Value, names); s != "" {
+				if s := Suggest(k.Value, names); s != "" {
 					hint = fmt.Sprintf("did you mean %q?", s)
 					misspelt[s] = true
 				} else if len(names) > 0 {
@@ -205,7 +205,7 @@ func (p *parser) value(fd *Field, n *yaml.Node, path string) (any, bool) {
 		}
 		if len(fd.enum) > 0 && !contains(fd.enum, n.Value) {
 			hint := "one of: " + strings.Join(fd.enum, ", ")
-			if s := suggest(n.Value, fd.enum); s != "" {
+			if s := Suggest(n.Value, fd.enum); s != "" {
 				hint = fmt.Sprintf("did you mean %q? one of: %s", s, strings.Join(fd.enum, ", "))
 			}
 			p.errAt(n, path, CodeInvalidValue, hint, "%q is not an allowed value", n.Value)
@@ -304,7 +304,7 @@ func (p *parser) plugin(kind PluginKind, n *yaml.Node, path string) (any, bool) 
 	pl, ok := p.reg.Lookup(kind, k.Value)
 	if !ok {
 		hint := "known " + kind.String() + "s: " + strings.Join(names, ", ")
-		if s := suggest(k.Value, names); s != "" {
+		if s := Suggest(k.Value, names); s != "" {
 			hint = fmt.Sprintf("did you mean %q?", s)
 		}
 		p.errAt(k, path+"/"+escapePointer(k.Value), CodeUnknownPlugin, hint, "unknown %s %q", kind, k.Value)

@@ -35,7 +35,7 @@ func missingColumn(stage, name string, schema *arrow.Schema) error {
 		names = append(names, f.Name)
 	}
 	hint := ""
-	if s := suggest(name, names); s != "" {
+	if s := pipeline.Suggest(name, names); s != "" {
 		hint = fmt.Sprintf(" (did you mean %q?)", s)
 	}
 	return fmt.Errorf("%s: column %q is not in the data%s; columns: %s", stage, name, hint, strings.Join(names, ", "))
@@ -47,50 +47,6 @@ func colIndex(schema *arrow.Schema, name string) int {
 		return idx[0]
 	}
 	return -1
-}
-
-// suggest returns the candidate closest to s when it is a likely typo.
-func suggest(s string, candidates []string) string {
-	best, bestD := "", 1<<30
-	for _, c := range candidates {
-		if d := editDistance(strings.ToLower(s), strings.ToLower(c)); d < bestD {
-			best, bestD = c, d
-		}
-	}
-	limit := 2
-	if len(s) <= 3 {
-		limit = 1
-	}
-	if bestD <= limit {
-		return best
-	}
-	// a truncated name (created for created_at) is a likely slip too
-	for _, c := range candidates {
-		if len(s) > 2 && (strings.HasPrefix(c, s) || strings.HasPrefix(s, c)) {
-			return c
-		}
-	}
-	return ""
-}
-
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
 
 // constColumn is one constant value served as a column of any length. It

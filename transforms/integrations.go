@@ -89,7 +89,7 @@ func newIntegrations(conf *pipeline.Conf, env *pipeline.Env) (pipeline.Transform
 			continue
 		}
 		if !contains(knownDestinations, e.Key) {
-			if s := suggest(e.Key, knownDestinations); s != "" {
+			if s := pipeline.Suggest(e.Key, knownDestinations); s != "" {
 				warn(env, conf, e, fmt.Sprintf("%q is not a destination name Segment knows; did you mean %q? (names are case-sensitive)", e.Key, s))
 			}
 		}
