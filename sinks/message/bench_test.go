@@ -1,58 +1,18 @@
 package message
 
 import (
-	"fmt"
 	"syscall"
 	"testing"
 
+	"github.com/backfillhq/backfill/internal/sampledata"
+
 	"github.com/apache/arrow/go/v15/arrow"
-	"github.com/apache/arrow/go/v15/arrow/array"
 	"github.com/apache/arrow/go/v15/arrow/memory"
 	"github.com/backfillhq/backfill/pipeline"
 )
 
-// segmentLike builds n rows of a 12-column, Segment-like track record
-// (about 335 bytes of JSON per event with the derived messageId and
-// context.library).
-func segmentLike(mem memory.Allocator, n int) arrow.Record {
-	ts := &arrow.TimestampType{Unit: arrow.Microsecond, TimeZone: "UTC"}
-	s := arrow.NewSchema([]arrow.Field{
-		{Name: "type", Type: arrow.BinaryTypes.String},
-		{Name: "event", Type: arrow.BinaryTypes.String},
-		{Name: "userId", Type: arrow.BinaryTypes.String, Nullable: true},
-		{Name: "anonymousId", Type: arrow.BinaryTypes.String, Nullable: true},
-		{Name: "timestamp", Type: ts},
-		{Name: "properties.order_id", Type: arrow.PrimitiveTypes.Int64},
-		{Name: "properties.total", Type: arrow.PrimitiveTypes.Float64},
-		{Name: "properties.currency", Type: arrow.BinaryTypes.String},
-		{Name: "properties.plan", Type: arrow.BinaryTypes.String, Nullable: true},
-		{Name: "properties.coupon", Type: arrow.BinaryTypes.String, Nullable: true},
-		{Name: "context.ip", Type: arrow.BinaryTypes.String},
-		{Name: "context.locale", Type: arrow.BinaryTypes.String},
-	}, nil)
-	b := array.NewRecordBuilder(mem, s)
-	defer b.Release()
-	plans := []string{"free", "pro", "enterprise"}
-	for i := 0; i < n; i++ {
-		b.Field(0).(*array.StringBuilder).Append("track")
-		b.Field(1).(*array.StringBuilder).Append("Order Completed")
-		b.Field(2).(*array.StringBuilder).Append(fmt.Sprintf("user-%08d", i%50000))
-		b.Field(3).(*array.StringBuilder).Append(fmt.Sprintf("anon-%012d", i))
-		b.Field(4).(*array.TimestampBuilder).Append(arrow.Timestamp(1709294400000000 + int64(i)*1733))
-		b.Field(5).(*array.Int64Builder).Append(int64(1000000 + i))
-		b.Field(6).(*array.Float64Builder).Append(float64(i%10000) / 100)
-		b.Field(7).(*array.StringBuilder).Append("USD")
-		b.Field(8).(*array.StringBuilder).Append(plans[i%3])
-		if i%4 == 0 {
-			b.Field(9).(*array.StringBuilder).Append("SPRING24")
-		} else {
-			b.Field(9).(*array.StringBuilder).AppendNull()
-		}
-		b.Field(10).(*array.StringBuilder).Append(fmt.Sprintf("10.%d.%d.%d", i%256, i/256%256, i/65536%256))
-		b.Field(11).(*array.StringBuilder).Append("en-US")
-	}
-	return b.NewRecord()
-}
+// segmentLike is n rows of the shared Segment-like track record.
+func segmentLike(mem memory.Allocator, n int) arrow.Record { return sampledata.TrackEvents(mem, 0, n) }
 
 // BenchmarkEncode encodes 8192-row batches of the Segment-like record; one
 // op is one event.
@@ -62,7 +22,7 @@ func BenchmarkEncode(b *testing.B) {
 		opts := Options{Pipeline: "bench", Version: "1.0.0"}
 		if keyed {
 			name = "key-columns-id"
-			opts.IDColumns = []string{"properties.order_id"}
+			opts.IDColumns = []string{"properties.orderId"}
 		}
 		b.Run(name, func(b *testing.B) {
 			mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
