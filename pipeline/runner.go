@@ -509,6 +509,14 @@ feed:
 	if cerr != nil {
 		fail(cerr)
 	}
+	// A percentage budget is only checked as it goes once enough rows are
+	// read to mean something; a small run is checked here, at its end.
+	if m := cfg.MaxRejects; m != nil && m.Fraction > 0 && !opts.DryRun {
+		if n, read := dl.count.Load(), c.read.Load(); read > 0 && float64(n) > m.Fraction*float64(read) {
+			fail(fmt.Errorf("%w: %d of %d rows rejected, over max_rejects %.4g%% (see %s)",
+				ErrTooManyRejects, n, read, m.Fraction*100, dl.path))
+		}
+	}
 	// A run that delivered everything lets the source commit (a cursor);
 	// splits of earlier runs are then forgotten, since the next run plans
 	// new ones.

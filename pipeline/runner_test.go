@@ -336,6 +336,7 @@ func TestRunOnErrorStopAndMaxRejects(t *testing.T) {
 	for _, tc := range []struct{ extra, want string }{
 		{"on_error: stop\n", "on_error: stop"},
 		{"max_rejects: \"2\"\n", "too many rejected rows"},
+		{"max_rejects: 5%\n", "4 of 50 rows rejected, over max_rejects 5%"},
 	} {
 		f := newFixture(t, 1, 50, tc.extra)
 		f.src.badRows = map[int64]bool{3: true, 17: true, 30: true, 40: true}
