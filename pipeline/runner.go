@@ -401,6 +401,9 @@ func Run(ctx context.Context, cfg *Config, opts RunOptions) (rep *Report, err er
 	readSplit := func(w work) error {
 		rd, err := built.Source.Open(runCtx, w.split, ReadOptions{Offset: w.offset, Columns: built.Columns, BatchRows: cfg.BatchRows})
 		if err != nil {
+			if runCtx.Err() != nil {
+				return nil // stopped, not failed
+			}
 			return &splitError{w.split.ID, err}
 		}
 		defer rd.Close()
