@@ -169,7 +169,7 @@ again. --fresh ignores saved progress and starts over.`,
 			opts.Progress, opts.ProgressEvery = bar.update, bar.every
 			if metrics != "" {
 				m := newRunMetrics(cfg.Name)
-				if err := serveMetrics(metrics, m, log); err != nil {
+				if _, err := serveMetrics(metrics, m, log); err != nil {
 					return &exitError{exitFailed, fmt.Errorf("--metrics-addr: %w", err)}
 				}
 				opts.Progress = func(p pipeline.Progress) { m.update(p); bar.update(p) }

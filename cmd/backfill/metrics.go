@@ -69,13 +69,14 @@ func (m *runMetrics) Collect(ch chan<- prometheus.Metric) {
 	gauge("backfill_splits", int64(p.SplitsAll))
 }
 
-// serveMetrics serves /metrics on addr until the process exits.
-func serveMetrics(addr string, m *runMetrics, log *slog.Logger) error {
+// serveMetrics serves /metrics on addr until the process exits, and
+// returns the address it listens on.
+func serveMetrics(addr string, m *runMetrics, log *slog.Logger) (string, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(m, prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return err
+		return "", err
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
@@ -85,5 +86,5 @@ func serveMetrics(addr string, m *runMetrics, log *slog.Logger) error {
 		}
 	}()
 	log.Info("serving metrics", "addr", ln.Addr().String())
-	return nil
+	return ln.Addr().String(), nil
 }

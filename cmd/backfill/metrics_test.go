@@ -1,0 +1,70 @@
+package main
+
+import (
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/backfillhq/backfill/pipeline"
+)
+
+func TestMetricsServeRunCounters(t *testing.T) {
+	m := newRunMetrics("orders")
+	addr, err := serveMetrics("127.0.0.1:0", m, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.update(pipeline.Progress{Read: 1200, Delivered: 1100, Rejected: 60, Filtered: 40, TotalRows: 5000, SplitsDone: 2, SplitsAll: 7})
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, want := range []string{
+		`backfill_rows_read_total{pipeline="orders"} 1200`,
+		`backfill_rows_delivered_total{pipeline="orders"} 1100`,
+		`backfill_rows_rejected_total{pipeline="orders"} 60`,
+		`backfill_rows_filtered_total{pipeline="orders"} 40`,
+		`backfill_rows_expected{pipeline="orders"} 5000`,
+		`backfill_splits_done{pipeline="orders"} 2`,
+		`backfill_splits{pipeline="orders"} 7`,
+		`go_goroutines`,
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+}
+
+func TestParseShard(t *testing.T) {
+	for _, tc := range []struct {
+		flag, index string
+		shards      int
+		i, n        int
+		err         string
+	}{
+		{flag: "", i: 0, n: 1},
+		{flag: "2/4", i: 2, n: 4},
+		{flag: "0/1", i: 0, n: 1},
+		{flag: "4/4", err: "want i/N"},
+		{flag: "x/4", err: "want i/N"},
+		{flag: "1", err: "want i/N"},
+		{shards: 8, index: "5", i: 5, n: 8},
+		{shards: 8, err: "JOB_COMPLETION_INDEX"},
+	} {
+		t.Setenv("JOB_COMPLETION_INDEX", tc.index)
+		i, n, err := parseShard(tc.flag, tc.shards)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%q/%d: got %v, want %q", tc.flag, tc.shards, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || i != tc.i || n != tc.n {
+			t.Errorf("%q/%d: got %d/%d %v", tc.flag, tc.shards, i, n, err)
+		}
+	}
+}
