@@ -1,6 +1,7 @@
 package transforms
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"path"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/apache/arrow/go/v15/arrow"
 	"github.com/apache/arrow/go/v15/arrow/array"
+	"github.com/apache/arrow/go/v15/arrow/bitutil"
 	"github.com/apache/arrow/go/v15/arrow/memory"
 
 	"github.com/backfillhq/backfill/pipeline"
@@ -51,6 +53,42 @@ type Strip struct {
 type stripJSON struct {
 	idx        int
 	drop, keep []keyPattern
+	// needles are the texts a row must contain for a drop pattern to match
+	// at its top level (`"library`, `"internal_`); nil when a glob pattern
+	// needs every row parsed.
+	needles [][]byte
+}
+
+// newStripJSON plans the stripping of one JSON column.
+func newStripJSON(idx int, drop, keep []keyPattern) stripJSON {
+	j := stripJSON{idx: idx, drop: drop, keep: keep}
+	for _, d := range drop {
+		switch d[0].kind {
+		case segLiteral:
+			j.needles = append(j.needles, []byte(`"`+d[0].pat))
+		case segPrefix:
+			j.needles = append(j.needles, []byte(`"`+d[0].prefix))
+		default:
+			j.needles = nil
+			return j
+		}
+	}
+	return j
+}
+
+// mayMatch reports whether a row's JSON text may hold a key to drop. Most
+// rows of most columns do not: they are copied without being parsed. A
+// backslash (an escaped key) always means parsing.
+func (j stripJSON) mayMatch(text []byte) bool {
+	if j.needles == nil || bytes.IndexByte(text, '\\') >= 0 {
+		return true
+	}
+	for _, n := range j.needles {
+		if bytes.Contains(text, n) {
+			return true
+		}
+	}
+	return false
 }
 
 type stripPlan struct {
@@ -128,7 +166,7 @@ func (s *Strip) plan(schema *arrow.Schema) (*stripPlan, error) {
 				innerKeep = append(innerKeep, k[len(segs):])
 			}
 		}
-		p.json = append(p.json, stripJSON{idx: i, drop: inner, keep: innerKeep})
+		p.json = append(p.json, newStripJSON(i, inner, innerKeep))
 	}
 	return p, nil
 }
@@ -168,38 +206,62 @@ func (s *Strip) Apply(_ context.Context, b *pipeline.Batch) error {
 // rewrite returns the stripped column, or nil when no row changed.
 func (s *Strip) rewrite(in *record.JSONArray, name string, j stripJSON, fates *map[int]pipeline.RowFate) arrow.Array {
 	n := in.Len()
-	bld := record.NewJSONBuilder(s.mem)
-	defer bld.Release()
-	sb := bld.StorageBuilder().(*array.StringBuilder)
-	sb.Reserve(n)
-	sb.ReserveData(len(in.Storage().(*array.String).ValueBytes()))
+	src := in.Storage().(*array.String)
+	// Rows are written straight into the new column's buffers: a stripped
+	// text is never longer than the original, so the data buffer sized to
+	// the input never grows, and nothing is copied twice.
+	data := memory.NewResizableBuffer(s.mem)
+	defer data.Release()
+	data.Reserve(len(src.ValueBytes()) + 1)
+	offs := memory.NewResizableBuffer(s.mem)
+	defer offs.Release()
+	offs.Resize((n + 1) * arrow.Int32SizeBytes)
+	o := arrow.Int32Traits.CastFromBytes(offs.Bytes())
+	out := data.Buf()[:0]
 	changed := false
-	var buf []byte
 	for i := 0; i < n; i++ {
+		o[i] = int32(len(out))
 		if in.IsNull(i) {
-			sb.AppendNull()
 			continue
 		}
 		text := in.ValueBytes(i)
-		out, ch, err := stripObject(text, j.drop, j.keep, buf[:0], 0)
-		buf = out
+		if !j.mayMatch(text) {
+			out = append(out, text...)
+			continue
+		}
+		start := len(out)
+		res, ch, err := stripObject(text, j.drop, j.keep, out, 0)
 		if err != nil {
 			if *fates == nil {
 				*fates = map[int]pipeline.RowFate{}
 			}
 			(*fates)[i] = reject("strip", name, "%s: not valid JSON (%v)", name, err)
-			sb.BinaryBuilder.Append(text)
+			out = append(out[:start], text...)
 			continue
 		}
-		if ch {
-			changed = true
-			sb.BinaryBuilder.Append(out)
-		} else {
-			sb.BinaryBuilder.Append(text)
-		}
+		out = res
+		changed = changed || ch
 	}
+	o[n] = int32(len(out))
 	if !changed {
 		return nil
 	}
-	return bld.NewArray()
+	if len(out) > 0 && &out[0] != &data.Buf()[0] { // cannot happen; stay correct if it does
+		data.Resize(len(out))
+		copy(data.Bytes(), out)
+	} else {
+		data.ResizeNoShrink(len(out))
+	}
+	var valid *memory.Buffer
+	if in.NullN() > 0 {
+		valid = memory.NewResizableBuffer(s.mem)
+		defer valid.Release()
+		valid.Resize(int(bitutil.BytesForBits(int64(n))))
+		bitutil.CopyBitmap(src.NullBitmapBytes(), src.Data().Offset(), n, valid.Bytes(), 0)
+	}
+	d := array.NewData(arrow.BinaryTypes.String, n, []*memory.Buffer{valid, offs, data}, nil, in.NullN(), 0)
+	defer d.Release()
+	str := array.NewStringData(d)
+	defer str.Release()
+	return array.NewExtensionArrayWithStorage(record.JSON, str)
 }

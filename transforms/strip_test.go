@@ -99,3 +99,26 @@ func TestStripConfigErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestStripRowsWithAndWithoutTheKey mixes rows the fast path copies
+// without parsing (no "library" text), rows it must parse, a key written
+// with a JSON escape, and nulls, in one column.
+func TestStripRowsWithAndWithoutTheKey(t *testing.T) {
+	mem := newMem(t)
+	defer mem.AssertSize(t, 0)
+	tr := mustTransform(t, mem, "strip", "fields: [context.library]")
+	full := mkRecord(t, mem, col{"context", record.JSON,
+		`[null, "{\"ip\":\"1\"}", "{\"ip\":\"2\",\"library\":{\"name\":\"a\"}}", "{\"\\u006cibrary\":1,\"ip\":\"3\"}", "{\"ip\" : \"4\"}", null]`})
+	rec := full.NewSlice(1, 6) // a non-zero offset: the null bitmap is copied from it
+	full.Release()
+	b := pipeline.NewBatch("s", 0, rec)
+	defer b.Release()
+	if err := tr.Apply(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+	checkAccounting(t, b)
+	want := []string{`context={"ip":"1"}`, `context={"ip":"2"}`, `context={"ip":"3"}`, `context={"ip" : "4"}`, ``}
+	if got := rows(b); !equalStrings(got, want) {
+		t.Errorf("rows = %q\nwant   %q", got, want)
+	}
+}
