@@ -103,6 +103,12 @@ func BenchmarkStripJSON(b *testing.B) {
 	benchTransform(b, "strip", "fields: [context.library, \"properties.internal_*\"]")
 }
 
+// BenchmarkStripJSONAbsent strips keys no row has: the common case of
+// stripping rare fields (debug or internal properties).
+func BenchmarkStripJSONAbsent(b *testing.B) {
+	benchTransform(b, "strip", "fields: [context.secret, \"properties.debug_*\"]")
+}
+
 func BenchmarkIntegrationsReplace(b *testing.B) {
 	benchTransform(b, "integrations", "destinations: {All: false, Amplitude: true, Warehouses: {all: false}}")
 }

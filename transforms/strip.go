@@ -207,6 +207,15 @@ func (s *Strip) Apply(_ context.Context, b *pipeline.Batch) error {
 func (s *Strip) rewrite(in *record.JSONArray, name string, j stripJSON, fates *map[int]pipeline.RowFate) arrow.Array {
 	n := in.Len()
 	src := in.Storage().(*array.String)
+	// Most columns hold no key to strip in any row: find that out before
+	// allocating anything.
+	any := false
+	for i := 0; i < n && !any; i++ {
+		any = !in.IsNull(i) && j.mayMatch(in.ValueBytes(i))
+	}
+	if !any {
+		return nil
+	}
 	// Rows are written straight into the new column's buffers: a stripped
 	// text is never longer than the original, so the data buffer sized to
 	// the input never grows, and nothing is copied twice.
