@@ -215,7 +215,7 @@ func (f *Filter) Apply(_ context.Context, b *pipeline.Batch) error {
 		var res []uint8
 		if plan.vec != nil {
 			res = make([]uint8, n)
-			plan.vec.eval(rec, res)
+			plan.vec.eval(&vecBatch{rec: rec}, res)
 		}
 		env := map[string]any{}
 		var machine vm.VM

@@ -1,19 +1,23 @@
 package transforms
 
 import (
+	"strconv"
 	"strings"
 
 	"github.com/apache/arrow/go/v15/arrow"
 	"github.com/apache/arrow/go/v15/arrow/array"
 	"github.com/expr-lang/expr/ast"
+
+	"github.com/backfillhq/backfill/pipeline/record"
 )
 
 // The filter expression is evaluated a column at a time where it is made
 // of comparisons between a column and a literal, joined by &&, || and !.
 // That costs a few ns per row, against ~0.3-1 µs for building an env and
 // running expr's VM per row. Whatever the vectorized form cannot decide
-// exactly as expr would (a function call, a JSON object, a null in an
-// ordered comparison, which is an error in expr) is vUnknown, and those
+// exactly as expr would (a function call, an object or array value, a
+// JSON text that does not decode, a null in an ordered comparison, which
+// is an error in expr) is vUnknown, and those
 // rows, and only those, still run through expr: results and error messages
 // are expr's own.
 const (
@@ -22,15 +26,39 @@ const (
 	vUnknown
 )
 
-// vecNode evaluates a sub-expression for every row of rec into out.
+// vecNode evaluates a sub-expression for every row of a batch into out.
 type vecNode interface {
-	eval(rec arrow.Record, out []uint8)
+	eval(b *vecBatch, out []uint8)
+}
+
+// vecBatch is one record being evaluated, with the JSON paths extracted
+// so far: comparisons reading one path share one scan of the column.
+type vecBatch struct {
+	rec  arrow.Record
+	json map[string]*jsonVec // by column and path
+}
+
+func (b *vecBatch) jsonPath(col int, path []string) *jsonVec {
+	k := strconv.Itoa(col) + "\x00" + strings.Join(path, "\x00")
+	v, ok := b.json[k]
+	if !ok {
+		if b.json == nil {
+			b.json = map[string]*jsonVec{}
+		}
+		v = extractJSONPath(b.rec.Column(col).(*record.JSONArray), path)
+		b.json[k] = v
+	}
+	return v
 }
 
 // vecCols maps a path as written in the expression (event,
 // properties.total) to the flat column that alone provides its value in
-// expr's env.
-type vecCols map[string]int
+// expr's env; json maps a root to the JSON column that alone provides it,
+// so paths below it are read from the column's text.
+type vecCols struct {
+	flat map[string]int
+	json map[string]int
+}
 
 // newVecCols picks the paths whose value in the env is one scalar column
 // of a type the vectorized comparisons model.
@@ -43,7 +71,13 @@ func newVecCols(s *arrow.Schema, binds []filterBind) vecCols {
 			whole[b.root] = true
 		}
 	}
-	cols := vecCols{}
+	nested := map[string]bool{}
+	for _, b := range binds {
+		if len(b.sub) > 0 {
+			nested[b.root] = true
+		}
+	}
+	cols := vecCols{flat: map[string]int{}, json: map[string]int{}}
 	for _, b := range binds {
 		_, hasWhole := whole[b.root]
 		if len(b.sub) > 0 && hasWhole {
@@ -52,11 +86,15 @@ func newVecCols(s *arrow.Schema, binds []filterBind) vecCols {
 		if len(b.sub) == 0 && !whole[b.root] {
 			continue
 		}
+		if len(b.sub) == 0 && !nested[b.root] && record.IsJSON(s.Field(b.col).Type) {
+			cols.json[b.root] = b.col
+			continue
+		}
 		if !vecType(s.Field(b.col).Type) {
 			continue
 		}
 		// later binds of one path win, as they do in the env
-		cols[strings.Join(append([]string{b.root}, b.sub...), ".")] = b.col
+		cols.flat[strings.Join(append([]string{b.root}, b.sub...), ".")] = b.col
 	}
 	return cols
 }
@@ -134,33 +172,46 @@ func (c vecCols) resolve(n ast.Node) (vecColRef, bool) {
 	if !ok {
 		return vecColRef{}, false
 	}
-	i, ok := c[p]
-	return vecColRef{col: i}, ok
+	if i, ok := c.flat[strings.Join(p, ".")]; ok {
+		return vecColRef{col: i}, true
+	}
+	if i, ok := c.json[p[0]]; ok {
+		return vecColRef{col: i, json: true, path: p[1:]}, true
+	}
+	return vecColRef{}, false
 }
 
-type vecColRef struct{ col int }
+// vecColRef is a flat column, or a path below (or at) a JSON column.
+type vecColRef struct {
+	col  int
+	json bool
+	path []string
+}
 
-func exprPath(n ast.Node) (string, bool) {
+// exprPath is the keys of a member chain: properties.plan.
+func exprPath(n ast.Node) ([]string, bool) {
 	switch x := n.(type) {
 	case *ast.IdentifierNode:
 		if isExprBuiltin(x.Value) {
-			return "", false
+			return nil, false
 		}
-		return x.Value, true
+		return []string{x.Value}, true
 	case *ast.MemberNode:
 		prop, ok := x.Property.(*ast.StringNode)
 		if x.Optional || x.Method || !ok {
-			return "", false
+			return nil, false
 		}
 		p, ok := exprPath(x.Node)
-		return p + "." + prop.Value, ok
+		return append(p, prop.Value), ok
 	}
-	return "", false
+	return nil, false
 }
 
-// literal is a constant operand: string, int, float64 or nil.
+// literal is a constant operand: string, int, float64, bool or nil.
 func literal(n ast.Node) (any, bool) {
 	switch x := n.(type) {
+	case *ast.BoolNode:
+		return x.Value, true
 	case *ast.StringNode:
 		return x.Value, true
 	case *ast.IntegerNode:
@@ -198,7 +249,7 @@ func flip(op string) string {
 
 type vecUnknown struct{}
 
-func (vecUnknown) eval(_ arrow.Record, out []uint8) {
+func (vecUnknown) eval(_ *vecBatch, out []uint8) {
 	for i := range out {
 		out[i] = vUnknown
 	}
@@ -206,8 +257,8 @@ func (vecUnknown) eval(_ arrow.Record, out []uint8) {
 
 type vecNot struct{ in vecNode }
 
-func (v vecNot) eval(rec arrow.Record, out []uint8) {
-	v.in.eval(rec, out)
+func (v vecNot) eval(b *vecBatch, out []uint8) {
+	v.in.eval(b, out)
 	for i, r := range out {
 		if r != vUnknown {
 			out[i] = r ^ 1
@@ -223,10 +274,10 @@ type vecBool struct {
 	l, r vecNode
 }
 
-func (v *vecBool) eval(rec arrow.Record, out []uint8) {
-	v.l.eval(rec, out)
+func (v *vecBool) eval(b *vecBatch, out []uint8) {
+	v.l.eval(b, out)
 	right := make([]uint8, len(out))
-	v.r.eval(rec, right)
+	v.r.eval(b, right)
 	settle := vFalse // && is settled by a false left side
 	if !v.and {
 		settle = vTrue
@@ -250,11 +301,17 @@ func newVecCmp(c vecColRef, op string, lit any) vecNode {
 	if lit == nil && op != "==" && op != "!=" {
 		return nil
 	}
+	if _, isBool := lit.(bool); isBool && (!c.json || op != "==" && op != "!=") {
+		return nil // ordered bools are an error; bool columns are not modeled
+	}
+	if c.json {
+		return &vecJSONCmp{col: c.col, path: c.path, op: op, lit: lit}
+	}
 	return &vecCmp{col: c.col, op: op, lit: lit}
 }
 
-func (v *vecCmp) eval(rec arrow.Record, out []uint8) {
-	a := rec.Column(v.col)
+func (v *vecCmp) eval(b *vecBatch, out []uint8) {
+	a := b.rec.Column(v.col)
 	if v.lit == nil {
 		want := v.op == "=="
 		for i := range out {
@@ -403,6 +460,9 @@ type vecIn struct {
 }
 
 func newVecIn(c vecColRef, lits []any) vecNode {
+	if c.json {
+		return newVecJSONIn(c, lits)
+	}
 	v := &vecIn{col: c.col}
 	kinds := map[string]bool{}
 	for _, l := range lits {
@@ -425,6 +485,8 @@ func newVecIn(c vecColRef, lits []any) vecNode {
 			}
 			v.floats[x] = true
 			kinds["f"] = true
+		default:
+			return nil
 		}
 	}
 	if len(kinds) != 1 {
@@ -433,8 +495,8 @@ func newVecIn(c vecColRef, lits []any) vecNode {
 	return v
 }
 
-func (v *vecIn) eval(rec arrow.Record, out []uint8) {
-	a := rec.Column(v.col)
+func (v *vecIn) eval(b *vecBatch, out []uint8) {
+	a := b.rec.Column(v.col)
 	sa, isStr := stringCol(a)
 	ints, floats, isNum := numCol(a)
 	switch {
@@ -465,6 +527,99 @@ func (v *vecIn) eval(rec arrow.Record, out []uint8) {
 			if a.IsNull(i) {
 				out[i] = vUnknown
 			}
+		}
+	}
+}
+
+// vecJSONCmp compares the value at a path into a JSON column with a
+// literal. A null or missing key is nil, as for vecCmp; a value of another
+// kind than the literal's, an object or an array goes to expr.
+type vecJSONCmp struct {
+	col  int
+	path []string
+	op   string
+	lit  any
+}
+
+func (v *vecJSONCmp) eval(b *vecBatch, out []uint8) {
+	jv := b.jsonPath(v.col, v.path)
+	if v.lit == nil {
+		want := v.op == "=="
+		for i, k := range jv.kind {
+			switch k {
+			case jUnknown:
+				out[i] = vUnknown
+			case jNull:
+				out[i] = b2v(want)
+			default:
+				out[i] = b2v(!want)
+			}
+		}
+		return
+	}
+	nullRes := vUnknown // nil <op> literal is an error in expr
+	switch v.op {
+	case "==":
+		nullRes = vFalse
+	case "!=":
+		nullRes = vTrue
+	}
+	want := jNum
+	var ls string
+	var lf float64
+	switch lit := v.lit.(type) {
+	case string:
+		want, ls = jStr, lit
+	case int:
+		lf = float64(lit) // against a float64, as expr compares them
+	case float64:
+		lf = lit
+	case bool:
+		want = jBool
+		if lit {
+			lf = 1
+		}
+	}
+	for i, k := range jv.kind {
+		switch {
+		case k == jNull:
+			out[i] = nullRes
+		case k != want:
+			out[i] = vUnknown
+		case k == jStr:
+			out[i] = b2v(cmpOrdered(jv.str[i], ls, v.op))
+		default: // numbers, and bools as 0 or 1 with == and != only
+			out[i] = b2v(cmpOrdered(jv.num[i], lf, v.op))
+		}
+	}
+}
+
+// vecJSONIn is `path in [literals]` on a JSON column, decided where
+// vecIn decides it for a float64 or string column.
+type vecJSONIn struct {
+	col  int
+	path []string
+	set  *vecIn
+}
+
+func newVecJSONIn(c vecColRef, lits []any) vecNode {
+	set, ok := newVecIn(vecColRef{col: c.col}, lits).(*vecIn)
+	if !ok || set == nil || set.ints != nil {
+		return nil // int literals with float64 values: as vecIn, left to expr
+	}
+	return &vecJSONIn{col: c.col, path: c.path, set: set}
+}
+
+func (v *vecJSONIn) eval(b *vecBatch, out []uint8) {
+	jv := b.jsonPath(v.col, v.path)
+	for i, k := range jv.kind {
+		switch {
+		case k == jStr && v.set.strs != nil:
+			out[i] = b2v(v.set.strs[jv.str[i]])
+		case k == jNum && v.set.floats != nil:
+			out[i] = b2v(v.set.floats[jv.num[i]])
+		default:
+			out[i] = vUnknown
 		}
 	}
 }

@@ -2,7 +2,11 @@ package transforms
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"math"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/apache/arrow/go/v15/arrow"
@@ -37,6 +41,78 @@ func TestFilterVectorizedMatchesExpr(t *testing.T) {
 		`context?.ip == "1" || qty > 4`, `event == 1`, `amount == "x"`, `event > 1`,
 		`qty > 3 && (event == "A" || amount > 0)`,
 	}
+	checkVecMatchesExpr(t, cols, exprs)
+}
+
+// TestFilterVectorizedJSONMatchesExpr is the same for paths into a JSON
+// column, whose rows expr decodes with json.Unmarshal: texts that do not
+// decode (bad syntax anywhere, a number out of range), duplicate keys,
+// escapes, missing keys, nulls, nested objects, values of another kind.
+func TestFilterVectorizedJSONMatchesExpr(t *testing.T) {
+	props := []string{
+		`{"total":5,"plan":"x","flag":true,"nested":{"a":1}}`,
+		`{"total":"5","plan":null,"flag":"true"}`,
+		`{}`,
+		``, // null
+		`{"total":60.5,"plan":"y\u00e9","total":70}`,
+		`{"total":55,}`,
+		`{"total":1e400}`,
+		`{"total":55,"big":1e400}`,
+		`{"total":[1],"plan":{"a":1},"flag":null}`,
+		`[1,2]`,
+		`"str"`,
+		`null`,
+		`7`,
+		`{"nested":{"a":"b"},"nested":5}`,
+		`{"total":51,"x":tru}`,
+		`{"total":-0.5e1,"flag":false,"nested":{}}`,
+		`{"plan":"a\"b","nested":{"a":2,"b":[1,{"c":null}]}}`,
+		`{"total":98,"t\u006ftal":99}`,
+		` { "total" : 50 , "plan" : "x" } `,
+		`{"total":01}`,
+		"{\"plan\":\"tab\there\",\"total\":52}", // a raw tab
+		`{"total":57,"a":[1 2]}`,
+		`{"total":58,"a":[1,{"b":tru}]}`,
+		`{"total":59,"s":"\u12zz"}`,
+		`"\u12`,
+		`{"plan":"x","total":53,"nested":{"a":1,"a":null}}`,
+		`{"total":54}{}`,
+		`{"total":55,"s":"\x"}`,
+		`{"total":56,"s":"\u12"}`,
+	}
+	var js []string
+	var events []string
+	for i, p := range props {
+		q, _ := json.Marshal(p)
+		if p == "" {
+			q = []byte("null")
+		}
+		js = append(js, string(q))
+		events = append(events, []string{`"A"`, `"B"`, `null`}[i%3])
+	}
+	cols := []col{
+		{"event", str, "[" + strings.Join(events, ",") + "]"},
+		{"properties", record.JSON, "[" + strings.Join(js, ",") + "]"},
+	}
+	exprs := []string{
+		`properties.total > 50`, `properties.total == 5`, `properties.total != 5`, `properties.total <= 70`,
+		`properties.total == nil`, `properties.total != nil`, `properties.total == "5"`, `properties["total"] > 4`,
+		`properties.total >= 5.5`, `-5 == properties.total`, `properties.total == 99`,
+		`properties.plan == "x"`, `properties.plan < "y"`, `properties.plan == nil`, `properties.plan != "yé"`,
+		`properties.flag == true`, `properties.flag != false`, `properties.flag == nil`,
+		`properties.nested.a == 1`, `properties.nested.a > 0`, `properties.nested.a == nil`, `properties.nested == nil`,
+		`properties.nested.b == nil`, `properties.nested.a.z == nil`,
+		`properties == nil`, `properties != nil`, `properties > 1`, `properties == 7`,
+		`properties.plan in ["x", "yé"]`, `properties.total in [5.0, 70.0]`, `properties.total in [5, 70]`,
+		`properties.total > 50 && properties.plan == "x"`, `!(properties.total > 50) || properties.flag == true`,
+		`properties.total > 4 && len(properties) > 0`, `properties.total == 5 || event == "A"`,
+		`properties.total > 50 && event == "A"`,
+	}
+	checkVecMatchesExpr(t, cols, exprs)
+}
+
+func checkVecMatchesExpr(t *testing.T, cols []col, exprs []string) {
+	t.Helper()
 	for _, e := range exprs {
 		for _, drop := range []bool{false, true} {
 			conf := "expr: '" + e + "'"
@@ -118,5 +194,65 @@ func TestDropRowsMatchesCompute(t *testing.T) {
 				t.Errorf("got\n%v\nwant\n%v", b.Record, want)
 			}
 		})
+	}
+}
+
+// TestExtractJSONPathUTF8 checks what the test column cannot hold: a
+// string with invalid UTF-8 is decoded as Unmarshal does (U+FFFD).
+func TestExtractJSONPathUTF8(t *testing.T) {
+	mem := newMem(t)
+	defer mem.AssertSize(t, 0)
+	bld := record.NewJSONBuilder(mem)
+	record.AppendJSON(bld, []byte("{\"k\xff\":\"a\xffb\",\"k\":\"\xc3\xa9\"}"))
+	a := bld.NewArray().(*record.JSONArray)
+	bld.Release()
+	defer a.Release()
+	for _, tc := range []struct{ key, want string }{{"k\ufffd", "a\ufffdb"}, {"k", "é"}} {
+		v := extractJSONPath(a, []string{tc.key})
+		if v.kind[0] != jStr || v.str[0] != tc.want {
+			t.Errorf("%q: kind %d %q, want %q", tc.key, v.kind[0], v.str[0], tc.want)
+		}
+	}
+}
+
+// TestSimpleFloat wants ParseFloat's result wherever simpleFloat gives one.
+func TestSimpleFloat(t *testing.T) {
+	cases := []string{"0", "-0", "1", "-1", "123.5", "0.1", "0.3", "-0.000001", "123456789012345", "1234567890123456",
+		"999999999999999.9", "0.123456789012345", "3.141592653589793", "1e5", "-1.5E-3", "100000000000000.5", "0.000000000000001"}
+	for i := 0; i < 2000; i++ {
+		cases = append(cases, fmt.Sprintf("%d.%0*d", i*7919%100000, i%9+1, i*104729%1000000000))
+	}
+	for _, c := range cases {
+		want, _ := strconv.ParseFloat(c, 64)
+		got, ok := simpleFloat([]byte(c))
+		if ok && (got != want || math.Signbit(got) != math.Signbit(want)) {
+			t.Errorf("%s: got %v, want %v", c, got, want)
+		}
+	}
+}
+
+// TestScanStringPlain checks the eight-bytes-at-a-time scan against the
+// byte loop at every position of strings with each kind of special byte.
+func TestScanStringPlain(t *testing.T) {
+	for _, special := range []string{`"`, `\\`, `\n`, "\x01", "\x1f", "é", "\xff", " ", "~", "\x7f", "!", "#", "[", "]"} {
+		for pos := 0; pos < 20; pos++ {
+			body := strings.Repeat("a", pos) + special + strings.Repeat("b", 20-pos)
+			q := []byte(`"` + body + `"`)
+			j, plain, ok := scanStringPlain(q, 0)
+			wantJ, wantOK := 0, false
+			var u string
+			if json.Unmarshal(q, &u) == nil {
+				wantJ, wantOK = len(q), true
+			} else if special == `"` {
+				wantJ, wantOK = pos+2, true // the string ends there
+			}
+			wantPlain := wantOK // ASCII without escapes
+			for _, c := range q[:wantJ] {
+				wantPlain = wantPlain && c != '\\' && c < 0x80
+			}
+			if j != wantJ || ok != wantOK || (ok && plain != wantPlain) {
+				t.Errorf("%q: got %d %v %v, want %d %v %v", q, j, plain, ok, wantJ, wantPlain, wantOK)
+			}
+		}
 	}
 }

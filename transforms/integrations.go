@@ -11,6 +11,7 @@ import (
 
 	"github.com/apache/arrow/go/v15/arrow"
 	"github.com/apache/arrow/go/v15/arrow/array"
+	"github.com/apache/arrow/go/v15/arrow/bitutil"
 	"github.com/apache/arrow/go/v15/arrow/memory"
 
 	"github.com/backfillhq/backfill/pipeline"
@@ -58,6 +59,7 @@ func init() {
 type Integrations struct {
 	text    []byte          // the configured object as JSON, keys in file order
 	keys    map[string]bool // its keys
+	keyList []string        // the same, for hasKey
 	members []byte          // its members without braces, for merging
 	merge   bool
 	from    string
@@ -101,6 +103,7 @@ func newIntegrations(conf *pipeline.Conf, env *pipeline.Env) (pipeline.Transform
 		}
 		members = append(members, string(k)+":"+string(v))
 		t.keys[e.Key] = true
+		t.keyList = append(t.keyList, e.Key)
 	}
 	if conf.IsSet("destinations") && len(dests) == 0 && !t.merge {
 		errs = append(errs, conf.Errorf("destinations", "destinations is empty: an empty integrations object changes nothing"))
@@ -158,20 +161,54 @@ func (t *Integrations) Apply(_ context.Context, b *pipeline.Batch) error {
 	return b.Drop(t.mem, fates)
 }
 
-// mergeColumn sets the configured keys over each row's object.
+// mergeColumn sets the configured keys over each row's object. Rows are
+// written straight into the new column's buffers, sized once for the
+// longest possible result (a row keeps at most all its bytes and gains
+// the configured members and a comma), so nothing is copied twice and
+// the data buffer never grows.
 func (t *Integrations) mergeColumn(in arrow.Array, name string) (arrow.Array, map[int]pipeline.RowFate) {
 	n := in.Len()
-	bld := record.NewJSONBuilder(t.mem)
-	defer bld.Release()
-	sb := bld.StorageBuilder().(*array.StringBuilder)
-	sb.Reserve(n)
+	// string and JSON columns are read without stringAt's type switch
+	var strs *array.String
+	switch x := in.(type) {
+	case *array.String:
+		strs = x
+	case *record.JSONArray:
+		strs, _ = x.Storage().(*array.String)
+	}
+	at := func(i int) string {
+		if strs != nil {
+			return strs.Value(i)
+		}
+		s, _ := stringAt(in, i)
+		return s
+	}
+	bound := 0
+	for i := 0; i < n; i++ {
+		s := at(i)
+		if in.IsNull(i) || s == "" {
+			bound += len(t.text)
+		} else {
+			bound += len(s) + len(t.members) + 2
+		}
+	}
+	data := memory.NewResizableBuffer(t.mem)
+	defer data.Release()
+	data.Reserve(bound + 1)
+	offs := memory.NewResizableBuffer(t.mem)
+	defer offs.Release()
+	offs.Resize((n + 1) * arrow.Int32SizeBytes)
+	o := arrow.Int32Traits.CastFromBytes(offs.Bytes())
+	out := data.Buf()[:0]
+	var valid *memory.Buffer // only when a row is rejected (written as null)
+	nulls := 0
 	var fates map[int]pipeline.RowFate
-	var buf []byte
 	var ms []member
 	for i := 0; i < n; i++ {
-		s, _ := stringAt(in, i)
+		o[i] = int32(len(out))
+		s := at(i)
 		if in.IsNull(i) || s == "" {
-			sb.BinaryBuilder.Append(t.text)
+			out = append(out, t.text...)
 			continue
 		}
 		text := unsafe.Slice(unsafe.StringData(s), len(s)) // read only, no copy
@@ -183,29 +220,61 @@ func (t *Integrations) mergeColumn(in arrow.Array, name string) (arrow.Array, ma
 				fates = map[int]pipeline.RowFate{}
 			}
 			fates[i] = reject("integrations", name, "%s: %.80q is not a JSON object", name, s)
-			sb.AppendNull()
+			if valid == nil {
+				valid = memory.NewResizableBuffer(t.mem)
+				defer valid.Release()
+				valid.Resize(int(bitutil.BytesForBits(int64(n))))
+				bitutil.SetBitsTo(valid.Bytes(), 0, int64(n), true)
+			}
+			bitutil.ClearBit(valid.Bytes(), i)
+			nulls++
 			continue
 		}
-		buf = append(buf[:0], '{')
+		start := len(out)
+		out = append(out, '{')
 		for _, m := range ms {
-			if t.keys[m.key] {
+			if t.hasKey(m.key) {
 				continue
 			}
-			if len(buf) > 1 {
-				buf = append(buf, ',')
+			if len(out) > start+1 {
+				out = append(out, ',')
 			}
-			buf = append(buf, text[m.start:m.end]...)
+			out = append(out, text[m.start:m.end]...)
 		}
 		if len(t.members) > 0 {
-			if len(buf) > 1 {
-				buf = append(buf, ',')
+			if len(out) > start+1 {
+				out = append(out, ',')
 			}
-			buf = append(buf, t.members...)
+			out = append(out, t.members...)
 		}
-		buf = append(buf, '}')
-		sb.BinaryBuilder.Append(buf)
+		out = append(out, '}')
 	}
-	return bld.NewArray(), fates
+	o[n] = int32(len(out))
+	if len(out) > 0 && &out[0] != &data.Buf()[0] { // cannot happen (bound); stay correct if it does
+		data.Resize(len(out))
+		copy(data.Bytes(), out)
+	} else {
+		data.ResizeNoShrink(len(out))
+	}
+	d := array.NewData(arrow.BinaryTypes.String, n, []*memory.Buffer{valid, offs, data}, nil, nulls, 0)
+	defer d.Release()
+	str := array.NewStringData(d)
+	defer str.Release()
+	return array.NewExtensionArrayWithStorage(record.JSON, str), fates
+}
+
+// hasKey is t.keys[k]; a configured object has a few keys, which a loop
+// compares faster than a map hashes.
+func (t *Integrations) hasKey(k string) bool {
+	if len(t.keyList) > 8 {
+		return t.keys[k]
+	}
+	for _, c := range t.keyList {
+		if c == k {
+			return true
+		}
+	}
+	return false
 }
 
 // Requires adds from_column (or the data's integrations when merging).
