@@ -54,7 +54,7 @@ type stripJSON struct {
 	idx        int
 	drop, keep []keyPattern
 	// needles are the texts a row must contain for a drop pattern to match
-	// at its top level (`"library`, `"internal_`); nil when a glob pattern
+	// at its top level (`library"`, `internal_`); nil when a glob pattern
 	// needs every row parsed.
 	needles [][]byte
 }
@@ -64,10 +64,12 @@ func newStripJSON(idx int, drop, keep []keyPattern) stripJSON {
 	j := stripJSON{idx: idx, drop: drop, keep: keep}
 	for _, d := range drop {
 		switch d[0].kind {
+		// A needle starts with the key's own text, not its opening quote:
+		// '"' is everywhere in JSON and would make every search slow.
 		case segLiteral:
-			j.needles = append(j.needles, []byte(`"`+d[0].pat))
+			j.needles = append(j.needles, []byte(d[0].pat+`"`))
 		case segPrefix:
-			j.needles = append(j.needles, []byte(`"`+d[0].prefix))
+			j.needles = append(j.needles, []byte(d[0].prefix))
 		default:
 			j.needles = nil
 			return j
