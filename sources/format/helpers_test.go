@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"sync/atomic"
 	"testing"
 
 	"github.com/apache/arrow/go/v15/arrow"
@@ -19,12 +20,12 @@ import (
 // countingReaderAt counts the bytes read through it.
 type countingReaderAt struct {
 	r *bytes.Reader
-	n int64
+	n atomic.Int64 // Parquet columns are read in parallel
 }
 
 func (c *countingReaderAt) ReadAt(p []byte, off int64) (int, error) {
 	n, err := c.r.ReadAt(p, off)
-	c.n += int64(n)
+	c.n.Add(int64(n))
 	return n, err
 }
 

@@ -76,7 +76,11 @@ func openParquet(ctx context.Context, in Input, split string, ro pipeline.ReadOp
 	if len(rowGroups) == 0 {
 		return p, nil
 	}
-	fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{BatchSize: p.batch}, mem)
+	// Parallel decodes a row group's columns side by side: a single large
+	// file no longer reads at one core's pace. Every Input.ReaderAt must
+	// allow concurrent ReadAt calls, as io.ReaderAt documents (os.File and
+	// the S3 range reader do).
+	fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{BatchSize: p.batch, Parallel: true}, mem)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", in.Name, err)
 	}

@@ -61,7 +61,7 @@ func TestParquetSkipsRowGroups(t *testing.T) {
 		if _, err := readAll(t, in, DefaultOptions(), pipeline.ReadOptions{Offset: off, Columns: pipeline.AllColumns}, checkedMem(t)); err != nil {
 			t.Fatal(err)
 		}
-		return ra.n
+		return ra.n.Load()
 	}
 	all, last := read(0), read(3500)
 	if last*2 > all {
@@ -92,8 +92,8 @@ func TestParquetProjection(t *testing.T) {
 			t.Fatalf("schema %s", s)
 		}
 	}
-	if proj.n*2 > full.n {
-		t.Fatalf("projection read %d bytes, all columns %d", proj.n, full.n)
+	if proj.n.Load()*2 > full.n.Load() {
+		t.Fatalf("projection read %d bytes, all columns %d", proj.n.Load(), full.n.Load())
 	}
 	// No requested column exists: batches still account for the rows.
 	res, err = readAll(t, memInput("o.parquet", data), DefaultOptions(), pipeline.ReadOptions{Offset: 10,
