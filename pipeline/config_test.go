@@ -2,7 +2,6 @@ package pipeline_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -265,7 +264,6 @@ func TestParseMaxRejects(t *testing.T) {
 			t.Errorf("%q: want an error", bad)
 		}
 	}
-	_ = errors.New
 }
 
 func TestObjectWithExtraKeys(t *testing.T) {

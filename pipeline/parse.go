@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -379,12 +378,3 @@ func (p *parser) interpolate(n *yaml.Node, path string) {
 
 // envLookup is os.LookupEnv; tests replace it through LoadOptions.
 func envLookup(k string) (string, bool) { return os.LookupEnv(k) }
-
-func sortedKeys[M ~map[string]V, V any](m M) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}

@@ -10,6 +10,7 @@ import (
 	"math/rand"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -164,8 +165,6 @@ type fixture struct {
 	dir  string
 	mem  *memory.CheckedAllocator
 	src  genSource
-	reg  *pipeline.Registry
-	sink *ackSink
 	yaml string
 }
 
@@ -342,7 +341,7 @@ func TestRunOnErrorStopAndMaxRejects(t *testing.T) {
 		f.src.badRows = map[int64]bool{3: true, 17: true, 30: true, 40: true}
 		sink := newAckSink(0)
 		_, err := f.run(context.Background(), sink, pipeline.RunOptions{})
-		if err == nil || !contains(err.Error(), tc.want) {
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: got %v, want %q", tc.extra, err, tc.want)
 		}
 		f.mem.AssertSize(t, 0)
@@ -388,17 +387,4 @@ func readLines(t *testing.T, path string) []string {
 		out = append(out, sc.Text())
 	}
 	return out
-}
-
-func contains(s, sub string) bool {
-	return len(sub) == 0 || (len(s) >= len(sub) && (s == sub || indexOf(s, sub) >= 0))
-}
-
-func indexOf(s, sub string) int {
-	for i := 0; i+len(sub) <= len(s); i++ {
-		if s[i:i+len(sub)] == sub {
-			return i
-		}
-	}
-	return -1
 }

@@ -20,7 +20,6 @@ type progressView struct {
 	log   *slog.Logger
 	bar   *progressbar.ProgressBar
 	total int64
-	last  time.Time
 }
 
 func newProgressView(w io.Writer, mode string, log *slog.Logger) *progressView {

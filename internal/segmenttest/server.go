@@ -230,15 +230,6 @@ func (s *Server) Stats() Stats {
 	return st
 }
 
-func (s *Server) roll(p float64) bool {
-	if p <= 0 {
-		return false
-	}
-	s.rmu.Lock()
-	defer s.rmu.Unlock()
-	return s.rnd.Float64() < p
-}
-
 type fault int
 
 const (

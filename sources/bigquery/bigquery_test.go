@@ -115,11 +115,6 @@ func events(mem memory.Allocator, n int, firstID int64) arrow.Record {
 	return b.NewRecord()
 }
 
-type readResult struct {
-	ids     []int64
-	batches int
-}
-
 // readSplit reads a split from offset to the end, checking that batches
 // are contiguous, and returns the ids read.
 func readSplit(t *testing.T, src *Source, sp pipeline.Split, opts pipeline.ReadOptions) ([]int64, error) {
