@@ -1,7 +1,6 @@
 package bqtest
 
 import (
-	"context"
 	"fmt"
 	"regexp"
 	"strconv"
@@ -10,8 +9,9 @@ import (
 
 	"github.com/apache/arrow/go/v15/arrow"
 	"github.com/apache/arrow/go/v15/arrow/array"
-	"github.com/apache/arrow/go/v15/arrow/compute"
 	"github.com/apache/arrow/go/v15/arrow/memory"
+
+	"github.com/backfillhq/backfill/pipeline"
 )
 
 // The row restriction forms the tests use: conjuncts joined by AND, each
@@ -158,9 +158,10 @@ func filter(mem memory.Allocator, rec arrow.Record, restriction string) (arrow.R
 		}
 		cols[j] = rec.Column(idx[0])
 	}
-	mask := array.NewBooleanBuilder(mem)
-	defer mask.Release()
-	for i := 0; i < int(rec.NumRows()); i++ {
+	// The engine's row drop, not arrow's FilterRecordBatch: v15's kernel is
+	// quadratic on string columns (see pipeline.Batch.DropMask).
+	mask := make([]uint8, rec.NumRows())
+	for i := range mask {
 		keep := true
 		for j, c := range conds {
 			v, ok := value(cols[j], i)
@@ -200,10 +201,17 @@ func filter(mem memory.Allocator, rec arrow.Record, restriction string) (arrow.R
 				break
 			}
 		}
-		mask.Append(keep)
+		if !keep {
+			mask[i] = pipeline.FateFilter
+		}
 	}
-	m := mask.NewArray()
-	defer m.Release()
-	ctx := compute.WithAllocator(context.Background(), mem)
-	return compute.FilterRecordBatch(ctx, rec, m, compute.DefaultFilterOptions())
+	rec.Retain()
+	b := pipeline.NewBatch("", 0, rec)
+	if err := b.DropMask(mem, mask, nil); err != nil {
+		b.Release()
+		return nil, err
+	}
+	out := b.Record
+	b.Record = nil // handed to the caller
+	return out, nil
 }
