@@ -102,26 +102,37 @@ type StatsSink interface {
 	Stats() map[string]int64
 }
 
-// stateBag is the StateBag backed by the checkpoint.
-type stateBag struct {
+// MemoryState is a StateBag held in memory, safe for concurrent use: the
+// runner's (persisted with each checkpoint), validate's, and tests'.
+type MemoryState struct {
 	mu sync.Mutex
 	m  map[string]string
 }
 
-func (s *stateBag) Get(k string) (string, bool) {
+// NewMemoryState returns a StateBag starting from initial (which it then
+// owns; nil for empty).
+func NewMemoryState(initial map[string]string) *MemoryState {
+	if initial == nil {
+		initial = map[string]string{}
+	}
+	return &MemoryState{m: initial}
+}
+
+func (s *MemoryState) Get(k string) (string, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	v, ok := s.m[k]
 	return v, ok
 }
 
-func (s *stateBag) Set(k, v string) {
+func (s *MemoryState) Set(k, v string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.m[k] = v
 }
 
-func (s *stateBag) copy() map[string]string {
+// Copy returns the values set so far.
+func (s *MemoryState) Copy() map[string]string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := make(map[string]string, len(s.m))
@@ -288,7 +299,7 @@ func Run(ctx context.Context, cfg *Config, opts RunOptions) (rep *Report, err er
 	dl.hook = opts.OnReject
 	defer dl.Close()
 
-	bag := &stateBag{m: cp.SourceState}
+	bag := NewMemoryState(cp.SourceState)
 	env := &Env{Name: cfg.Name, Version: opts.Version, Alloc: opts.Alloc, Logger: log, DeadLetters: dl, State: bag, Shards: opts.Shards, Resumed: rep.Resumed}
 	built, err := Build(cfg, env, opts.Registry, opts.Sink)
 	if err != nil {
@@ -363,7 +374,7 @@ func Run(ctx context.Context, cfg *Config, opts RunOptions) (rep *Report, err er
 			st.Done = st.Done || old.Done
 			cp.Splits[id] = st
 		}
-		cp.SourceState = bag.copy()
+		cp.SourceState = bag.Copy()
 		cp.UpdatedAt = time.Now().UTC()
 		return store.Save(cp)
 	}

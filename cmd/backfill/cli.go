@@ -323,7 +323,7 @@ func newValidateCmd(stdout io.Writer) *cobra.Command {
 // cannot) without reading or sending anything, then closes the sink.
 func buildOffline(cfg *pipeline.Config) error {
 	env := &pipeline.Env{Name: cfg.Name, Version: version, Alloc: nil, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		DeadLetters: discardDeadLetters{}, State: mapState{}, Shards: 1, Offline: true}
+		DeadLetters: discardDeadLetters{}, State: pipeline.NewMemoryState(nil), Shards: 1, Offline: true}
 	b, err := pipeline.Build(cfg, env, nil, nil)
 	if err != nil {
 		return err
@@ -334,11 +334,6 @@ func buildOffline(cfg *pipeline.Config) error {
 type discardDeadLetters struct{}
 
 func (discardDeadLetters) Write(context.Context, string, pipeline.Reject) error { return nil }
-
-type mapState map[string]string
-
-func (m mapState) Get(k string) (string, bool) { v, ok := m[k]; return v, ok }
-func (m mapState) Set(k, v string)             { m[k] = v }
 
 func newPluginsCmd(stdout io.Writer) *cobra.Command {
 	var format string

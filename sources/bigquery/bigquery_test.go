@@ -22,25 +22,10 @@ import (
 
 // memState is a StateBag in memory; the same bag across two sources plays
 // a checkpoint carried from one run to the next.
-type memState struct {
-	mu sync.Mutex
-	m  map[string]string
-}
+// memState is the state a run would persist, with a reader for asserts.
+type memState struct{ *pipeline.MemoryState }
 
-func newState() *memState { return &memState{m: map[string]string{}} }
-
-func (s *memState) Get(k string) (string, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	v, ok := s.m[k]
-	return v, ok
-}
-
-func (s *memState) Set(k, v string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.m[k] = v
-}
+func newState() *memState { return &memState{pipeline.NewMemoryState(nil)} }
 
 func (s *memState) get(k string) string { v, _ := s.Get(k); return v }
 
@@ -465,7 +450,7 @@ func TestIncrementalCursor(t *testing.T) {
 		t.Fatal(err)
 	}
 	if st.get(keySession) != "" || st.get(keySnapshot) != "" || !strings.Contains(st.get(keyCursor), "timestamp") {
-		t.Fatalf("after Finish: %v", st.m)
+		t.Fatalf("after Finish: %v", st.Copy())
 	}
 
 	// Rows 10..14 arrive (and row 3 is unchanged); the next run reads only them.
