@@ -178,6 +178,22 @@ func seq(from, to int64) []int64 {
 	return out
 }
 
+// eventsServer starts a BigQuery test server holding table (n rows of
+// events; none when table is ""), and a checked allocator asserted empty
+// after everything the test opened is closed (cleanups run last first).
+func eventsServer(t *testing.T, table string, n int) (*bqtest.Server, *memory.CheckedAllocator) {
+	t.Helper()
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	t.Cleanup(func() { mem.AssertSize(t, 0) })
+	srv := bqtest.New(t)
+	if table != "" {
+		rec := events(memory.NewGoAllocator(), n, 0)
+		srv.AddTable(table, rec)
+		rec.Release()
+	}
+	return srv, mem
+}
+
 func noRESTSurprises(t *testing.T, srv *bqtest.Server) {
 	t.Helper()
 	c := srv.Counts()
@@ -187,13 +203,7 @@ func noRESTSurprises(t *testing.T, srv *bqtest.Server) {
 }
 
 func TestTableStreamsInParallel(t *testing.T) {
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
-	srv := bqtest.New(t)
-	defer srv.Close()
-	rec := events(memory.NewGoAllocator(), 20, 0)
-	srv.AddTable("proj.web.tracks", rec)
-	rec.Release()
+	srv, mem := eventsServer(t, "proj.web.tracks", 20)
 
 	st := newState()
 	src := newSource(t, srv, "table: proj.web.tracks\nmax_streams: 3", st, mem)
@@ -218,13 +228,7 @@ func TestTableStreamsInParallel(t *testing.T) {
 }
 
 func TestProjectionAndWherePushedDown(t *testing.T) {
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
-	srv := bqtest.New(t)
-	defer srv.Close()
-	rec := events(memory.NewGoAllocator(), 12, 0)
-	srv.AddTable("proj.web.tracks", rec)
-	rec.Release()
+	srv, mem := eventsServer(t, "proj.web.tracks", 12)
 
 	src := newSource(t, srv, "table: proj.web.tracks\ncolumns: [id, event]\nwhere: \"event = 'b'\"", newState(), mem)
 	wantIDs(t, readAll(t, src, nil), 1, 4, 7, 10)
@@ -249,13 +253,7 @@ func TestProjectionAndWherePushedDown(t *testing.T) {
 }
 
 func TestResumeMidStream(t *testing.T) {
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
-	srv := bqtest.New(t)
-	defer srv.Close()
-	rec := events(memory.NewGoAllocator(), 30, 0)
-	srv.AddTable("proj.web.tracks", rec)
-	rec.Release()
+	srv, mem := eventsServer(t, "proj.web.tracks", 30)
 	st := newState()
 
 	// Run 1 reads 5 rows of the first stream, acknowledges them, and dies.
@@ -295,13 +293,7 @@ func TestResumeMidStream(t *testing.T) {
 }
 
 func TestTransientErrorsRetriedPermanentNot(t *testing.T) {
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
-	srv := bqtest.New(t)
-	defer srv.Close()
-	rec := events(memory.NewGoAllocator(), 30, 0)
-	srv.AddTable("proj.web.tracks", rec)
-	rec.Release()
+	srv, mem := eventsServer(t, "proj.web.tracks", 30)
 
 	src := newSource(t, srv, "table: proj.web.tracks", newState(), mem)
 	if _, err := src.Splits(context.Background()); err != nil {
@@ -328,14 +320,8 @@ func TestTransientErrorsRetriedPermanentNot(t *testing.T) {
 }
 
 func TestSessionExpired(t *testing.T) {
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
-	srv := bqtest.New(t)
-	defer srv.Close()
+	srv, mem := eventsServer(t, "proj.web.tracks", 9)
 	srv.SessionTTL = time.Minute // shorter than the reuse margin
-	rec := events(memory.NewGoAllocator(), 9, 0)
-	srv.AddTable("proj.web.tracks", rec)
-	rec.Release()
 	st := newState()
 	src := newSource(t, srv, "table: proj.web.tracks", st, mem)
 	first, err := src.Splits(context.Background())
@@ -370,10 +356,7 @@ func TestSessionExpired(t *testing.T) {
 }
 
 func TestQueryJobReusedOnResume(t *testing.T) {
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
-	srv := bqtest.New(t)
-	defer srv.Close()
+	srv, mem := eventsServer(t, "", 0)
 	const sql = "SELECT id, event, ts FROM proj.web.tracks WHERE ts >= @since"
 	rec := events(memory.NewGoAllocator(), 10, 100)
 	srv.AddQuery(sql, rec)
@@ -417,8 +400,7 @@ func TestQueryJobReusedOnResume(t *testing.T) {
 }
 
 func TestInvalidQuery(t *testing.T) {
-	srv := bqtest.New(t)
-	defer srv.Close()
+	srv, _ := eventsServer(t, "", 0)
 	srv.AddQueryError("SELEC 1", `Syntax error: Unexpected identifier "SELEC" at [1:1]`)
 	src := newSource(t, srv, "project: billing\nquery: SELEC 1", newState(), memory.NewGoAllocator())
 	_, err := src.Splits(context.Background())
@@ -428,13 +410,7 @@ func TestInvalidQuery(t *testing.T) {
 }
 
 func TestIncrementalCursor(t *testing.T) {
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
-	srv := bqtest.New(t)
-	defer srv.Close()
-	rec := events(memory.NewGoAllocator(), 10, 0)
-	srv.AddTable("proj.crm.accounts", rec)
-	rec.Release()
+	srv, mem := eventsServer(t, "proj.crm.accounts", 10)
 	st := newState()
 	body := "table: proj.crm.accounts\ncursor: { column: ts }\ncolumns: [id, event]"
 
@@ -454,7 +430,7 @@ func TestIncrementalCursor(t *testing.T) {
 	}
 
 	// Rows 10..14 arrive (and row 3 is unchanged); the next run reads only them.
-	rec = events(memory.NewGoAllocator(), 15, 0)
+	rec := events(memory.NewGoAllocator(), 15, 0)
 	srv.AddTable("proj.crm.accounts", rec)
 	rec.Release()
 	src2 := newSource(t, srv, body, st, mem)
@@ -476,8 +452,7 @@ func TestIncrementalCursor(t *testing.T) {
 }
 
 func TestTableErrors(t *testing.T) {
-	srv := bqtest.New(t)
-	defer srv.Close()
+	srv, _ := eventsServer(t, "", 0)
 	srv.DenyTable("proj.secret.users")
 	for _, c := range []struct{ table, want string }{
 		{"proj.web.missing", "table proj.web.missing: not found"},

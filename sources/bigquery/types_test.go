@@ -15,7 +15,6 @@ import (
 	"github.com/apache/arrow/go/v15/arrow/decimal256"
 	"github.com/apache/arrow/go/v15/arrow/memory"
 
-	"github.com/backfillhq/backfill/internal/bqtest"
 	"github.com/backfillhq/backfill/pipeline"
 	"github.com/backfillhq/backfill/pipeline/record"
 )
@@ -80,10 +79,7 @@ func allTypes(mem memory.Allocator) arrow.Record {
 }
 
 func TestTypesComeThrough(t *testing.T) {
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
-	srv := bqtest.New(t)
-	defer srv.Close()
+	srv, mem := eventsServer(t, "", 0)
 	rec := allTypes(memory.NewGoAllocator())
 	srv.AddTable("proj.ds.types", rec)
 	rec.Release()
