@@ -1,7 +1,6 @@
 package transforms
 
 import (
-	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -43,23 +42,11 @@ func TestSetRenameCast(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			mem := newMem(t)
-			defer mem.AssertSize(t, 0)
 			name := strings.SplitN(tt.name, " ", 2)[0]
-			tr := mustTransform(t, mem, name, tt.conf)
-			b := pipeline.NewBatch("s", 0, mkRecord(t, mem, cols...))
-			defer b.Release()
-			err := tr.Apply(context.Background(), b)
-			if tt.err != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.err) {
-					t.Fatalf("error = %v, want %q", err, tt.err)
-				}
+			b := applyTransform(t, name, tt.conf, tt.err, cols...)
+			if b == nil {
 				return
 			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			checkAccounting(t, b)
 			got := rows(b)
 			if !equalStrings(reasons(b), tt.rejects) {
 				t.Errorf("rejects = %q\nwant      %q", reasons(b), tt.rejects)

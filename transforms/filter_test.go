@@ -1,7 +1,6 @@
 package transforms
 
 import (
-	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -41,22 +40,10 @@ func TestFilter(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.conf, func(t *testing.T) {
-			mem := newMem(t)
-			defer mem.AssertSize(t, 0)
-			tr := mustTransform(t, mem, "filter", tt.conf)
-			b := pipeline.NewBatch("s", 0, mkRecord(t, mem, cols...))
-			defer b.Release()
-			err := tr.Apply(context.Background(), b)
-			if tt.err != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.err) {
-					t.Fatalf("error = %v, want %q", err, tt.err)
-				}
+			b := applyTransform(t, "filter", tt.conf, tt.err, cols...)
+			if b == nil {
 				return
 			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			checkAccounting(t, b)
 			var kept []string
 			for i := 0; i < int(b.NumRows()); i++ {
 				kept = append(kept, fmt.Sprint(b.Row(i)))

@@ -176,6 +176,31 @@ func checkAccounting(t testing.TB, b *pipeline.Batch) {
 	}
 }
 
+// applyTransform runs transform name (config conf) over a batch of cols,
+// with a checked allocator asserted empty when the test ends. When wantErr
+// is set, Apply must fail with it and nil comes back; otherwise the batch
+// comes back with its row accounting checked.
+func applyTransform(t *testing.T, name, conf, wantErr string, cols ...col) *pipeline.Batch {
+	t.Helper()
+	mem := newMem(t)
+	t.Cleanup(func() { mem.AssertSize(t, 0) })
+	tr := mustTransform(t, mem, name, conf)
+	b := pipeline.NewBatch("s", 0, mkRecord(t, mem, cols...))
+	t.Cleanup(b.Release)
+	err := tr.Apply(context.Background(), b)
+	if wantErr != "" {
+		if err == nil || !strings.Contains(err.Error(), wantErr) {
+			t.Fatalf("error = %v, want %q", err, wantErr)
+		}
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkAccounting(t, b)
+	return b
+}
+
 func newMem(t testing.TB) *memory.CheckedAllocator {
 	return memory.NewCheckedAllocator(memory.NewGoAllocator())
 }

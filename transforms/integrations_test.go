@@ -2,7 +2,6 @@ package transforms
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -58,22 +57,10 @@ func TestIntegrations(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			mem := newMem(t)
-			defer mem.AssertSize(t, 0)
-			tr := mustTransform(t, mem, "integrations", tt.conf)
-			b := pipeline.NewBatch("s", 0, mkRecord(t, mem, tt.cols...))
-			defer b.Release()
-			err := tr.Apply(context.Background(), b)
-			if tt.err != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.err) {
-					t.Fatalf("error = %v, want %q", err, tt.err)
-				}
+			b := applyTransform(t, "integrations", tt.conf, tt.err, tt.cols...)
+			if b == nil {
 				return
 			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			checkAccounting(t, b)
 			if !equalStrings(rows(b), tt.want) {
 				t.Errorf("rows = %q\nwant   %q", rows(b), tt.want)
 			}
