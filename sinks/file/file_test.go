@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/backfillhq/backfill/internal/deadletterstest"
+
 	"github.com/apache/arrow/go/v15/arrow"
 	"github.com/apache/arrow/go/v15/arrow/array"
 	"github.com/apache/arrow/go/v15/arrow/memory"
@@ -20,25 +22,8 @@ import (
 	"github.com/backfillhq/backfill/sinks/message"
 )
 
-// deadLetters records rejected rows. The engine's dead-letter file has no
-// exported constructor, so the tests keep their own list.
-type deadLetters struct {
-	mu   sync.Mutex
-	rows []pipeline.Reject
-	err  error
-}
-
-func (d *deadLetters) Write(_ context.Context, _ string, r pipeline.Reject) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.err != nil {
-		return d.err
-	}
-	d.rows = append(d.rows, r)
-	return nil
-}
-
-func (d *deadLetters) count() int { d.mu.Lock(); defer d.mu.Unlock(); return len(d.rows) }
+// deadLetters records rejected rows for assertions.
+type deadLetters = deadletterstest.Recorder
 
 // makeBatch builds n track rows from start; every row i with i%7 == 3 has
 // no event, so the encoder rejects it.
@@ -148,11 +133,11 @@ func TestConcurrentWritesAccountForEveryRow(t *testing.T) {
 		}
 	}
 	lines := readLines(t, path)
-	if got := len(lines) + dl.count(); got != workers*batches*rows {
-		t.Fatalf("%d lines + %d dead letters != %d rows", len(lines), dl.count(), workers*batches*rows)
+	if got := len(lines) + dl.Count(); got != workers*batches*rows {
+		t.Fatalf("%d lines + %d dead letters != %d rows", len(lines), dl.Count(), workers*batches*rows)
 	}
-	if want := workers * batches * rows / 7; dl.count() < want || dl.count() > want+workers*batches {
-		t.Fatalf("%d dead letters", dl.count())
+	if want := workers * batches * rows / 7; dl.Count() < want || dl.Count() > want+workers*batches {
+		t.Fatalf("%d dead letters", dl.Count())
 	}
 	ids := map[string]bool{}
 	for _, m := range lines {
@@ -164,7 +149,7 @@ func TestConcurrentWritesAccountForEveryRow(t *testing.T) {
 	if len(ids) != len(lines) {
 		t.Fatalf("%d distinct messageIds for %d lines", len(ids), len(lines))
 	}
-	for _, r := range dl.rows {
+	for _, r := range dl.All() {
 		if r.Row%7 != 3 || r.Reason != "track message has no event" || r.Stage != "sink" {
 			t.Fatalf("unexpected reject %+v", r)
 		}
@@ -316,7 +301,7 @@ func TestAppendKeepsCompleteLinesTruncateStartsOver(t *testing.T) {
 func TestFailuresAckWithError(t *testing.T) {
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
-	dl := &deadLetters{err: errors.New("too many rejects")}
+	dl := &deadLetters{Err: errors.New("too many rejects")}
 	s, err := New(Options{Path: filepath.Join(t.TempDir(), "m.ndjson")}, &pipeline.Env{Name: "p", DeadLetters: dl})
 	if err != nil {
 		t.Fatal(err)

@@ -1,12 +1,13 @@
 package segment
 
 import (
-	"context"
 	"fmt"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/backfillhq/backfill/internal/deadletterstest"
 
 	"github.com/apache/arrow/go/v15/arrow"
 	"github.com/apache/arrow/go/v15/arrow/array"
@@ -16,29 +17,8 @@ import (
 	"github.com/backfillhq/backfill/sinks/message"
 )
 
-// deadLetters collects rejects in memory, the way the runner's file would
-// receive them (a DeadLetters is a plain sink of rows: nothing to fake).
-type deadLetters struct {
-	mu   sync.Mutex
-	rows []pipeline.Reject
-	max  int // > 0: fail past this many, like max_rejects
-}
-
-func (d *deadLetters) Write(_ context.Context, _ string, r pipeline.Reject) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.rows = append(d.rows, r)
-	if d.max > 0 && len(d.rows) > d.max {
-		return fmt.Errorf("too many rejects: %d", len(d.rows))
-	}
-	return nil
-}
-
-func (d *deadLetters) all() []pipeline.Reject {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return append([]pipeline.Reject(nil), d.rows...)
-}
+// deadLetters records rejected rows for assertions.
+type deadLetters = deadletterstest.Recorder
 
 // loadConf parses a sink config the way a pipeline file is parsed.
 func loadConf(t *testing.T, sinkYAML string) (*pipeline.Conf, error) {

@@ -85,7 +85,7 @@ func TestDeliversEveryRowOnceThroughFaults(t *testing.T) {
 
 			// Every row: delivered exactly once, or dead-lettered with a reason.
 			dead := map[string]pipeline.Reject{}
-			for _, r := range dl.all() {
+			for _, r := range dl.All() {
 				if r.Reason == "" || r.Stage != "sink" {
 					t.Errorf("dead letter without reason/stage: %+v", r)
 				}
@@ -111,10 +111,10 @@ func TestDeliversEveryRowOnceThroughFaults(t *testing.T) {
 					}
 				}
 			}
-			if got := len(dl.all()); got != wantDead {
+			if got := len(dl.All()); got != wantDead {
 				t.Errorf("%d dead letters, want %d", got, wantDead)
 			}
-			for _, r := range dl.all() {
+			for _, r := range dl.All() {
 				if kind(int(r.Row)) == oversize && !strings.Contains(r.Reason, "bytes") {
 					t.Errorf("oversized row's reason does not say so: %q", r.Reason)
 				}
@@ -205,7 +205,7 @@ func TestBadRequestSplitIsolatesOneMessage(t *testing.T) {
 	if ok, _ := a.check(t, 3); ok != 3 {
 		t.Errorf("batches acked ok: %d of 3", ok)
 	}
-	rows := dl.all()
+	rows := dl.All()
 	if len(rows) != 1 || rows[0].Row != 777 || rows[0].Status != 400 ||
 		!strings.Contains(rows[0].Body, "unsupported property value") || !strings.Contains(string(rows[0].Message), bad) {
 		t.Fatalf("dead letters: %+v", rows)
@@ -451,7 +451,7 @@ func TestDeadLetterRefusalStops(t *testing.T) {
 	defer mem.AssertSize(t, 0)
 	srv := segmenttest.NewServer(segmenttest.Options{})
 	defer srv.Close()
-	s := newSink(t, srv.URL(), "", &deadLetters{max: 5})
+	s := newSink(t, srv.URL(), "", &deadLetters{Max: 5})
 	a := newAcks()
 	err := s.Write(context.Background(), a.watch(makeBatch(mem, "s", 0, 100, func(int) rowKind { return noEvent })))
 	if err == nil || !strings.Contains(err.Error(), "too many rejects") {
