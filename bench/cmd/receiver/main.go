@@ -11,6 +11,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
+	"runtime/pprof"
 
 	"github.com/backfillhq/backfill/internal/segmenttest"
 )
@@ -18,7 +20,18 @@ import (
 func main() {
 	addr := flag.String("addr", "127.0.0.1:0", "listen address")
 	validate := flag.Bool("validate", false, "decode and validate every message (more receiver CPU)")
+	prof := flag.String("cpuprofile", "", "write a CPU profile here until SIGINT")
 	flag.Parse()
+	if *prof != "" {
+		f, err := os.Create(*prof)
+		if err != nil {
+			log.Fatal(err)
+		}
+		pprof.StartCPUProfile(f)
+		sig := make(chan os.Signal, 1)
+		signal.Notify(sig, os.Interrupt)
+		go func() { <-sig; pprof.StopCPUProfile(); os.Exit(0) }()
+	}
 	rcv := segmenttest.NewHandler(segmenttest.Options{CountOnly: true, SkipValidation: !*validate})
 	mux := http.NewServeMux()
 	mux.Handle("/v1/", rcv)
