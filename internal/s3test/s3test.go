@@ -266,6 +266,7 @@ type Counter struct {
 	gets     int64
 	getBytes int64
 	lists    int64
+	prefixes []string
 	ranges   []string
 }
 
@@ -274,6 +275,7 @@ type Stats struct {
 	Gets     int64    // object GETs (ListObjects excluded)
 	GetBytes int64    // response body bytes of those GETs
 	Lists    int64    // ListObjectsV2 calls
+	Prefixes []string // their prefix parameters, in order
 	Ranges   []string // Range headers of the GETs, in order ("" for none)
 }
 
@@ -296,6 +298,7 @@ func (s *Server) Counting(t testing.TB) *Counter {
 		if r.URL.Query().Has("list-type") {
 			c.mu.Lock()
 			c.lists++
+			c.prefixes = append(c.prefixes, r.URL.Query().Get("prefix"))
 			c.mu.Unlock()
 			return nil
 		}
@@ -338,14 +341,15 @@ func (c *Counter) CutNextGets(n int, after int64) {
 func (c *Counter) Stats() Stats {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return Stats{Gets: c.gets, GetBytes: c.getBytes, Lists: c.lists, Ranges: append([]string(nil), c.ranges...)}
+	return Stats{Gets: c.gets, GetBytes: c.getBytes, Lists: c.lists, Prefixes: append([]string(nil), c.prefixes...),
+		Ranges: append([]string(nil), c.ranges...)}
 }
 
 // Reset zeroes the totals.
 func (c *Counter) Reset() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.gets, c.getBytes, c.lists, c.ranges = 0, 0, 0, nil
+	c.gets, c.getBytes, c.lists, c.prefixes, c.ranges = 0, 0, 0, nil, nil
 }
 
 type countingBody struct {

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"path"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -61,7 +62,7 @@ func (s *Source) listDirs(ctx context.Context, bucket, prefix string) ([]string,
 func (s *Source) listPlain(ctx context.Context) ([]*object, error) {
 	listPrefix := s.prefix + literalPrefix(s.pattern)
 	var out []*object
-	err := s.listObjects(ctx, s.bucket, listPrefix, func(key string, size int64, etag string) {
+	keep := func(key string, size int64, etag string) {
 		if size == 0 || strings.HasSuffix(key, "/") {
 			return
 		}
@@ -81,8 +82,61 @@ func (s *Source) listPlain(ctx context.Context) ([]*object, error) {
 			}
 		}
 		out = append(out, o)
+	}
+	if s.layout == layoutHive && len(s.filter) > 0 && len(s.filter) <= 64 {
+		return out, s.walkHive(ctx, listPrefix, 0, keep)
+	}
+	return out, s.listObjects(ctx, s.bucket, listPrefix, keep)
+}
+
+// walkHive lists a hive layout under partition filters without listing
+// the folders they rule out: while a filtered partition key has not
+// appeared on the path yet, it lists one level at a time and skips each
+// key=value folder whose value fails its condition; once every filtered key
+// is decided (seen is a bitmask over s.filterKeys), it lists the rest flat.
+// keep still applies every filter to every object: pruning only saves
+// listings, it never decides what is read.
+func (s *Source) walkHive(ctx context.Context, prefix string, seen uint64, keep func(string, int64, string)) error {
+	if seen == 1<<len(s.filterKeys)-1 {
+		return s.listObjects(ctx, s.bucket, prefix, keep)
+	}
+	p := s3.NewListObjectsV2Paginator(s.client, &s3.ListObjectsV2Input{
+		Bucket: aws.String(s.bucket), Prefix: aws.String(prefix), Delimiter: aws.String("/"),
+		MaxKeys: aws.Int32(int32(s.pageSize)),
 	})
-	return out, err
+	var dirs []string
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return s.listErr(s.bucket, prefix, err)
+		}
+		for _, o := range page.Contents {
+			keep(aws.ToString(o.Key), aws.ToInt64(o.Size), aws.ToString(o.ETag))
+		}
+		for _, cp := range page.CommonPrefixes {
+			dirs = append(dirs, aws.ToString(cp.Prefix))
+		}
+	}
+	for _, d := range dirs {
+		next := seen
+		// The folder's own name: the listing prefix may end mid-name.
+		if k, v, ok := strings.Cut(path.Base(strings.TrimSuffix(d, "/")), "="); ok {
+			if i := slices.Index(s.filterKeys, k); i >= 0 {
+				if u, err := url.PathUnescape(v); err == nil {
+					v = u
+				}
+				if !s.filter[k].match(v) {
+					s.prunedDirs++
+					continue
+				}
+				next |= 1 << i
+			}
+		}
+		if err := s.walkHive(ctx, d, next, keep); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // listArchive lists a Segment S3 destination:

@@ -17,7 +17,7 @@
 //   - hive: key=value folders (segment_type=track/day=2024-01-02/hr=05)
 //     become constant string columns named partition_prefix+key
 //     ("_partition.day" by default) on every batch, and partitions filters
-//     them before any object is opened.
+//     them while listing: a folder whose value fails is not listed at all.
 package s3
 
 import (
@@ -26,6 +26,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -62,7 +64,7 @@ func Spec() *pipeline.Spec {
 			Example("2024-01-01").Check(checkDay),
 		pipeline.String("to", "segment-archive: last UTC received day to read (YYYY-MM-DD, inclusive)").Optional().
 			Example("2024-01-31").Check(checkDay),
-		pipeline.Map("partitions", "hive: filters on partition values, applied before any object is opened: `day: {from: 2024-01-01, to: 2024-01-31}` (inclusive; numbers compare as numbers), `segment_type: track` or a list of allowed values",
+		pipeline.Map("partitions", "hive: filters on partition values, applied while listing (a folder whose value fails is never listed): `day: {from: 2024-01-01, to: 2024-01-31}` (inclusive; numbers compare as numbers), `segment_type: track` or a list of allowed values",
 			pipeline.Any("", "")).Optional(),
 		pipeline.String("partition_prefix", "hive: prefix of the partition column names (\"\" for bare names)").Default("_partition."),
 		pipeline.String("region", "bucket region; default from the environment/profile, else us-east-1").Optional().Example("eu-west-1"),
@@ -167,6 +169,8 @@ type Source struct {
 	sourceIDs               []string
 	from, to                time.Time
 	filter                  partFilter
+	filterKeys              []string // filter's keys, for walkHive's bitmask
+	prunedDirs              int      // partition folders walkHive did not list
 	partPrefix              string
 
 	maxAttempts, pageSize  int
@@ -252,6 +256,7 @@ func New(c *pipeline.Conf, env *pipeline.Env) (pipeline.Source, error) {
 	}
 	filter, ferrs := parsePartitions(c)
 	s.filter = filter
+	s.filterKeys = slices.Sorted(maps.Keys(filter))
 	errs = append(errs, ferrs...)
 	if c.IsSet("secret_access_key") != c.IsSet("access_key_id") {
 		errs = append(errs, c.Errorf("access_key_id", "access_key_id and secret_access_key go together"))
@@ -372,6 +377,9 @@ func (s *Source) Splits(ctx context.Context) ([]pipeline.Split, error) {
 		}
 		if s.filter != nil {
 			what += " with the partition filters"
+			if s.prunedDirs > 0 {
+				s.log.Info("s3 source: partition filters skipped folders without listing them", "folders", s.prunedDirs)
+			}
 		}
 	}
 	if err != nil {

@@ -539,3 +539,62 @@ func TestConnectionCutMidBodyResumes(t *testing.T) {
 		t.Fatalf("parquet read %d rows after cuts", res.rows)
 	}
 }
+
+// Partition filters prune whole folders while listing: a folder whose
+// value fails its condition is never listed, and what is read is the same
+// as filtering a flat listing.
+func TestHivePruningSkipsFolders(t *testing.T) {
+	srv := s3test.Start(t)
+	srv.CreateBucket(t, "dlake")
+	small := parquetBytes(t, 10, 10, 4)
+	objs := map[string][]byte{"events/_SUCCESS": []byte("x")}
+	for _, typ := range []string{"track", "identify", "page"} {
+		for d := 1; d <= 4; d++ {
+			for _, hr := range []string{"5", "10"} {
+				objs[fmt.Sprintf("events/segment_type=%s/day=2024-01-0%d/hr=%s/part-0.parquet", typ, d, hr)] = small
+			}
+		}
+	}
+	// A value Hive escaped, and a file beside the partition folders.
+	objs["events/segment_type=screen%20view/day=2024-01-02/hr=10/part-0.parquet"] = small
+	objs["events/segment_type=track/stray.parquet"] = small
+	srv.PutParallel(t, "dlake", objs)
+	cnt := srv.Counting(t)
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	base := minioConf(srv, cnt.URL) + "bucket: dlake\nprefix: events/\nlayout: hive\n"
+
+	src := newSource(t, mem, base+"partitions:\n  segment_type: [track, screen view]\n  day: {from: 2024-01-02, to: 2024-01-03}")
+	splits, err := src.Splits(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for _, typ := range []string{"screen%20view", "track"} {
+		for d := 2; d <= 3; d++ {
+			for _, hr := range []string{"10", "5"} {
+				if k := fmt.Sprintf("events/segment_type=%s/day=2024-01-0%d/hr=%s/part-0.parquet", typ, d, hr); objs[k] != nil {
+					want = append(want, "s3://dlake/"+k)
+				}
+			}
+		}
+	}
+	if got := splitIDs(splits); !slices.Equal(got, want) {
+		t.Fatalf("splits\n got %v\nwant %v", got, want)
+	}
+	st := cnt.Stats()
+	for _, p := range st.Prefixes {
+		if strings.Contains(p, "identify") || strings.Contains(p, "page") || strings.Contains(p, "day=2024-01-01") || strings.Contains(p, "day=2024-01-04") {
+			t.Errorf("listed %q, which the filters rule out", p)
+		}
+	}
+	// identify and page, then days 1 and 4 of track; one listing for
+	// events/, one per kept type, one per kept day (listed flat: both keys
+	// are decided there).
+	if src.prunedDirs != 4 {
+		t.Errorf("pruned %d folders, want 4", src.prunedDirs)
+	}
+	if len(st.Prefixes) != 6 {
+		t.Errorf("%d listings for a 3-level layout: %v", len(st.Prefixes), st.Prefixes)
+	}
+}
