@@ -40,6 +40,9 @@ type Counts struct {
 	GetQueryResults   int
 	TabledataList     int
 	Unknown           int
+	// ArrowBytes is the size of every serialized record batch sent, as
+	// compressed when the session asked for buffer compression.
+	ArrowBytes int64
 }
 
 // Server is one fake BigQuery: both endpoints, shared state.
@@ -101,6 +104,7 @@ type session struct {
 	name    string
 	expires time.Time
 	schema  []byte
+	codec   storagepb.ArrowSerializationOptions_CompressionCodec
 }
 
 type stream struct {
@@ -347,6 +351,7 @@ func (s *Server) CreateReadSession(ctx context.Context, req *storagepb.CreateRea
 	sess := &session{
 		name:    fmt.Sprintf("projects/%s/locations/us/sessions/s%d", strings.TrimPrefix(req.GetParent(), "projects/"), s.nextID),
 		expires: time.Now().Add(s.SessionTTL),
+		codec:   rs.GetReadOptions().GetArrowSerializationOptions().GetBufferCompression(),
 	}
 	sess.schema, err = schemaBytes(filtered.Schema())
 	if err != nil {
@@ -420,11 +425,14 @@ func (s *Server) ReadRows(req *storagepb.ReadRowsRequest, srv storagepb.BigQuery
 		}
 		hi := min(lo+int64(batch), rows)
 		part := st.rec.NewSlice(lo, hi)
-		data, err := batchBytes(part, st.sess.schema)
+		data, err := batchBytes(part, st.sess.schema, st.sess.codec)
 		part.Release()
 		if err != nil {
 			return status.Error(codes.Internal, err.Error())
 		}
+		s.mu.Lock()
+		s.counts.ArrowBytes += int64(len(data))
+		s.mu.Unlock()
 		err = srv.Send(&storagepb.ReadRowsResponse{
 			RowCount: hi - lo,
 			Rows: &storagepb.ReadRowsResponse_ArrowRecordBatch{ArrowRecordBatch: &storagepb.ArrowRecordBatch{
@@ -457,10 +465,18 @@ func schemaBytes(sc *arrow.Schema) ([]byte, error) {
 }
 
 // batchBytes is one encapsulated IPC record batch message without the
-// schema, as the service sends it in ReadRowsResponse.
-func batchBytes(rec arrow.Record, schema []byte) ([]byte, error) {
+// schema, as the service sends it in ReadRowsResponse: its buffers
+// compressed with codec, as the session's arrow_serialization_options ask.
+func batchBytes(rec arrow.Record, schema []byte, codec storagepb.ArrowSerializationOptions_CompressionCodec) ([]byte, error) {
 	var buf bytes.Buffer
-	w := ipc.NewWriter(&buf, ipc.WithSchema(rec.Schema()))
+	opts := []ipc.Option{ipc.WithSchema(rec.Schema())}
+	switch codec {
+	case storagepb.ArrowSerializationOptions_LZ4_FRAME:
+		opts = append(opts, ipc.WithLZ4())
+	case storagepb.ArrowSerializationOptions_ZSTD:
+		opts = append(opts, ipc.WithZstd())
+	}
+	w := ipc.NewWriter(&buf, opts...)
 	if err := w.Write(rec); err != nil {
 		return nil, err
 	}

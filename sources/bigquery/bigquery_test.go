@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"cloud.google.com/go/bigquery/storage/apiv1/storagepb"
+
 	"github.com/apache/arrow/go/v15/arrow"
 	"github.com/apache/arrow/go/v15/arrow/array"
 	"github.com/apache/arrow/go/v15/arrow/memory"
@@ -490,5 +492,32 @@ func TestConfigErrors(t *testing.T) {
 	}
 	if _, err := parseTable("example.com:proj.ds.t"); err != nil {
 		t.Errorf("domain-scoped project: %v", err)
+	}
+}
+
+// The session asks for the configured buffer compression, the server
+// compresses every batch with it, and the reader decodes the same rows.
+func TestArrowCompression(t *testing.T) {
+	sizes := map[string]int64{}
+	for _, c := range []string{"none", "lz4", "zstd", ""} {
+		srv, mem := eventsServer(t, "proj.web.tracks", 5000)
+		srv.BatchRows = 1000 // batches as large as the service's, so compression pays
+		conf := "table: proj.web.tracks\nmax_streams: 2"
+		if c != "" {
+			conf += "\ncompression: " + c
+		}
+		src := newSource(t, srv, conf, newState(), mem)
+		wantIDs(t, readAll(t, src, nil), seq(0, 5000)...)
+		got := srv.SessionRequests()[0].GetReadSession().GetReadOptions().GetArrowSerializationOptions().GetBufferCompression()
+		want := map[string]storagepb.ArrowSerializationOptions_CompressionCodec{
+			"none": storagepb.ArrowSerializationOptions_COMPRESSION_UNSPECIFIED, "": storagepb.ArrowSerializationOptions_LZ4_FRAME,
+			"lz4": storagepb.ArrowSerializationOptions_LZ4_FRAME, "zstd": storagepb.ArrowSerializationOptions_ZSTD}[c]
+		if got != want {
+			t.Errorf("compression %q: session asked for %v, want %v", c, got, want)
+		}
+		sizes[c] = srv.Counts().ArrowBytes
+	}
+	if sizes["lz4"] >= sizes["none"] || sizes["zstd"] >= sizes["none"] || sizes[""] != sizes["lz4"] {
+		t.Errorf("Arrow bytes on the wire: %v; compressed should be smaller, and lz4 the default", sizes)
 	}
 }
