@@ -31,7 +31,7 @@ func init() {
 			Example(map[string]string{"user_id": "userId"}),
 	).WithExample("snake to camel", `fields: {user_id: userId, anonymous_id: anonymousId}`), newRename)
 	pipeline.Default.RegisterTransform("cast", pipeline.NewSpec("convert column types; a value that does not convert rejects its row",
-		pipeline.Map("fields", "column -> type: string, int64, float64, bool, timestamp (RFC 3339, to timestamp[ms, UTC]) or json (JSON text to a JSON column)",
+		pipeline.Map("fields", "column -> type: string, int64, float64, bool, timestamp (RFC 3339 and ISO-8601 with or without zone, 'T' or space, or a date; no zone means UTC; to timestamp[ms, UTC]; the timestamp transform takes other layouts, unix numbers and zones) or json (JSON text to a JSON column)",
 			pipeline.String("", "").Enum(castTypes...)).Example(map[string]string{"properties.total": "float64"}),
 	).WithExample("CSV strings to numbers", `fields: {properties.total: float64, properties.qty: int64, properties.gift: bool}`), newCast)
 }
@@ -266,7 +266,7 @@ func (c *Cast) convert(in arrow.Array, name, typ string, bad func(int, string, s
 			}
 		case *array.TimestampBuilder:
 			var v time.Time
-			if v, err = time.Parse(time.RFC3339Nano, t); err == nil {
+			if v, err = parseISO(t); err == nil {
 				x.Append(arrow.Timestamp(v.UnixMilli()))
 			}
 		case *array.ExtensionBuilder:

@@ -35,6 +35,9 @@ func TestSetRenameCast(t *testing.T) {
 		{name: "cast bool json timestamp", conf: "fields: {b: bool, j: json, t: timestamp}", want: []string{
 			`a=1 b=true j={"k":1} t=2024-01-01 00:00:00Z n=1`, `b=true j=[] t=2023-12-31 23:00:00.5Z n=3`},
 			rejects: []string{`1:b:b: "no" is not a valid bool`}},
+		{name: "cast timestamp, a date", conf: "fields: {t: timestamp}", want: []string{
+			`a=1 b=true j={"k":1} t=2024-01-01 00:00:00Z n=1`, `a=x b=no j={ t=2024-01-01 00:00:00Z n=2`,
+			`b=1 j=[] t=2023-12-31 23:00:00.5Z n=3`}},
 		{name: "cast non-string", conf: "fields: {n: float64}", err: `cast: column "n" is int64; cast converts strings`},
 		{name: "cast same type", conf: "fields: {n: int64, a: float64}", want: []string{
 			`a=1 b=true j={"k":1} t=2024-01-01T00:00:00Z n=1`, `b=1 j=[] t=2024-01-01T00:00:00.5+01:00 n=3`},

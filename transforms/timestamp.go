@@ -42,6 +42,22 @@ var namedLayouts = map[string]string{
 var defaultLayouts = []string{"RFC3339", "2006-01-02T15:04:05", "2006-01-02 15:04:05Z07:00",
 	"2006-01-02 15:04:05", "2006-01-02T15:04:05Z0700", "2006-01-02 15:04:05Z0700", "DateOnly"}
 
+// parseISO reads s in one of defaultLayouts; a time without a zone is UTC.
+func parseISO(s string) (time.Time, error) {
+	var err error
+	for _, n := range defaultLayouts {
+		l := n
+		if named, ok := namedLayouts[n]; ok {
+			l = named
+		}
+		var t time.Time
+		if t, err = time.Parse(l, s); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, err
+}
+
 var unitNanos = map[string]int64{"s": 1e9, "ms": 1e6, "us": 1e3, "ns": 1}
 
 func timestampSpec() *pipeline.Spec {
