@@ -230,29 +230,3 @@ func TestSimpleFloat(t *testing.T) {
 		}
 	}
 }
-
-// TestScanStringPlain checks the eight-bytes-at-a-time scan against the
-// byte loop at every position of strings with each kind of special byte.
-func TestScanStringPlain(t *testing.T) {
-	for _, special := range []string{`"`, `\\`, `\n`, "\x01", "\x1f", "é", "\xff", " ", "~", "\x7f", "!", "#", "[", "]"} {
-		for pos := 0; pos < 20; pos++ {
-			body := strings.Repeat("a", pos) + special + strings.Repeat("b", 20-pos)
-			q := []byte(`"` + body + `"`)
-			j, plain, ok := scanStringPlain(q, 0)
-			wantJ, wantOK := 0, false
-			var u string
-			if json.Unmarshal(q, &u) == nil {
-				wantJ, wantOK = len(q), true
-			} else if special == `"` {
-				wantJ, wantOK = pos+2, true // the string ends there
-			}
-			wantPlain := wantOK // ASCII without escapes
-			for _, c := range q[:wantJ] {
-				wantPlain = wantPlain && c != '\\' && c < 0x80
-			}
-			if j != wantJ || ok != wantOK || (ok && plain != wantPlain) {
-				t.Errorf("%q: got %d %v %v, want %d %v %v", q, j, plain, ok, wantJ, wantPlain, wantOK)
-			}
-		}
-	}
-}

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"unsafe"
 
+	"github.com/backfillhq/backfill/internal/jsonscan"
+
 	"github.com/apache/arrow/go/v15/arrow"
 	"github.com/apache/arrow/go/v15/arrow/array"
 	"github.com/apache/arrow/go/v15/arrow/bitutil"
@@ -203,7 +205,7 @@ func (t *Integrations) mergeColumn(in arrow.Array, name string) (arrow.Array, ma
 	var valid *memory.Buffer // only when a row is rejected (written as null)
 	nulls := 0
 	var fates map[int]pipeline.RowFate
-	var ms []member
+	var ms []jsonscan.Member
 	for i := 0; i < n; i++ {
 		o[i] = int32(len(out))
 		s := at(i)
@@ -214,7 +216,7 @@ func (t *Integrations) mergeColumn(in arrow.Array, name string) (arrow.Array, ma
 		text := unsafe.Slice(unsafe.StringData(s), len(s)) // read only, no copy
 		var isObj bool
 		var err error
-		ms, isObj, err = objectMembers(text, ms[:0])
+		ms, isObj, err = jsonscan.Members(text, ms[:0])
 		if err != nil || !isObj {
 			if fates == nil {
 				fates = map[int]pipeline.RowFate{}
@@ -233,13 +235,13 @@ func (t *Integrations) mergeColumn(in arrow.Array, name string) (arrow.Array, ma
 		start := len(out)
 		out = append(out, '{')
 		for _, m := range ms {
-			if t.hasKey(m.key) {
+			if t.hasKey(m.Name()) {
 				continue
 			}
 			if len(out) > start+1 {
 				out = append(out, ',')
 			}
-			out = append(out, text[m.start:m.end]...)
+			out = append(out, text[m.Start:m.End]...)
 		}
 		if len(t.members) > 0 {
 			if len(out) > start+1 {

@@ -1,12 +1,12 @@
 package transforms
 
 import (
-	"encoding/binary"
 	"encoding/json"
-	"math/bits"
 	"strconv"
 	"unicode/utf8"
 	"unsafe"
+
+	"github.com/backfillhq/backfill/internal/jsonscan"
 
 	"github.com/backfillhq/backfill/pipeline/record"
 )
@@ -52,8 +52,8 @@ func extractJSONPath(a *record.JSONArray, path []string) *jsonVec {
 		}
 		b := a.ValueBytes(i)
 		s = jsonScan{b: b}
-		end, ok := s.value(skipWS(b, 0), path, true, 0)
-		if !ok || skipWS(b, end) != len(b) {
+		end, ok := s.value(jsonscan.SkipWS(b, 0), path, true, 0)
+		if !ok || jsonscan.SkipWS(b, end) != len(b) {
 			continue // jUnknown
 		}
 		switch s.hit {
@@ -194,15 +194,27 @@ func (s *jsonScan) value(i int, path []string, on bool, depth int) (int, bool) {
 	case c == '[':
 		end, ok = s.array(i, depth)
 	case c == '"':
-		end, ok = scanString(b, i)
+		var err error
+		end, _, err = jsonscan.ScanString(b, i)
+		ok = err == nil
 	case c == 't':
-		end, ok = literalAt(b, i, "true")
+		var err error
+		end, err = jsonscan.ScanLiteral(b, i, "true")
+		ok = err == nil
 	case c == 'f':
-		end, ok = literalAt(b, i, "false")
+		var err error
+		end, err = jsonscan.ScanLiteral(b, i, "false")
+		ok = err == nil
 	case c == 'n':
-		end, ok = literalAt(b, i, "null")
+		var err error
+		end, err = jsonscan.ScanLiteral(b, i, "null")
+		ok = err == nil
 	default:
-		end, ok = scanNumber(b, i)
+		// A number out of float64's range fails Unmarshal for the
+		// whole text.
+		var err error
+		end, _, err = jsonscan.ScanNumber(b, i)
+		ok = err == nil && jsonscan.InRange(b[i:end])
 	}
 	if on && ok {
 		s.hit, s.start, s.end = hitFound, i, end
@@ -219,7 +231,7 @@ func (s *jsonScan) object(i int, path []string, on bool, depth int) (int, bool) 
 			s.hit = hitMissing
 		}
 	}
-	i = skipWS(b, i+1)
+	i = jsonscan.SkipWS(b, i+1)
 	if i < len(b) && b[i] == '}' {
 		return i + 1, true
 	}
@@ -227,12 +239,14 @@ func (s *jsonScan) object(i int, path []string, on bool, depth int) (int, bool) 
 		if i >= len(b) || b[i] != '"' {
 			return 0, false
 		}
-		j, plain, ok := scanStringPlain(b, i)
-		if !ok {
+		j, info, err := jsonscan.ScanString(b, i)
+		if err != nil {
 			return 0, false
 		}
+		// Plain: its bytes are its value, as Unmarshal decodes it.
+		plain := info&(jsonscan.Escaped|jsonscan.BadUTF8) == 0
 		match := want && keyIs(b[i:j], plain, path[0])
-		i = skipWS(b, j)
+		i = jsonscan.SkipWS(b, j)
 		if i >= len(b) || b[i] != ':' {
 			return 0, false
 		}
@@ -240,13 +254,13 @@ func (s *jsonScan) object(i int, path []string, on bool, depth int) (int, bool) 
 		if match {
 			sub = path[1:]
 		}
-		i, ok = s.value(skipWS(b, i+1), sub, match, depth+1)
-		if !ok {
+		var ok bool
+		if i, ok = s.value(jsonscan.SkipWS(b, i+1), sub, match, depth+1); !ok {
 			return 0, false
 		}
-		i = skipWS(b, i)
+		i = jsonscan.SkipWS(b, i)
 		if i < len(b) && b[i] == ',' {
-			i = skipWS(b, i+1)
+			i = jsonscan.SkipWS(b, i+1)
 			continue
 		}
 		if i < len(b) && b[i] == '}' {
@@ -258,7 +272,7 @@ func (s *jsonScan) object(i int, path []string, on bool, depth int) (int, bool) 
 
 func (s *jsonScan) array(i int, depth int) (int, bool) {
 	b := s.b
-	i = skipWS(b, i+1)
+	i = jsonscan.SkipWS(b, i+1)
 	if i < len(b) && b[i] == ']' {
 		return i + 1, true
 	}
@@ -268,9 +282,9 @@ func (s *jsonScan) array(i int, depth int) (int, bool) {
 		if !ok {
 			return 0, false
 		}
-		i = skipWS(b, i)
+		i = jsonscan.SkipWS(b, i)
 		if i < len(b) && b[i] == ',' {
-			i = skipWS(b, i+1)
+			i = jsonscan.SkipWS(b, i+1)
 			continue
 		}
 		if i < len(b) && b[i] == ']' {
@@ -288,152 +302,4 @@ func keyIs(q []byte, plain bool, name string) bool {
 	}
 	var k string
 	return json.Unmarshal(q, &k) == nil && k == name
-}
-
-// strClass classifies string bytes so that scanning a string costs one
-// table load per byte: 0 plain, 1 ends or breaks the string, 2 non-ASCII.
-var strClass = func() (t [256]uint8) {
-	for c := 0; c < 0x20; c++ {
-		t[c] = 1
-	}
-	t['"'], t['\\'] = 1, 1
-	for c := utf8.RuneSelf; c < 256; c++ {
-		t[c] = 2
-	}
-	return t
-}()
-
-// strSpecial8 has the high bit set in the lowest byte of w (little endian)
-// that is a quote, a backslash, a control character or non-ASCII; bits
-// above the lowest may be spurious.
-func strSpecial8(w uint64) uint64 {
-	const lo, hi = 0x0101010101010101, 0x8080808080808080
-	q := w ^ (lo * '"')
-	bs := w ^ (lo * '\\')
-	return ((w-lo*0x20)&^w | (q-lo)&^q | (bs-lo)&^bs | w) & hi
-}
-
-func scanString(b []byte, i int) (int, bool) {
-	j, _, ok := scanStringPlain(b, i)
-	return j, ok
-}
-
-// scanStringPlain validates the string at b[i] == '"' as encoding/json
-// does (no control characters, only its escapes); plain says it is ASCII
-// without escapes, so its bytes are its value.
-func scanStringPlain(b []byte, i int) (int, bool, bool) {
-	plain := true
-	for i++; i < len(b); i++ {
-		// eight plain bytes at a time; the first special one is exact
-		for i+8 <= len(b) {
-			m := strSpecial8(binary.LittleEndian.Uint64(b[i:]))
-			if m == 0 {
-				i += 8
-				continue
-			}
-			i += bits.TrailingZeros64(m) / 8
-			break
-		}
-		if i >= len(b) {
-			break
-		}
-		c := b[i]
-		switch strClass[c] {
-		case 0:
-			continue
-		case 2:
-			plain = false
-			continue
-		}
-		switch {
-		case c == '"':
-			return i + 1, plain, true
-		case c < 0x20:
-			return 0, false, false
-		default: // a backslash
-			plain = false
-			i++
-			if i >= len(b) {
-				return 0, false, false
-			}
-			switch b[i] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-			case 'u':
-				if i+4 >= len(b) {
-					return 0, false, false
-				}
-				for _, h := range b[i+1 : i+5] {
-					if !isHex(h) {
-						return 0, false, false
-					}
-				}
-				i += 4
-			default:
-				return 0, false, false
-			}
-		}
-	}
-	return 0, false, false
-}
-
-func isHex(c byte) bool {
-	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
-}
-
-func literalAt(b []byte, i int, lit string) (int, bool) {
-	if len(b)-i >= len(lit) && string(b[i:i+len(lit)]) == lit {
-		return i + len(lit), true
-	}
-	return 0, false
-}
-
-// scanNumber validates JSON's number grammar. A number out of float64's
-// range fails Unmarshal for the whole text, so numbers that could be
-// (with an exponent, or very long) are parsed to check.
-func scanNumber(b []byte, i int) (int, bool) {
-	start := i
-	if i < len(b) && b[i] == '-' {
-		i++
-	}
-	switch {
-	case i < len(b) && b[i] == '0':
-		i++
-	case i < len(b) && b[i] >= '1' && b[i] <= '9':
-		i = digits(b, i)
-	default:
-		return 0, false
-	}
-	if i < len(b) && b[i] == '.' {
-		j := digits(b, i+1)
-		if j == i+1 {
-			return 0, false
-		}
-		i = j
-	}
-	exp := false
-	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
-		exp = true
-		i++
-		if i < len(b) && (b[i] == '+' || b[i] == '-') {
-			i++
-		}
-		j := digits(b, i)
-		if j == i {
-			return 0, false
-		}
-		i = j
-	}
-	if exp || i-start > 300 {
-		if _, err := strconv.ParseFloat(unsafe.String(&b[start], i-start), 64); err != nil {
-			return 0, false
-		}
-	}
-	return i, true
-}
-
-func digits(b []byte, i int) int {
-	for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-		i++
-	}
-	return i
 }

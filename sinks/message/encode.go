@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"unicode/utf8"
 
+	"github.com/backfillhq/backfill/internal/jsonscan"
+
 	"github.com/apache/arrow/go/v15/arrow"
 	"github.com/backfillhq/backfill/pipeline"
 )
@@ -202,17 +204,24 @@ func (e *Encoder) objectValue(n *node, row int) ([]byte, bool) {
 // writeMembers appends the members of n's object: its children, then the
 // members of own (an object's JSON) that no child overrides.
 func (e *Encoder) writeMembers(dst []byte, n *node, row int, own []byte) ([]byte, bool) {
-	var spans []span
+	var spans []jsonscan.Member
 	if own != nil {
-		n.spans = objectSpans(own, n.spans[:0])
+		// own is valid JSON (a checked column, or what a writer made).
+		n.spans, _, _ = jsonscan.Members(own, n.spans[:0])
 		spans = n.spans
+		if cap(n.used) < len(spans) {
+			n.used = make([]bool, len(spans))
+		}
+		n.used = n.used[:len(spans)]
+		clear(n.used)
 	}
+	used := n.used
 	first := true
 	for _, k := range n.kids {
 		var ov []byte
 		for j := range spans {
-			if sp := &spans[j]; !sp.used && sp.keyIs(own, k.name) {
-				ov, sp.used = own[sp.v0:sp.v1], true // the last duplicate wins
+			if sp := &spans[j]; !used[j] && sp.KeyIs(k.name) {
+				ov, used[j] = own[sp.Val:sp.End], true // the last duplicate wins
 			}
 		}
 		before := len(dst)
@@ -231,14 +240,14 @@ func (e *Encoder) writeMembers(dst []byte, n *node, row int, own []byte) ([]byte
 		}
 	}
 	for j := range spans {
-		if sp := &spans[j]; !sp.used {
+		if sp := &spans[j]; !used[j] {
 			if !first {
 				dst = append(dst, ',')
 			}
 			first = false
-			dst = append(dst, own[sp.k0-1:sp.k1+1]...)
+			dst = append(dst, own[sp.Start:sp.Start+len(sp.Key)+2]...) // the key as written
 			dst = append(dst, ':')
-			dst = append(dst, own[sp.v0:sp.v1]...)
+			dst = append(dst, own[sp.Val:sp.End]...)
 		}
 	}
 	return dst, true

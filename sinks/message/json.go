@@ -3,10 +3,10 @@ package message
 import (
 	"bytes"
 	"encoding/binary"
-	"encoding/json"
-	"fmt"
 	"unicode/utf8"
 	"unsafe"
+
+	"github.com/backfillhq/backfill/internal/jsonscan"
 )
 
 // safe[c] is true for ASCII bytes that go into a JSON string unescaped.
@@ -151,224 +151,13 @@ func b2s(b []byte) string {
 	return unsafe.String(&b[0], len(b))
 }
 
-// maxDepth bounds nesting in JSON columns (the validator recurses).
-const maxDepth = 512
-
-// jsonError says where a JSON text is broken.
-type jsonError struct {
-	off int
-	msg string
-}
-
-func (e *jsonError) Error() string { return fmt.Sprintf("%s at byte %d", e.msg, e.off) }
-
-// validJSON checks that src holds exactly one JSON value (RFC 8259, UTF-8)
-// and returns it without surrounding whitespace. It does not allocate
-// unless src is broken.
-func validJSON(src []byte) ([]byte, error) {
-	i := skipWS(src, 0)
-	start := i
-	end, err := scanValue(src, i, 0)
-	if err != nil {
-		return nil, err
-	}
-	if j := skipWS(src, end); j != len(src) {
-		return nil, &jsonError{j, fmt.Sprintf("unexpected %q after the value", src[j])}
-	}
-	return src[start:end], nil
-}
-
-func skipWS(s []byte, i int) int {
-	for i < len(s) && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r') {
-		i++
-	}
-	return i
-}
-
-func scanValue(s []byte, i, depth int) (int, error) {
-	if i >= len(s) {
-		return i, &jsonError{i, "unexpected end of JSON"}
-	}
-	switch c := s[i]; {
-	case c == '{':
-		return scanObject(s, i, depth+1)
-	case c == '[':
-		return scanArray(s, i, depth+1)
-	case c == '"':
-		return scanString(s, i)
-	case c == '-' || (c >= '0' && c <= '9'):
-		return scanNumber(s, i)
-	case c == 't':
-		return scanLiteral(s, i, "true")
-	case c == 'f':
-		return scanLiteral(s, i, "false")
-	case c == 'n':
-		return scanLiteral(s, i, "null")
-	default:
-		return i, &jsonError{i, fmt.Sprintf("invalid character %q", c)}
-	}
-}
-
-func scanLiteral(s []byte, i int, lit string) (int, error) {
-	if len(s)-i < len(lit) || string(s[i:i+len(lit)]) != lit {
-		return i, &jsonError{i, "invalid literal"}
-	}
-	return i + len(lit), nil
-}
-
-func scanObject(s []byte, i, depth int) (int, error) {
-	if depth > maxDepth {
-		return i, &jsonError{i, "nested too deeply"}
-	}
-	i = skipWS(s, i+1)
-	if i < len(s) && s[i] == '}' {
-		return i + 1, nil
-	}
-	for {
-		if i >= len(s) || s[i] != '"' {
-			return i, &jsonError{i, "expected an object key"}
-		}
-		var err error
-		if i, err = scanString(s, i); err != nil {
-			return i, err
-		}
-		i = skipWS(s, i)
-		if i >= len(s) || s[i] != ':' {
-			return i, &jsonError{i, "expected ':'"}
-		}
-		if i, err = scanValue(s, skipWS(s, i+1), depth); err != nil {
-			return i, err
-		}
-		i = skipWS(s, i)
-		if i >= len(s) {
-			return i, &jsonError{i, "unexpected end of JSON"}
-		}
-		switch s[i] {
-		case ',':
-			i = skipWS(s, i+1)
-		case '}':
-			return i + 1, nil
-		default:
-			return i, &jsonError{i, "expected ',' or '}'"}
-		}
-	}
-}
-
-func scanArray(s []byte, i, depth int) (int, error) {
-	if depth > maxDepth {
-		return i, &jsonError{i, "nested too deeply"}
-	}
-	i = skipWS(s, i+1)
-	if i < len(s) && s[i] == ']' {
-		return i + 1, nil
-	}
-	for {
-		var err error
-		if i, err = scanValue(s, i, depth); err != nil {
-			return i, err
-		}
-		i = skipWS(s, i)
-		if i >= len(s) {
-			return i, &jsonError{i, "unexpected end of JSON"}
-		}
-		switch s[i] {
-		case ',':
-			i = skipWS(s, i+1)
-		case ']':
-			return i + 1, nil
-		default:
-			return i, &jsonError{i, "expected ',' or ']'"}
-		}
-	}
-}
-
-func scanString(s []byte, i int) (int, error) {
-	i++ // opening quote
-	for i < len(s) {
-		c := s[i]
-		switch {
-		case c == '"':
-			return i + 1, nil
-		case c == '\\':
-			if i+1 >= len(s) {
-				return i, &jsonError{i, "unexpected end of JSON"}
-			}
-			switch s[i+1] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-				i += 2
-			case 'u':
-				if len(s)-i < 6 || !isHex(s[i+2]) || !isHex(s[i+3]) || !isHex(s[i+4]) || !isHex(s[i+5]) {
-					return i, &jsonError{i, `invalid \u escape`}
-				}
-				i += 6
-			default:
-				return i, &jsonError{i, "invalid escape"}
-			}
-		case c < 0x20:
-			return i, &jsonError{i, "control character in string"}
-		case c < utf8.RuneSelf:
-			i++
-		default:
-			r, size := utf8.DecodeRune(s[i:])
-			if r == utf8.RuneError && size == 1 {
-				return i, &jsonError{i, "invalid UTF-8"}
-			}
-			i += size
-		}
-	}
-	return i, &jsonError{i, "unterminated string"}
-}
-
-func isHex(c byte) bool {
-	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')
-}
-
-func scanNumber(s []byte, i int) (int, error) {
-	start := i
-	if s[i] == '-' {
-		i++
-	}
-	switch {
-	case i < len(s) && s[i] == '0':
-		i++
-	case i < len(s) && s[i] >= '1' && s[i] <= '9':
-		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
-			i++
-		}
-	default:
-		return start, &jsonError{start, "invalid number"}
-	}
-	if i < len(s) && s[i] == '.' {
-		i++
-		if i >= len(s) || s[i] < '0' || s[i] > '9' {
-			return start, &jsonError{start, "invalid number"}
-		}
-		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
-			i++
-		}
-	}
-	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
-		i++
-		if i < len(s) && (s[i] == '+' || s[i] == '-') {
-			i++
-		}
-		if i >= len(s) || s[i] < '0' || s[i] > '9' {
-			return start, &jsonError{start, "invalid number"}
-		}
-		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
-			i++
-		}
-	}
-	return i, nil
-}
-
 // isNumber reports whether s is exactly one JSON number.
 func isNumber(s string) bool {
 	b := unsafe.Slice(unsafe.StringData(s), len(s))
 	if len(b) == 0 {
 		return false
 	}
-	end, err := scanNumber(b, 0)
+	end, _, err := jsonscan.ScanNumber(b, 0)
 	return err == nil && end == len(b)
 }
 
@@ -405,52 +194,6 @@ func appendCompact(dst, src []byte) []byte {
 // only be insignificant whitespace (strings cannot hold raw ones).
 func hasLineBreak(b []byte) bool {
 	return bytes.IndexByte(b, '\n') >= 0 || bytes.IndexByte(b, '\r') >= 0
-}
-
-// span is one member of a JSON object: key content (without quotes) at
-// s[k0:k1], value at s[v0:v1].
-type span struct {
-	k0, k1, v0, v1 int
-	esc            bool // the key holds escapes
-	used           bool // a sub-path column took this key
-}
-
-// objectSpans lists the members of a valid JSON object.
-func objectSpans(s []byte, out []span) []span {
-	i := skipWS(s, 1)
-	if i < len(s) && s[i] == '}' {
-		return out
-	}
-	for i < len(s) {
-		var sp span
-		sp.k0 = i + 1
-		j, _ := scanString(s, i)
-		sp.k1 = j - 1
-		sp.esc = bytes.IndexByte(s[sp.k0:sp.k1], '\\') >= 0
-		i = skipWS(s, j)
-		i = skipWS(s, i+1) // ':'
-		sp.v0 = i
-		sp.v1, _ = scanValue(s, i, 0)
-		out = append(out, sp)
-		i = skipWS(s, sp.v1)
-		if i >= len(s) || s[i] == '}' {
-			break
-		}
-		i = skipWS(s, i+1) // ','
-	}
-	return out
-}
-
-// keyIs compares a member's key with name.
-func (sp *span) keyIs(s []byte, name string) bool {
-	if !sp.esc {
-		return b2s(s[sp.k0:sp.k1]) == name
-	}
-	var k string // escaped keys are rare: decode them the slow way
-	if json.Unmarshal(s[sp.k0-1:sp.k1+1], &k) != nil {
-		return false
-	}
-	return k == name
 }
 
 // jsonKind names the kind of a JSON value by its first byte, for reasons.

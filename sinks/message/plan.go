@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/backfillhq/backfill/internal/jsonscan"
+
 	"github.com/apache/arrow/go/v15/arrow"
 	"github.com/backfillhq/backfill/pipeline/record"
 )
@@ -18,8 +20,9 @@ type node struct {
 	w      writer // the column's writer; nil when no column sits here
 	obj    bool   // must be an object (properties, traits, context, integrations)
 	kids   []*node
-	spans  []span // the merged object's members, per row (reused)
-	tmp    []byte // a struct/map column encoded for merging (reused)
+	spans  []jsonscan.Member // the merged object's members, per row (reused)
+	used   []bool            // which of spans a sub-path column took
+	tmp    []byte            // a struct/map column encoded for merging (reused)
 	isJSON bool
 	t      texter // w as a texter, or nil: asserted once, not per row
 }

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"unsafe"
 
+	"github.com/backfillhq/backfill/internal/jsonscan"
+
 	"github.com/apache/arrow/go/v15/arrow"
 	"github.com/apache/arrow/go/v15/arrow/array"
 	"github.com/apache/arrow/go/v15/arrow/bitutil"
@@ -304,7 +306,7 @@ func (w *jsonW) null(i int) bool {
 // value returns row i's JSON text validated, trimmed and on one line.
 func (w *jsonW) value(e *Encoder, i int) ([]byte, bool) {
 	raw := unsafeBytes(w.s.Value(i))
-	v, err := validJSON(raw)
+	v, err := jsonscan.Strict.Valid(raw)
 	if err != nil {
 		e.fail(w.col, fmt.Sprintf("%s holds invalid JSON: %v", w.col, err))
 		return nil, false

@@ -15,6 +15,7 @@ import (
 	"github.com/apache/arrow/go/v15/arrow/array"
 	"github.com/apache/arrow/go/v15/arrow/memory"
 
+	"github.com/backfillhq/backfill/internal/jsonscan"
 	"github.com/backfillhq/backfill/pipeline"
 	"github.com/backfillhq/backfill/pipeline/record"
 )
@@ -582,8 +583,7 @@ func (c *csvReader) convert(k int, f field) (v value, want string) {
 		}
 		v.i = ts
 	case "json":
-		end, _, err := scanValue(raw, skipWS(raw, 0), 0)
-		if err != nil || skipWS(raw, end) != len(raw) {
+		if _, err := jsonscan.Strict.Valid(raw); err != nil {
 			return v, "JSON"
 		}
 		v.s = raw
@@ -623,4 +623,8 @@ func (c *csvReader) parseTime(k int, s string) (int64, bool) {
 		}
 	}
 	return 0, false
+}
+
+func isHex(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
 }

@@ -9,13 +9,13 @@ import (
 	"math"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 	"unsafe"
 
 	"github.com/apache/arrow/go/v15/arrow"
 	"github.com/apache/arrow/go/v15/arrow/array"
 	"github.com/apache/arrow/go/v15/arrow/memory"
 
+	"github.com/backfillhq/backfill/internal/jsonscan"
 	"github.com/backfillhq/backfill/pipeline"
 	"github.com/backfillhq/backfill/pipeline/record"
 )
@@ -60,7 +60,7 @@ func (n *ndjsonReader) newColumn(name string) *ndColumn {
 type cell struct {
 	col   int
 	rec   int // record row
-	kind  uint8
+	kind  jsonscan.Kind
 	esc   bool
 	start int
 	end   int
@@ -69,7 +69,7 @@ type cell struct {
 
 type ndColumn struct {
 	name  string
-	kinds uint8
+	kinds jsonscan.Kind
 	cells []cell
 }
 
@@ -225,58 +225,61 @@ var errNotObject = errors.New("not a JSON object")
 // scanLine checks one line and leaves its wanted top-level values in n.row.
 func (n *ndjsonReader) scanLine(line []byte, off int, index map[string]int, cols *[]*ndColumn) error {
 	n.row = n.row[:0]
-	if !utf8.Valid(line) {
-		return errors.New("not valid UTF-8")
-	}
-	i := skipWS(line, 0)
+	i := jsonscan.SkipWS(line, 0)
 	if i >= len(line) || line[i] != '{' {
 		return errNotObject
 	}
-	i = skipWS(line, i+1)
+	i = jsonscan.SkipWS(line, i+1)
 	if i < len(line) && line[i] == '}' {
 		i++
 	} else {
 		for {
 			if i >= len(line) || line[i] != '"' {
-				return syntaxErr(line, i, "a key string")
+				return jsonscan.Expected(line, i, "a key string")
 			}
-			kend, kesc, err := scanString(line, i)
+			// Keys and values must be UTF-8: they become Arrow strings and
+			// JSON sent on.
+			kend, kinfo, err := jsonscan.ScanString(line, i)
 			if err != nil {
 				return err
 			}
-			kb := line[i+1 : kend-1]
-			i = skipWS(line, kend)
-			if i >= len(line) || line[i] != ':' {
-				return syntaxErr(line, i, "':'")
+			if kinfo&jsonscan.BadUTF8 != 0 {
+				return &jsonscan.Error{Off: i, Msg: "invalid UTF-8 in a key"}
 			}
-			i = skipWS(line, i+1)
+			kesc := kinfo&jsonscan.Escaped != 0
+			kb := line[i+1 : kend-1]
+			i = jsonscan.SkipWS(line, kend)
+			if i >= len(line) || line[i] != ':' {
+				return jsonscan.Expected(line, i, "':'")
+			}
+			i = jsonscan.SkipWS(line, i+1)
 			vstart := i
-			vend, kind, err := scanValue(line, i, 1)
+			vend, kind, err := jsonscan.Strict.Value(line, i)
 			if err != nil {
 				return err
 			}
 			if err := n.keep(line, kb, kesc, vstart, vend, kind, off, index, cols); err != nil {
 				return err
 			}
-			i = skipWS(line, vend)
+			i = jsonscan.SkipWS(line, vend)
 			if i < len(line) && line[i] == ',' {
-				i = skipWS(line, i+1)
+				i = jsonscan.SkipWS(line, i+1)
 				continue
 			}
 			if i < len(line) && line[i] == '}' {
 				i++
 				break
 			}
-			return syntaxErr(line, i, "',' or '}'")
+			return jsonscan.Expected(line, i, "',' or '}'")
 		}
 	}
-	if i = skipWS(line, i); i != len(line) {
-		return &jsonError{i, "text after the JSON object"}
+	if i = jsonscan.SkipWS(line, i); i != len(line) {
+		return &jsonscan.Error{Off: i, Msg: "text after the JSON object"}
 	}
 	return nil
 }
 
-func (n *ndjsonReader) keep(line, kb []byte, kesc bool, vstart, vend int, kind uint8, off int, index map[string]int, cols *[]*ndColumn) error {
+func (n *ndjsonReader) keep(line, kb []byte, kesc bool, vstart, vend int, kind jsonscan.Kind, off int, index map[string]int, cols *[]*ndColumn) error {
 	c, ok := index[unsafeString(kb)]
 	if !ok {
 		key := string(kb)
@@ -297,20 +300,20 @@ func (n *ndjsonReader) keep(line, kb []byte, kesc bool, vstart, vend int, kind u
 	v := line[vstart:vend]
 	cl := cell{col: c, kind: kind, start: off + vstart, end: off + vend}
 	switch kind {
-	case kString:
+	case jsonscan.String:
 		cl.esc = bytesHasBackslash(v[1 : len(v)-1])
-	case kInt:
+	case jsonscan.Int:
 		x, err := strconv.ParseInt(unsafeString(v), 10, 64)
 		if err != nil {
 			// Too big for int64: a float64, like JavaScript would.
-			kind = kFloat
-			cl.kind = kFloat
+			kind = jsonscan.Float
+			cl.kind = jsonscan.Float
 		} else {
 			cl.bits = uint64(x)
 			break
 		}
 		fallthrough
-	case kFloat:
+	case jsonscan.Float:
 		f, err := strconv.ParseFloat(unsafeString(v), 64)
 		if err != nil || math.IsInf(f, 0) {
 			return fmt.Errorf("number %s is out of range", v)
@@ -352,12 +355,12 @@ func unsafeString(b []byte) string {
 // seen: one scalar kind keeps its type, ints with floats are float64,
 // anything else (objects, arrays, a mix) is JSON text.
 func (n *ndjsonReader) column(c *ndColumn, nrec int) (arrow.Array, error) {
-	kinds := c.kinds &^ kNull
+	kinds := c.kinds &^ jsonscan.Null
 	each := func(appendNull func(), appendVal func(cell)) {
 		pos := 0
 		for r := 0; r < nrec; r++ {
 			if pos < len(c.cells) && c.cells[pos].rec == r {
-				if cl := c.cells[pos]; cl.kind == kNull {
+				if cl := c.cells[pos]; cl.kind == jsonscan.Null {
 					appendNull()
 				} else {
 					appendVal(cl)
@@ -373,7 +376,7 @@ func (n *ndjsonReader) column(c *ndColumn, nrec int) (arrow.Array, error) {
 		size += cl.end - cl.start
 	}
 	switch kinds {
-	case kString:
+	case jsonscan.String:
 		b := array.NewStringBuilder(n.mem)
 		defer b.Release()
 		b.Reserve(nrec)
@@ -386,25 +389,25 @@ func (n *ndjsonReader) column(c *ndColumn, nrec int) (arrow.Array, error) {
 			}
 		})
 		return b.NewArray(), nil
-	case kInt:
+	case jsonscan.Int:
 		b := array.NewInt64Builder(n.mem)
 		defer b.Release()
 		b.Reserve(nrec)
 		each(b.AppendNull, func(cl cell) { b.UnsafeAppend(int64(cl.bits)) })
 		return b.NewArray(), nil
-	case kFloat, kInt | kFloat:
+	case jsonscan.Float, jsonscan.Int | jsonscan.Float:
 		b := array.NewFloat64Builder(n.mem)
 		defer b.Release()
 		b.Reserve(nrec)
 		each(b.AppendNull, func(cl cell) {
-			if cl.kind == kInt {
+			if cl.kind == jsonscan.Int {
 				b.UnsafeAppend(float64(int64(cl.bits)))
 			} else {
 				b.UnsafeAppend(math.Float64frombits(cl.bits))
 			}
 		})
 		return b.NewArray(), nil
-	case kBool:
+	case jsonscan.Bool:
 		b := array.NewBooleanBuilder(n.mem)
 		defer b.Release()
 		b.Reserve(nrec)
