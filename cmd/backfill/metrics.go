@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"sync"
 
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -73,7 +75,7 @@ func (m *runMetrics) Collect(ch chan<- prometheus.Metric) {
 // returns the address it listens on.
 func serveMetrics(addr string, m *runMetrics, log *slog.Logger) (string, error) {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(m, prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	reg.MustRegister(m, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return "", err

@@ -436,7 +436,7 @@ func (s *Server) ReadRows(req *storagepb.ReadRowsRequest, srv storagepb.BigQuery
 		err = srv.Send(&storagepb.ReadRowsResponse{
 			RowCount: hi - lo,
 			Rows: &storagepb.ReadRowsResponse_ArrowRecordBatch{ArrowRecordBatch: &storagepb.ArrowRecordBatch{
-				SerializedRecordBatch: data, RowCount: hi - lo,
+				SerializedRecordBatch: data,
 			}},
 			Stats: &storagepb.StreamStats{Progress: &storagepb.StreamStats_Progress{
 				AtResponseStart: float64(lo) / float64(rows), AtResponseEnd: float64(hi) / float64(rows),

@@ -284,11 +284,12 @@ func (s *Server) Counting(t testing.TB) *Counter {
 	t.Helper()
 	target, _ := url.Parse(s.Endpoint)
 	c := &Counter{}
-	rp := httputil.NewSingleHostReverseProxy(target)
-	// The client signs the Host it talks to (the proxy); forwarding that
-	// Host unchanged keeps the SigV4 signature valid at MinIO.
-	inner := rp.Director
-	rp.Director = func(r *http.Request) { host := r.Host; inner(r); r.Host = host }
+	rp := &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) {
+		r.SetURL(target)
+		// The client signs the Host it talks to (the proxy); forwarding
+		// that Host unchanged keeps the SigV4 signature valid at MinIO.
+		r.Out.Host = r.In.Host
+	}}
 	rp.ErrorLog = log.New(io.Discard, "", 0) // cut connections are intended
 	rp.ModifyResponse = func(resp *http.Response) error {
 		r := resp.Request
