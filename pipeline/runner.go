@@ -59,12 +59,15 @@ type RunOptions struct {
 
 // Progress is a live view of a run.
 type Progress struct {
-	Elapsed    time.Duration
-	Read       int64
-	Delivered  int64
-	Rejected   int64
-	Filtered   int64
-	TotalRows  int64 // rows to read this run, or -1 when unknown
+	Elapsed   time.Duration
+	Read      int64
+	Delivered int64
+	Rejected  int64
+	Filtered  int64
+	TotalRows int64 // rows to read this run, or -1 when unknown
+	// Estimated says TotalRows is not known but estimated: the rows per
+	// byte of the splits finished so far, times the bytes of all of them.
+	Estimated  bool
 	SplitsDone int
 	SplitsAll  int
 	Final      bool
@@ -233,6 +236,9 @@ type counters struct {
 	read, delivered, filtered atomic.Int64
 	runnerRejects             atomic.Int64 // rejects from sources and transforms
 	splitsDone                atomic.Int64
+	// rows and bytes of the splits read whole this run, for Progress's
+	// estimate when sources cannot count rows up front (gzip, S3).
+	wholeRows, wholeBytes atomic.Int64
 }
 
 // Run runs (or resumes) a pipeline. Canceling ctx stops reading; what is in
@@ -324,6 +330,7 @@ func Run(ctx context.Context, cfg *Config, opts RunOptions) (rep *Report, err er
 	var todo []work
 	var selected, skipped []Split
 	total := int64(0)
+	totalBytes, offsets := int64(0), int64(0) // for an estimate when total is unknown
 	for _, s := range splits {
 		if opts.Shards > 1 && ShardOf(s.ID, opts.Shards) != opts.Shard {
 			continue
@@ -341,6 +348,12 @@ func Run(ctx context.Context, cfg *Config, opts RunOptions) (rep *Report, err er
 			total += s.Rows - st.Offset
 		} else {
 			total = -1
+		}
+		if totalBytes >= 0 && s.Bytes > 0 {
+			totalBytes += s.Bytes
+			offsets += st.Offset
+		} else {
+			totalBytes = -1
 		}
 	}
 	rep.Splits = len(selected) + len(skipped)
@@ -419,6 +432,7 @@ func Run(ctx context.Context, cfg *Config, opts RunOptions) (rep *Report, err er
 		}
 		defer rd.Close()
 		tr.open(w.split.ID, w.offset)
+		end := w.offset // the row after the last read
 		for {
 			if opts.Limit > 0 && c.read.Load() >= opts.Limit {
 				limitHit.Store(true)
@@ -428,6 +442,10 @@ func Run(ctx context.Context, cfg *Config, opts RunOptions) (rep *Report, err er
 			if err == io.EOF {
 				tr.finish(w.split.ID)
 				c.splitsDone.Add(1)
+				if w.offset == 0 && w.split.Bytes > 0 {
+					c.wholeRows.Add(end)
+					c.wholeBytes.Add(w.split.Bytes)
+				}
 				return nil
 			}
 			if err != nil {
@@ -436,6 +454,7 @@ func Run(ctx context.Context, cfg *Config, opts RunOptions) (rep *Report, err er
 				}
 				return &splitError{w.split.ID, err}
 			}
+			end = b.End
 			if err := handleBatch(writeCtx, b, built, dl, tr, &c); err != nil {
 				return err
 			}
@@ -449,10 +468,15 @@ func Run(ctx context.Context, cfg *Config, opts RunOptions) (rep *Report, err er
 	progress := func(final bool) {
 		if opts.Progress != nil {
 			rejected := dl.count.Load()
-			opts.Progress(Progress{Elapsed: time.Since(start), Read: c.read.Load(),
+			p := Progress{Elapsed: time.Since(start), Read: c.read.Load(),
 				Delivered: c.delivered.Load() - (rejected - c.runnerRejects.Load()),
 				Rejected:  rejected, Filtered: c.filtered.Load(), TotalRows: total,
-				SplitsDone: int(c.splitsDone.Load()), SplitsAll: len(todo), Final: final})
+				SplitsDone: int(c.splitsDone.Load()), SplitsAll: len(todo), Final: final}
+			if rows, bytes := c.wholeRows.Load(), c.wholeBytes.Load(); total < 0 && totalBytes > 0 && bytes > 0 {
+				p.TotalRows = max(int64(float64(rows)/float64(bytes)*float64(totalBytes))-offsets, p.Read)
+				p.Estimated = true
+			}
+			opts.Progress(p)
 		}
 	}
 	go func() {

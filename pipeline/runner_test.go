@@ -28,12 +28,16 @@ type genSource struct {
 	splits, rows int
 	badRows      map[int64]bool
 	mem          memory.Allocator
+	bytesOnly    bool // splits say their size (100 bytes a row), not their rows
 }
 
 func (g genSource) Splits(context.Context) ([]pipeline.Split, error) {
 	out := make([]pipeline.Split, g.splits)
 	for i := range out {
 		out[i] = pipeline.Split{ID: fmt.Sprintf("s%02d", i), Rows: int64(g.rows), Bytes: -1}
+		if g.bytesOnly {
+			out[i].Rows, out[i].Bytes = -1, int64(g.rows)*100
+		}
 	}
 	return out, nil
 }
@@ -232,6 +236,37 @@ func TestRunDeliversEveryRowOnceAndResumesNothing(t *testing.T) {
 	fresh := newAckSink(0)
 	if _, err := f.run(context.Background(), fresh, pipeline.RunOptions{Fresh: true}); err != nil || len(fresh.got) != 500 {
 		t.Fatalf("fresh run delivered %d rows, err %v", len(fresh.got), err)
+	}
+}
+
+// Splits that know their size but not their rows (gzip, S3) get a total
+// estimated from the rows per byte of the splits finished so far.
+func TestRunEstimatesTotalFromBytes(t *testing.T) {
+	f := newFixture(t, 6, 300, "")
+	defer f.mem.AssertSize(t, 0)
+	f.src.bytesOnly = true
+	var mu sync.Mutex
+	var seen []pipeline.Progress
+	_, err := f.run(context.Background(), newAckSink(0), pipeline.RunOptions{ProgressEvery: time.Millisecond,
+		Progress: func(p pipeline.Progress) { mu.Lock(); seen = append(seen, p); mu.Unlock() }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	estimated := 0
+	for _, p := range seen {
+		switch {
+		case p.Estimated && p.TotalRows != 1800:
+			t.Errorf("estimated total %d, want 1800 (%+v)", p.TotalRows, p)
+		case p.Estimated && p.SplitsDone == 0:
+			t.Errorf("an estimate before any split finished: %+v", p)
+		case !p.Estimated && p.TotalRows != -1:
+			t.Errorf("total %d without rows to count: %+v", p.TotalRows, p)
+		case p.Estimated:
+			estimated++
+		}
+	}
+	if estimated == 0 || !seen[len(seen)-1].Estimated {
+		t.Errorf("no estimate in %d progress updates", len(seen))
 	}
 }
 

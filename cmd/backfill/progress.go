@@ -39,6 +39,11 @@ func newProgressView(w io.Writer, mode string, log *slog.Logger) *progressView {
 func (v *progressView) update(p pipeline.Progress) {
 	switch v.mode {
 	case "bar":
+		if v.bar != nil && v.total != p.TotalRows && (v.total > 0) == (p.TotalRows > 0) {
+			// An estimate moved (or became exact): same bar, new length.
+			v.total = p.TotalRows
+			v.bar.ChangeMax64(p.TotalRows)
+		}
 		if v.bar == nil || v.total != p.TotalRows {
 			v.total = p.TotalRows
 			max := p.TotalRows
@@ -61,7 +66,11 @@ func (v *progressView) update(p pipeline.Progress) {
 			)
 		}
 		v.bar.Set64(p.Read)
-		v.bar.Describe(fmt.Sprintf("splits %d/%d, delivered %d, rejected %d", p.SplitsDone, p.SplitsAll, p.Delivered, p.Rejected))
+		about := ""
+		if p.Estimated {
+			about = ", total estimated from the bytes read"
+		}
+		v.bar.Describe(fmt.Sprintf("splits %d/%d, delivered %d, rejected %d%s", p.SplitsDone, p.SplitsAll, p.Delivered, p.Rejected, about))
 	case "log":
 		if p.Final {
 			return
@@ -72,6 +81,10 @@ func (v *progressView) update(p pipeline.Progress) {
 		if p.TotalRows > 0 && rate > 0 {
 			left := time.Duration(float64(p.TotalRows-p.Read) / rate * float64(time.Second))
 			attrs = append(attrs, "total", p.TotalRows, "eta", left.Round(time.Second).String())
+			if p.Estimated {
+				// From the rows per byte of the splits finished so far.
+				attrs = append(attrs, "estimated", true)
+			}
 		}
 		v.log.Info("progress", attrs...)
 	}
