@@ -3,7 +3,9 @@ package message
 import (
 	"bytes"
 	"encoding/json"
+	"math"
 	"math/rand"
+	"strconv"
 	"testing"
 )
 
@@ -27,6 +29,54 @@ func TestAppendStringMatchesEncodingJSON(t *testing.T) {
 		if !bytes.Equal(got, bytes.TrimSuffix(want.Bytes(), []byte("\n"))) {
 			t.Fatalf("%q: got %s want %s", s, got, want.Bytes())
 		}
+	}
+}
+
+// The two-decimal fast path must write exactly what strconv's shortest
+// representation does, for amounts and for the floats around them.
+func TestAppendCentsMatchesStrconv(t *testing.T) {
+	r := rand.New(rand.NewSource(3))
+	check := func(f float64) {
+		t.Helper()
+		got, ok := appendCents(nil, f)
+		if !ok {
+			return
+		}
+		want := strconv.AppendFloat(nil, f, 'f', -1, 64)
+		if string(got) != string(want) {
+			t.Fatalf("%v: appendCents %s, strconv %s", f, got, want)
+		}
+	}
+	hits := 0
+	for i := 0; i < 300000; i++ {
+		var cents int64
+		switch i % 4 {
+		case 0:
+			cents = r.Int63n(100_000) // up to 1,000.00
+		case 1:
+			cents = r.Int63n(1e15) // up to the 1e13 bound
+		case 2:
+			cents = -r.Int63n(1e9)
+		default:
+			cents = r.Int63n(1 << 62)
+		}
+		f := float64(cents) / 100
+		if _, ok := appendCents(nil, f); ok {
+			hits++
+		}
+		check(f)
+		check(math.Nextafter(f, math.Inf(1)))
+		check(math.Nextafter(f, math.Inf(-1)))
+		check(r.NormFloat64() * math.Pow(10, float64(r.Intn(20)-6)))
+	}
+	if hits < 200000 {
+		t.Errorf("fast path taken for %d of 300000 amounts", hits)
+	}
+	for _, f := range []float64{0.01, 0.1, 0.3, 1.1, 2.675, 9007199254740.99, 1e12, 123.45, -0.5, 0.07} {
+		check(f)
+	}
+	if _, ok := appendCents(nil, math.Copysign(0, -1)); ok {
+		t.Error("-0 taken by the fast path")
 	}
 }
 
@@ -69,4 +119,24 @@ func TestSafe8MatchesTable(t *testing.T) {
 			t.Fatalf("% x: safe8 %v, table %v", b, got, want)
 		}
 	}
+}
+
+// BenchmarkAppendFloat writes amounts with two decimals, the shape of most
+// event floats; one op is one value.
+func BenchmarkAppendFloat(b *testing.B) {
+	vals := make([]float64, 1024)
+	for i := range vals {
+		vals[i] = float64(i*7919%100_000) / 100
+	}
+	var dst []byte
+	b.Run("cents", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			dst = appendFloat(dst[:0], vals[i%len(vals)], 64)
+		}
+	})
+	b.Run("strconv", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			dst = strconv.AppendFloat(dst[:0], vals[i%len(vals)], 'f', -1, 64)
+		}
+	})
 }

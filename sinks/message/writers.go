@@ -144,6 +144,11 @@ func (w *floatW) write(e *Encoder, dst []byte, i int) ([]byte, bool) {
 // appendFloat formats like encoding/json: shortest repr, exponent only for
 // very small or large magnitudes.
 func appendFloat(dst []byte, f float64, bits int) []byte {
+	if bits == 64 {
+		if out, ok := appendCents(dst, f); ok {
+			return out
+		}
+	}
 	abs := math.Abs(f)
 	format := byte('f')
 	if abs != 0 {
@@ -161,6 +166,36 @@ func appendFloat(dst []byte, f float64, bits int) []byte {
 		}
 	}
 	return dst
+}
+
+// appendCents writes f when it is an amount with at most two decimals
+// (prices, revenue: most float columns of events), for which strconv's
+// shortest-representation search is most of the cost of a float. The
+// digits of c/100 are f's shortest representation when c/100 == f: the
+// decimal parses to the double nearest c/100, which is f, and below 1e13
+// f's rounding interval (at most 2^-9 wide) holds no other decimal with
+// two digits or fewer after the point.
+func appendCents(dst []byte, f float64) ([]byte, bool) {
+	if !(f > -1e13 && f < 1e13) || f == 0 {
+		return dst, false // NaN, large, or a zero whose sign must show
+	}
+	c := math.Round(f * 100)
+	if c/100 != f {
+		return dst, false
+	}
+	n := int64(c)
+	if n < 0 {
+		dst = append(dst, '-')
+		n = -n
+	}
+	dst = strconv.AppendInt(dst, n/100, 10)
+	if r := n % 100; r != 0 {
+		dst = append(dst, '.', byte('0'+r/10))
+		if r%10 != 0 {
+			dst = append(dst, byte('0'+r%10))
+		}
+	}
+	return dst, true
 }
 
 // stringW writes utf8, large_utf8 and string_view columns.
