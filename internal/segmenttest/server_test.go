@@ -143,7 +143,10 @@ func TestSplitBatch(t *testing.T) {
 	if fmt.Sprintf("%q", msgs) != fmt.Sprintf("%q", want) || sentAt != "2024-01-01T00:00:00.000Z" {
 		t.Errorf("got %q %q", msgs, sentAt)
 	}
-	for _, bad := range []string{``, `[]`, `{"batch":[{"a":1}`, `{"batch":[{"a":"x}]}`, `{"batch":[1,]}`} {
+	if msgs, _, err := splitBatch([]byte(`{"batch":[ ]}`), nil); err != nil || len(msgs) != 0 {
+		t.Errorf("empty batch: %q %v", msgs, err)
+	}
+	for _, bad := range []string{``, `[]`, `{"batch":[{"a":1}`, `{"batch":[{"a":"x}]}`, `{"batch":[1,]}`, `{"batch":[1 2]}`, `{"batch":[]} x`} {
 		if _, _, err := splitBatch([]byte(bad), nil); err == nil {
 			t.Errorf("accepted %q", bad)
 		}

@@ -3,6 +3,8 @@ package segmenttest
 import (
 	"errors"
 	"strconv"
+
+	"github.com/backfillhq/backfill/internal/jsonscan"
 )
 
 var errSyntax = errors.New("malformed JSON")
@@ -11,123 +13,40 @@ var errSyntax = errors.New("malformed JSON")
 // message's raw JSON. It only finds value boundaries (messages are decoded,
 // and so validated, separately), which keeps a benchmark's receiver cheap.
 func splitBatch(b []byte, msgs [][]byte) ([][]byte, string, error) {
-	i := ws(b, 0)
-	if i >= len(b) || b[i] != '{' {
+	var top [4]jsonscan.Member
+	members, isObject, err := jsonscan.Members(b, top[:0])
+	if err != nil || !isObject {
 		return nil, "", errSyntax
 	}
-	i++
 	var sentAt string
-	for {
-		i = ws(b, i)
-		if i < len(b) && b[i] == '}' {
-			return msgs, sentAt, nil
-		}
-		if i >= len(b) || b[i] != '"' {
-			return nil, "", errSyntax
-		}
-		kEnd, err := skip(b, i)
-		if err != nil {
-			return nil, "", err
-		}
-		key := string(b[i+1 : kEnd-1])
-		i = ws(b, kEnd)
-		if i >= len(b) || b[i] != ':' {
-			return nil, "", errSyntax
-		}
-		i = ws(b, i+1)
+	for _, m := range members {
 		switch {
-		case key == "batch" && i < len(b) && b[i] == '[':
-			i = ws(b, i+1)
-			if i < len(b) && b[i] == ']' {
-				i++
-				break
+		case m.KeyIs("batch") && b[m.Val] == '[':
+			i := jsonscan.SkipWS(b, m.Val+1)
+			if b[i] == ']' {
+				continue
 			}
 			for {
-				end, err := skip(b, i)
-				if err != nil {
-					return nil, "", err
+				end, ok := jsonscan.Skip(b, i)
+				if !ok {
+					return nil, "", errSyntax
 				}
 				msgs = append(msgs, b[i:end])
-				i = ws(b, end)
-				if i < len(b) && b[i] == ',' {
-					i = ws(b, i+1)
+				i = jsonscan.SkipWS(b, end)
+				if i < m.End && b[i] == ',' {
+					i = jsonscan.SkipWS(b, i+1)
 					continue
 				}
-				if i < len(b) && b[i] == ']' {
-					i++
+				if i == m.End-1 && b[i] == ']' {
 					break
 				}
 				return nil, "", errSyntax
 			}
-		default:
-			end, err := skip(b, i)
-			if err != nil {
-				return nil, "", err
-			}
-			if key == "sentAt" {
-				if s, err := strconv.Unquote(string(b[i:end])); err == nil {
-					sentAt = s
-				}
-			}
-			i = end
-		}
-		i = ws(b, i)
-		if i < len(b) && b[i] == ',' {
-			i++
-		}
-	}
-}
-
-func ws(b []byte, i int) int {
-	for i < len(b) && (b[i] == ' ' || b[i] == '\n' || b[i] == '\t' || b[i] == '\r') {
-		i++
-	}
-	return i
-}
-
-// skip returns the index just past the JSON value starting at i.
-func skip(b []byte, i int) (int, error) {
-	if i >= len(b) {
-		return 0, errSyntax
-	}
-	switch b[i] {
-	case '"':
-		for j := i + 1; j < len(b); j++ {
-			switch b[j] {
-			case '\\':
-				j++
-			case '"':
-				return j + 1, nil
+		case m.KeyIs("sentAt"):
+			if s, err := strconv.Unquote(string(b[m.Val:m.End])); err == nil {
+				sentAt = s
 			}
 		}
-		return 0, errSyntax
-	case '{', '[':
-		depth := 0
-		for j := i; j < len(b); j++ {
-			switch b[j] {
-			case '"':
-				end, err := skip(b, j)
-				if err != nil {
-					return 0, err
-				}
-				j = end - 1
-			case '{', '[':
-				depth++
-			case '}', ']':
-				depth--
-				if depth == 0 {
-					return j + 1, nil
-				}
-			}
-		}
-		return 0, errSyntax
 	}
-	j := i
-	for j < len(b) && b[j] != ',' && b[j] != '}' && b[j] != ']' && b[j] != ' ' && b[j] != '\n' {
-		j++
-	}
-	if j == i {
-		return 0, errSyntax
-	}
-	return j, nil
+	return msgs, sentAt, nil
 }
