@@ -64,6 +64,17 @@ func newSource(t testing.TB, mem memory.Allocator, body string) *Source {
 	return src.(*Source)
 }
 
+// splitsOf makes a source from body and lists its splits.
+func splitsOf(t testing.TB, mem memory.Allocator, body string) (*Source, []pipeline.Split) {
+	t.Helper()
+	src := newSource(t, mem, body)
+	splits, err := src.Splits(context.Background())
+	if err != nil {
+		t.Fatalf("Splits: %v", err)
+	}
+	return src, splits
+}
+
 // readResult is what a whole split read gave.
 type readResult struct {
 	rows    int64

@@ -96,11 +96,7 @@ func TestListingPagesGlobAndOrder(t *testing.T) {
 	counter := srv.Counting(t)
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
-	src := newSource(t, mem, minioConf(srv, counter.URL)+"bucket: lake\nprefix: data/\npattern: '**/*.parquet'\npage_size: 7")
-	splits, err := src.Splits(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, splits := splitsOf(t, mem, minioConf(srv, counter.URL)+"bucket: lake\nprefix: data/\npattern: '**/*.parquet'\npage_size: 7")
 	if got := splitIDs(splits); !slices.Equal(got, want) {
 		t.Fatalf("got %d splits (first %v), want %d", len(got), got[:min(3, len(got))], len(want))
 	}
@@ -112,19 +108,11 @@ func TestListingPagesGlobAndOrder(t *testing.T) {
 	}
 
 	// No pattern: hidden/marker and empty files are skipped, the rest kept.
-	src = newSource(t, mem, minioConf(srv, "")+"bucket: lake\nprefix: data/d01/")
-	splits, err = src.Splits(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, splits = splitsOf(t, mem, minioConf(srv, "")+"bucket: lake\nprefix: data/d01/")
 	if !slices.Contains(splitIDs(splits), "s3://lake/data/d01/notes.txt") || len(splits) != 31 {
 		t.Errorf("d01 listing: %v", splitIDs(splits))
 	}
-	src = newSource(t, mem, minioConf(srv, "")+"bucket: lake\nprefix: data/\npattern: 'd0[0-2]/sub1/*.parquet'")
-	splits, err = src.Splits(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, splits = splitsOf(t, mem, minioConf(srv, "")+"bucket: lake\nprefix: data/\npattern: 'd0[0-2]/sub1/*.parquet'")
 	for _, s := range splits {
 		if !strings.Contains(s.ID, "/sub1/") || !(strings.Contains(s.ID, "/d00/") || strings.Contains(s.ID, "/d01/") || strings.Contains(s.ID, "/d02/")) {
 			t.Errorf("pattern let %s through", s.ID)
@@ -145,11 +133,7 @@ func TestParquetReadAndResumeSkipsRowGroups(t *testing.T) {
 
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
-	src := newSource(t, mem, minioConf(srv, counter.URL)+"bucket: pqt\nprefix: orders/\nread_ahead: 65536")
-	splits, err := src.Splits(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	src, splits := splitsOf(t, mem, minioConf(srv, counter.URL)+"bucket: pqt\nprefix: orders/\nread_ahead: 65536")
 	if len(splits) != 1 || splits[0].ID != "s3://pqt/orders/2024/part-0.parquet" || splits[0].Bytes != int64(len(data)) {
 		t.Fatalf("splits: %+v", splits)
 	}
@@ -233,11 +217,7 @@ func TestRangeReaderAgainstObject(t *testing.T) {
 	srv.Put(t, "raw", "blob.bin", data)
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
-	src := newSource(t, mem, minioConf(srv, "")+"bucket: raw\nread_ahead: 65536\nmax_buffered: 131072")
-	splits, err := src.Splits(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	src, splits := splitsOf(t, mem, minioConf(srv, "")+"bucket: raw\nread_ahead: 65536\nmax_buffered: 131072")
 	ra := newRangeReader(context.Background(), src, splits[0].Info.(*object))
 	buf := make([]byte, 4096)
 	// Sequential small reads: read-ahead makes them cost few GETs.
@@ -275,11 +255,7 @@ func TestManifest(t *testing.T) {
 	srv.Put(t, "unload", "orders/bad-manifest", []byte(`{"entries":[{"url":"s3://unload/orders/missing.json","mandatory":true}]}`))
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
-	src := newSource(t, mem, minioConf(srv, "")+"bucket: unload\nmanifest: orders/manifest\nformat: ndjson")
-	splits, err := src.Splits(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	src, splits := splitsOf(t, mem, minioConf(srv, "")+"bucket: unload\nmanifest: orders/manifest\nformat: ndjson")
 	want := []string{"s3://unload/orders/0000_part_00.json", "s3://unload/orders/0001_part_00.json"}
 	if got := splitIDs(splits); !slices.Equal(got, want) {
 		t.Fatalf("manifest splits %v", got)
@@ -292,7 +268,7 @@ func TestManifest(t *testing.T) {
 		t.Errorf("read %d rows, want 3", rows)
 	}
 	src = newSource(t, mem, minioConf(srv, "")+"bucket: unload\nmanifest: s3://unload/orders/bad-manifest")
-	_, err = src.Splits(context.Background())
+	_, err := src.Splits(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "s3://unload/orders/missing.json") || !strings.Contains(err.Error(), "NoSuchKey") {
 		t.Errorf("missing mandatory entry: %v", err)
 	}
@@ -320,11 +296,7 @@ func TestSegmentArchive(t *testing.T) {
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
 	base := minioConf(srv, counter.URL) + "bucket: seg\nprefix: logs\nlayout: segment-archive\n"
-	src := newSource(t, mem, base+"from: 2024-01-02\nto: 2024-01-03")
-	splits, err := src.Splits(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	src, splits := splitsOf(t, mem, base+"from: 2024-01-02\nto: 2024-01-03")
 	if len(splits) != 4 {
 		t.Fatalf("days 2-3 of two sources: got %v", splitIDs(splits))
 	}
@@ -342,20 +314,12 @@ func TestSegmentArchive(t *testing.T) {
 		t.Errorf("messageIds %v, want %v", ids, want)
 	}
 
-	src = newSource(t, mem, base+"source_ids: [srcB]\nfrom: 2024-01-05")
-	splits, err = src.Splits(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	src, splits = splitsOf(t, mem, base+"source_ids: [srcB]\nfrom: 2024-01-05")
 	if len(splits) != 1 || !strings.Contains(splits[0].ID, "/srcB/"+strconv.FormatInt(day(2024, 1, 5).Unix(), 10)+"/") {
 		t.Errorf("srcB from Jan 5: %v", splitIDs(splits))
 	}
 	// Resume an archive file after its first line.
-	src = newSource(t, mem, base+"source_ids: [srcA]\nfrom: 2024-01-01\nto: 2024-01-01")
-	splits, err = src.Splits(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	src, splits = splitsOf(t, mem, base+"source_ids: [srcA]\nfrom: 2024-01-01\nto: 2024-01-01")
 	res := readSplit(t, src, splits[0], pipeline.ReadOptions{Offset: 1, Columns: pipeline.AllColumns}, "messageId")
 	if res.rows != 1 || res.cols["messageId"][0] != "a1-2" {
 		t.Errorf("resume at 1: %+v", res.cols)
@@ -378,11 +342,7 @@ func TestHivePartitions(t *testing.T) {
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
 	base := minioConf(srv, "") + "bucket: dlake\nprefix: segment-data/data/SRC/\nlayout: hive\n"
-	src := newSource(t, mem, base+"partitions:\n  segment_type: track\n  day: {from: 2024-01-02, to: 2024-01-03}\n  hr: {from: 6}")
-	splits, err := src.Splits(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	src, splits := splitsOf(t, mem, base+"partitions:\n  segment_type: track\n  day: {from: 2024-01-02, to: 2024-01-03}\n  hr: {from: 6}")
 	want := []string{
 		"s3://dlake/segment-data/data/SRC/segment_type=track/day=2024-01-02/hr=10/part-0.parquet",
 		"s3://dlake/segment-data/data/SRC/segment_type=track/day=2024-01-03/hr=10/part-0.parquet",
@@ -400,11 +360,7 @@ func TestHivePartitions(t *testing.T) {
 		t.Errorf("projected schema %s", s)
 	}
 	// Equality on a list of values, bare column names.
-	src = newSource(t, mem, base+"partition_prefix: ''\npartitions:\n  segment_type: [identify]\n  day: 2024-01-01")
-	splits, err = src.Splits(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	src, splits = splitsOf(t, mem, base+"partition_prefix: ''\npartitions:\n  segment_type: [identify]\n  day: 2024-01-01")
 	if len(splits) != 2 {
 		t.Fatalf("identify on Jan 1: %v", splitIDs(splits))
 	}
@@ -483,13 +439,9 @@ func TestObjectChangedDuringRead(t *testing.T) {
 	srv.Put(t, "bkt", "x.json", []byte("{\"v\":1}\n"))
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
-	src := newSource(t, mem, minioConf(srv, "")+"bucket: bkt")
-	splits, err := src.Splits(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	src, splits := splitsOf(t, mem, minioConf(srv, "")+"bucket: bkt")
 	srv.Put(t, "bkt", "x.json", []byte("{\"v\":2}\n{\"v\":3}\n"))
-	_, err = src.Open(context.Background(), splits[0], pipeline.ReadOptions{Columns: pipeline.AllColumns})
+	_, err := src.Open(context.Background(), splits[0], pipeline.ReadOptions{Columns: pipeline.AllColumns})
 	if err == nil || !strings.Contains(err.Error(), "changed") {
 		t.Errorf("reading a replaced object: %v", err)
 	}
@@ -510,11 +462,7 @@ func TestConnectionCutMidBodyResumes(t *testing.T) {
 	defer mem.AssertSize(t, 0)
 
 	// NDJSON: one GET, cut twice; each retry asks for the rest only.
-	src := newSource(t, mem, minioConf(srv, counter.URL)+"bucket: cut\nprefix: logs/")
-	splits, err := src.Splits(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	src, splits := splitsOf(t, mem, minioConf(srv, counter.URL)+"bucket: cut\nprefix: logs/")
 	counter.Reset()
 	counter.CutNextGets(2, int64(len(gz))/3)
 	res := readSplit(t, src, splits[0], pipeline.ReadOptions{Columns: pipeline.AllColumns}, "messageId")
@@ -527,11 +475,7 @@ func TestConnectionCutMidBodyResumes(t *testing.T) {
 	}
 
 	// Parquet: a cut ranged GET is retried from where it stopped.
-	src = newSource(t, mem, minioConf(srv, counter.URL)+"bucket: cut\nprefix: pq/")
-	splits, err = src.Splits(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	src, splits = splitsOf(t, mem, minioConf(srv, counter.URL)+"bucket: cut\nprefix: pq/")
 	counter.Reset()
 	counter.CutNextGets(3, 1000)
 	res = readSplit(t, src, splits[0], pipeline.ReadOptions{Columns: pipeline.AllColumns}, "id")
@@ -564,11 +508,7 @@ func TestHivePruningSkipsFolders(t *testing.T) {
 	defer mem.AssertSize(t, 0)
 	base := minioConf(srv, cnt.URL) + "bucket: dlake\nprefix: events/\nlayout: hive\n"
 
-	src := newSource(t, mem, base+"partitions:\n  segment_type: [track, screen view]\n  day: {from: 2024-01-02, to: 2024-01-03}")
-	splits, err := src.Splits(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	src, splits := splitsOf(t, mem, base+"partitions:\n  segment_type: [track, screen view]\n  day: {from: 2024-01-02, to: 2024-01-03}")
 	var want []string
 	for _, typ := range []string{"screen%20view", "track"} {
 		for d := 2; d <= 3; d++ {
