@@ -14,7 +14,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"runtime/pprof"
 	"sync/atomic"
 	"time"
 
@@ -22,6 +21,7 @@ import (
 	"github.com/apache/arrow/go/v15/arrow/array"
 	analytics "github.com/segmentio/analytics-go/v3"
 
+	"github.com/backfillhq/backfill/bench/internal/cpuprof"
 	"github.com/backfillhq/backfill/bench/internal/events"
 	"github.com/backfillhq/backfill/pipeline"
 	"github.com/backfillhq/backfill/sinks/segment"
@@ -48,14 +48,8 @@ func main() {
 	repeat := flag.Int("repeat", 1, "backfill: send the file this many times (as distinct splits), to check memory stays flat")
 	prof := flag.String("cpuprofile", "", "write a CPU profile here")
 	flag.Parse()
-	if *prof != "" {
-		f, err := os.Create(*prof)
-		if err != nil {
-			log.Fatal(err)
-		}
-		pprof.StartCPUProfile(f)
-		defer pprof.StopCPUProfile()
-	}
+	stopProfile := cpuprof.Start(*prof)
+	defer stopProfile()
 
 	before := received(*url)
 	start := time.Now()
@@ -72,7 +66,7 @@ func main() {
 		err = fmt.Errorf("unknown mode %q", *mode)
 	}
 	if err != nil {
-		pprof.StopCPUProfile()
+		stopProfile()
 		log.Fatal(err)
 	}
 	res.Seconds = time.Since(start).Seconds()

@@ -12,8 +12,8 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"runtime/pprof"
 
+	"github.com/backfillhq/backfill/bench/internal/cpuprof"
 	"github.com/backfillhq/backfill/internal/segmenttest"
 )
 
@@ -23,14 +23,10 @@ func main() {
 	prof := flag.String("cpuprofile", "", "write a CPU profile here until SIGINT")
 	flag.Parse()
 	if *prof != "" {
-		f, err := os.Create(*prof)
-		if err != nil {
-			log.Fatal(err)
-		}
-		pprof.StartCPUProfile(f)
+		stop := cpuprof.Start(*prof)
 		sig := make(chan os.Signal, 1)
 		signal.Notify(sig, os.Interrupt)
-		go func() { <-sig; pprof.StopCPUProfile(); os.Exit(0) }()
+		go func() { <-sig; stop(); os.Exit(0) }()
 	}
 	rcv := segmenttest.NewHandler(segmenttest.Options{CountOnly: true, SkipValidation: !*validate})
 	mux := http.NewServeMux()
