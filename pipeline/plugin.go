@@ -18,6 +18,14 @@ type Split struct {
 	Info any
 }
 
+// RowEstimator is a Source that can estimate how many rows its splits hold
+// before they are read (BigQuery's read session can); valid after Splits,
+// 0 when it cannot. The progress total uses it when splits do not count
+// their rows.
+type RowEstimator interface {
+	EstimatedRows() int64
+}
+
 // Columns names the input columns a reader must produce. All means every
 // column the data has (no projection).
 type Columns struct {

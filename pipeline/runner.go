@@ -66,7 +66,8 @@ type Progress struct {
 	Filtered  int64
 	TotalRows int64 // rows to read this run, or -1 when unknown
 	// Estimated says TotalRows is not known but estimated: the rows per
-	// byte of the splits finished so far, times the bytes of all of them.
+	// byte of the splits finished so far times the bytes of all of them,
+	// or the source's own estimate (RowEstimator).
 	Estimated  bool
 	SplitsDone int
 	SplitsAll  int
@@ -358,6 +359,15 @@ func Run(ctx context.Context, cfg *Config, opts RunOptions) (rep *Report, err er
 	}
 	rep.Splits = len(selected) + len(skipped)
 	rep.SplitsSkipped = len(skipped)
+	// The source's own estimate, for this shard's share of the splits and
+	// without the rows earlier runs delivered.
+	var sourceEst int64
+	if re, ok := built.Source.(RowEstimator); ok && total < 0 && len(splits) > 0 {
+		if est := re.EstimatedRows(); est > 0 {
+			share := float64(len(selected)+len(skipped)) / float64(len(splits))
+			sourceEst = max(int64(float64(est)*share)-rep.RowsSkipped, 0)
+		}
+	}
 	if opts.OnSplits != nil {
 		opts.OnSplits(selected, skipped)
 	}
@@ -472,9 +482,13 @@ func Run(ctx context.Context, cfg *Config, opts RunOptions) (rep *Report, err er
 				Delivered: c.delivered.Load() - (rejected - c.runnerRejects.Load()),
 				Rejected:  rejected, Filtered: c.filtered.Load(), TotalRows: total,
 				SplitsDone: int(c.splitsDone.Load()), SplitsAll: len(todo), Final: final}
-			if rows, bytes := c.wholeRows.Load(), c.wholeBytes.Load(); total < 0 && totalBytes > 0 && bytes > 0 {
+			switch rows, bytes := c.wholeRows.Load(), c.wholeBytes.Load(); {
+			case total >= 0:
+			case totalBytes > 0 && bytes > 0:
 				p.TotalRows = max(int64(float64(rows)/float64(bytes)*float64(totalBytes))-offsets, p.Read)
 				p.Estimated = true
+			case sourceEst > 0:
+				p.TotalRows, p.Estimated = max(sourceEst, p.Read), true
 			}
 			opts.Progress(p)
 		}

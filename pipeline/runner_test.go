@@ -28,8 +28,11 @@ type genSource struct {
 	splits, rows int
 	badRows      map[int64]bool
 	mem          memory.Allocator
-	bytesOnly    bool // splits say their size (100 bytes a row), not their rows
+	bytesOnly    bool  // splits say their size (100 bytes a row), not their rows
+	estimate     int64 // with neither rows nor size: the source's estimate
 }
+
+func (g genSource) EstimatedRows() int64 { return g.estimate }
 
 func (g genSource) Splits(context.Context) ([]pipeline.Split, error) {
 	out := make([]pipeline.Split, g.splits)
@@ -37,6 +40,9 @@ func (g genSource) Splits(context.Context) ([]pipeline.Split, error) {
 		out[i] = pipeline.Split{ID: fmt.Sprintf("s%02d", i), Rows: int64(g.rows), Bytes: -1}
 		if g.bytesOnly {
 			out[i].Rows, out[i].Bytes = -1, int64(g.rows)*100
+		}
+		if g.estimate > 0 {
+			out[i].Rows = -1
 		}
 	}
 	return out, nil
@@ -267,6 +273,36 @@ func TestRunEstimatesTotalFromBytes(t *testing.T) {
 	}
 	if estimated == 0 || !seen[len(seen)-1].Estimated {
 		t.Errorf("no estimate in %d progress updates", len(seen))
+	}
+}
+
+// A source that estimates its rows (BigQuery's read session) gives the
+// total from the start; a shard gets its share.
+func TestRunUsesTheSourceEstimate(t *testing.T) {
+	for _, shards := range []int{1, 2} {
+		f := newFixture(t, 6, 300, "")
+		f.src.estimate = 2000
+		var first pipeline.Progress
+		var once sync.Once
+		_, err := f.run(context.Background(), newAckSink(0), pipeline.RunOptions{ProgressEvery: time.Millisecond, Shards: shards,
+			Progress: func(p pipeline.Progress) { once.Do(func() { first = p }) }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := int64(2000)
+		if shards == 2 {
+			n := 0
+			for i := 0; i < 6; i++ {
+				if pipeline.ShardOf(fmt.Sprintf("s%02d", i), 2) == 0 {
+					n++
+				}
+			}
+			want = int64(2000 * float64(n) / 6)
+		}
+		if !first.Estimated || first.TotalRows != max(want, first.Read) {
+			t.Errorf("%d shards: first progress %+v, want an estimated total of %d", shards, first, want)
+		}
+		f.mem.AssertSize(t, 0)
 	}
 }
 

@@ -190,6 +190,7 @@ type sessionInfo struct {
 	streams []string
 	schema  []byte
 	fields  []string // selected fields; nil = all
+	estRows int64    // the service's estimate of the session's rows
 }
 
 // New builds the source from its config; it does not connect (validate
@@ -515,6 +516,18 @@ func (s *Source) Splits(ctx context.Context) ([]pipeline.Split, error) {
 	return splits, nil
 }
 
+// EstimatedRows is the read session's row estimate (0 before Splits, or
+// when the service gave none): the progress total, since streams cannot
+// say how many rows each holds.
+func (s *Source) EstimatedRows() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.session == nil {
+		return 0
+	}
+	return s.session.estRows
+}
+
 // readKey fingerprints what the config asks to read.
 func (s *Source) readKey() string {
 	b, _ := json.Marshal([]any{s.table.String(), s.query, s.params, s.columns, s.where})
@@ -582,6 +595,7 @@ func (s *Source) storedSession(key string) (*sessionInfo, error) {
 		Streams []string `json:"streams"`
 		Schema  []byte   `json:"schema"`
 		Fields  []string `json:"fields"`
+		EstRows int64    `json:"estimated_rows"`
 	}
 	if err := json.Unmarshal([]byte(s.get(keyStreams)), &stored); err != nil {
 		return nil, fmt.Errorf("bigquery: stored read session streams are unreadable (%v); rerun with --fresh", err)
@@ -594,7 +608,8 @@ func (s *Source) storedSession(key string) (*sessionInfo, error) {
 	if err == nil && time.Until(exp) > sessionMargin {
 		ref, _ := parseTable(stored.Table)
 		s.info("resuming BigQuery read session", "session", name, "streams", len(stored.Streams), "expires", exp)
-		return &sessionInfo{name: name, table: ref, streams: stored.Streams, schema: stored.Schema, fields: stored.Fields}, nil
+		return &sessionInfo{name: name, table: ref, streams: stored.Streams, schema: stored.Schema, fields: stored.Fields,
+			estRows: stored.EstRows}, nil
 	}
 	msg := fmt.Sprintf("BigQuery read session %s expired at %s (sessions live about 6 hours); rows are assigned to streams per session, "+
 		"so the progress made in its streams cannot carry over", name, exp.Format(time.RFC3339))
@@ -657,11 +672,12 @@ func (s *Source) createSession(ctx context.Context, ref tableRef, fields []strin
 	if len(sc) == 0 && len(resp.GetStreams()) > 0 {
 		return nil, fmt.Errorf("bigquery: read session %s came without an Arrow schema", resp.GetName())
 	}
-	info := &sessionInfo{name: resp.GetName(), table: ref, schema: sc, fields: fields}
+	info := &sessionInfo{name: resp.GetName(), table: ref, schema: sc, fields: fields, estRows: resp.GetEstimatedRowCount()}
 	for _, st := range resp.GetStreams() {
 		info.streams = append(info.streams, st.GetName())
 	}
-	stored, _ := json.Marshal(map[string]any{"table": ref.String(), "streams": info.streams, "schema": sc, "fields": fields})
+	stored, _ := json.Marshal(map[string]any{"table": ref.String(), "streams": info.streams, "schema": sc, "fields": fields,
+		"estimated_rows": info.estRows})
 	s.env.State.Set(keySession, info.name)
 	s.env.State.Set(keySessionKey, key)
 	s.env.State.Set(keySessionExpire, resp.GetExpireTime().AsTime().UTC().Format(time.RFC3339Nano))

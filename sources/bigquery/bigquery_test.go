@@ -264,6 +264,9 @@ func TestResumeMidStream(t *testing.T) {
 	if err != nil || len(splits) != 3 {
 		t.Fatalf("splits %v, %v", splits, err)
 	}
+	if n := src.EstimatedRows(); n != 30 {
+		t.Errorf("the session's row estimate is %d, want 30", n)
+	}
 	rd, err := src.Open(context.Background(), splits[0], pipeline.ReadOptions{Columns: pipeline.AllColumns, BatchRows: 3})
 	if err != nil {
 		t.Fatal(err)
@@ -288,6 +291,9 @@ func TestResumeMidStream(t *testing.T) {
 	splits2, _ := src2.Splits(context.Background())
 	if splits2[0].ID != splits[0].ID || st.get(keySnapshot) != snap {
 		t.Errorf("resume changed split ids (%s vs %s) or snapshot", splits2[0].ID, splits[0].ID)
+	}
+	if n := src2.EstimatedRows(); n != 30 {
+		t.Errorf("the resumed session's row estimate is %d, want 30 (kept in the state)", n)
 	}
 	if c := srv.Counts(); c.CreateReadSession != 1 {
 		t.Errorf("resume created a new session: %+v", c)
