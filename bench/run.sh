@@ -34,23 +34,31 @@ configs=(
 if [ -n "${BASELINE:-}" ]; then
   configs+=("baseline gzip|@-mode backfill -gzip=true" "baseline plain|@-mode backfill -gzip=false")
 fi
-printf '%-24s %4s %10s %10s %12s %10s %10s\n' path rep events/s wall_s cpu_us/event rss_MB received
+# The receiver's CPU (utime+stime of its process, in clock ticks) around
+# each run: with both on one machine it is the other half of the cost.
+recv_ticks() { awk '{print $14 + $15}' "/proc/$RECV/stat"; }
+TICK=$(getconf CLK_TCK)
+printf '%-24s %4s %10s %10s %12s %10s %10s %12s\n' path rep events/s wall_s cpu_us/event rss_MB received recv_us/event
 for rep in $(seq "$REPS"); do
   for c in "${configs[@]}"; do
     name=${c%%|*}; args=${c#*|}; bin=$WORK/client
     if [ "${args:0:1}" = "@" ]; then bin=$BASELINE; args=${args:1}; fi
+    r0=$(recv_ticks)
     # shellcheck disable=SC2086
     /usr/bin/time -v "$bin" -file "$DATA" -url "$URL" $args >"$WORK/out.json" 2>"$WORK/time.txt"
+    recv=$(( $(recv_ticks) - r0 ))
     user=$(awk -F': ' '/User time/ {print $2}' "$WORK/time.txt")
     sys=$(awk -F': ' '/System time/ {print $2}' "$WORK/time.txt")
     rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$WORK/time.txt")
-    python3 - "$WORK/out.json" "$user" "$sys" "$rss" "$name" "$rep" <<'PY'
+    python3 - "$WORK/out.json" "$user" "$sys" "$rss" "$name" "$rep" "$recv" "$TICK" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
 user, sys_, rss = float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
+recv_s = int(sys.argv[7]) / int(sys.argv[8])
 rows = r["rows"] or 1
-print("%-24s %4s %10.0f %10.2f %12.2f %10.0f %10d" % (sys.argv[5], sys.argv[6], r["events_per_s"], r["seconds"],
-      (user + sys_) / rows * 1e6, rss / 1024, r["received"]))
+recv = "%12.2f" % (recv_s / rows * 1e6) if r["mode"] != "read" else "%12s" % "-"
+print("%-24s %4s %10.0f %10.2f %12.2f %10.0f %10d %s" % (sys.argv[5], sys.argv[6], r["events_per_s"], r["seconds"],
+      (user + sys_) / rows * 1e6, rss / 1024, r["received"], recv))
 if r["mode"] != "read" and (r["received"] != rows or r["failed"]):
     print("  !! %d rows, receiver got %d, %d failed" % (rows, r["received"], r["failed"]))
 PY

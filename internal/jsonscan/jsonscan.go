@@ -338,11 +338,33 @@ var skipStop = func() (t [256]uint8) {
 	return t
 }()
 
+// quoteOrBackslash8 has the high bit set in the lowest byte of w (little
+// endian) that is a quote or a backslash; bits above it may be spurious.
+func quoteOrBackslash8(w uint64) uint64 {
+	const lo, hi = 0x0101010101010101, 0x8080808080808080
+	q := w ^ (lo * '"')
+	bs := w ^ (lo * '\\')
+	return ((q-lo)&^q | (bs-lo)&^bs) & hi
+}
+
 // skipString returns the index after the string at b[i] == '"' and
 // whether it has escapes, in text already known to be valid.
 func skipString(b []byte, i int) (int, bool, bool) {
 	esc := false
 	for i++; i < len(b); i++ {
+		// Eight bytes at a time up to the first quote or backslash.
+		for i+8 <= len(b) {
+			m := quoteOrBackslash8(binary.LittleEndian.Uint64(b[i:]))
+			if m == 0 {
+				i += 8
+				continue
+			}
+			i += bits.TrailingZeros64(m) / 8
+			break
+		}
+		if i >= len(b) {
+			break
+		}
 		if skipStop[b[i]]&1 == 0 {
 			continue
 		}

@@ -177,3 +177,22 @@ func TestScanStringEveryPosition(t *testing.T) {
 		}
 	}
 }
+
+// Skip's eight-bytes-at-a-time string scan ends where ScanString does, with
+// a quote or an escape at every position.
+func TestSkipStringEveryPosition(t *testing.T) {
+	for _, special := range []string{`\"`, `\\`, `\n`, `\u0041`, "é", "x"} {
+		for pos := 0; pos < 20; pos++ {
+			for tail := 0; tail < 12; tail += 5 {
+				q := []byte(`"` + strings.Repeat("a", pos) + special + strings.Repeat("b", tail) + `",1`)
+				want, _, err := ScanString(q, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got, ok := Skip(q, 0); !ok || got != want {
+					t.Errorf("%q: Skip end %d ok %v, want %d", q, got, ok, want)
+				}
+			}
+		}
+	}
+}

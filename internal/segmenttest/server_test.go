@@ -146,7 +146,7 @@ func TestSplitBatch(t *testing.T) {
 	if msgs, _, err := splitBatch([]byte(`{"batch":[ ]}`), nil); err != nil || len(msgs) != 0 {
 		t.Errorf("empty batch: %q %v", msgs, err)
 	}
-	for _, bad := range []string{``, `[]`, `{"batch":[{"a":1}`, `{"batch":[{"a":"x}]}`, `{"batch":[1,]}`, `{"batch":[1 2]}`, `{"batch":[]} x`} {
+	for _, bad := range []string{``, `[]`, `{"batch":[{"a":1}`, `{"batch":[{"a":"x}]}`, `{"batch":[1,]}`, `{"batch":[1 2]}`, `{"batch":[]} x`, `{"batch":[1],}`, `{"batch":[1] "sentAt":""}`} {
 		if _, _, err := splitBatch([]byte(bad), nil); err == nil {
 			t.Errorf("accepted %q", bad)
 		}
