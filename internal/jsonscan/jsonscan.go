@@ -89,21 +89,32 @@ func special8(w uint64) uint64 {
 	return ((w-lo*0x20)&^w | (q-lo)&^q | (bs-lo)&^bs | w) & hi
 }
 
+// scan8 moves i on eight bytes at a time while none of them is a quote or
+// a backslash (with special, nor a control or non-ASCII byte), and
+// returns the index of the first one that is, or where fewer than eight
+// bytes are left.
+func scan8(b []byte, i int, special bool) int {
+	for i+8 <= len(b) {
+		w := binary.LittleEndian.Uint64(b[i:])
+		var m uint64
+		if special {
+			m = special8(w)
+		} else {
+			m = quoteOrBackslash8(w)
+		}
+		if m != 0 {
+			return i + bits.TrailingZeros64(m)/8
+		}
+		i += 8
+	}
+	return i
+}
+
 // str is ScanString also returning where the first invalid UTF-8 is (when
 // info has BadUTF8).
 func str(b []byte, i int) (end int, info StrInfo, bad int, err error) {
 	for i++; i < len(b); {
-		// Eight plain bytes at a time; the first special one is exact.
-		for i+8 <= len(b) {
-			m := special8(binary.LittleEndian.Uint64(b[i:]))
-			if m == 0 {
-				i += 8
-				continue
-			}
-			i += bits.TrailingZeros64(m) / 8
-			break
-		}
-		if i >= len(b) {
+		if i = scan8(b, i, true); i >= len(b) {
 			break
 		}
 		switch c := b[i]; {
@@ -352,17 +363,7 @@ func quoteOrBackslash8(w uint64) uint64 {
 func skipString(b []byte, i int) (int, bool, bool) {
 	esc := false
 	for i++; i < len(b); i++ {
-		// Eight bytes at a time up to the first quote or backslash.
-		for i+8 <= len(b) {
-			m := quoteOrBackslash8(binary.LittleEndian.Uint64(b[i:]))
-			if m == 0 {
-				i += 8
-				continue
-			}
-			i += bits.TrailingZeros64(m) / 8
-			break
-		}
-		if i >= len(b) {
+		if i = scan8(b, i, false); i >= len(b) {
 			break
 		}
 		if skipStop[b[i]]&1 == 0 {
