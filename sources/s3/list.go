@@ -84,7 +84,17 @@ func (s *Source) listPlain(ctx context.Context) ([]*object, error) {
 		out = append(out, o)
 	}
 	if s.layout == layoutHive && len(s.filter) > 0 && len(s.filter) <= 64 {
-		return out, s.walkHive(ctx, listPrefix, 0, keep)
+		// Keys already fixed by the prefix (or the pattern's literal start)
+		// are decided before the walk starts.
+		var seen uint64
+		if dir := strings.LastIndexByte(listPrefix, '/'); dir >= 0 {
+			for k := range hiveParts(listPrefix[:dir+1] + "x") {
+				if i := slices.Index(s.filterKeys, k); i >= 0 {
+					seen |= 1 << i
+				}
+			}
+		}
+		return out, s.walkHive(ctx, listPrefix, seen, keep)
 	}
 	return out, s.listObjects(ctx, s.bucket, listPrefix, keep)
 }

@@ -537,4 +537,14 @@ func TestHivePruningSkipsFolders(t *testing.T) {
 	if len(st.Prefixes) != 6 {
 		t.Errorf("%d listings for a 3-level layout: %v", len(st.Prefixes), st.Prefixes)
 	}
+	// A key fixed by the pattern's literal start is decided before the walk:
+	// the day folders under it are listed flat, in one call.
+	cnt.Reset()
+	_, splits = splitsOf(t, mem, base+"pattern: 'segment_type=page/**'\npartitions: {segment_type: page}")
+	if len(splits) != 8 {
+		t.Errorf("page splits: %v", splitIDs(splits))
+	}
+	if p := cnt.Stats().Prefixes; len(p) != 1 || p[0] != "events/segment_type=page/" {
+		t.Errorf("listings %q, want one flat listing of events/segment_type=page/", p)
+	}
 }
