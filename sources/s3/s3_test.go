@@ -314,7 +314,7 @@ func TestSegmentArchive(t *testing.T) {
 		t.Errorf("messageIds %v, want %v", ids, want)
 	}
 
-	src, splits = splitsOf(t, mem, base+"source_ids: [srcB]\nfrom: 2024-01-05")
+	_, splits = splitsOf(t, mem, base+"source_ids: [srcB]\nfrom: 2024-01-05")
 	if len(splits) != 1 || !strings.Contains(splits[0].ID, "/srcB/"+strconv.FormatInt(day(2024, 1, 5).Unix(), 10)+"/") {
 		t.Errorf("srcB from Jan 5: %v", splitIDs(splits))
 	}
