@@ -319,13 +319,7 @@ func (v *vecCmp) eval(b *vecBatch, out []uint8) {
 		}
 		return
 	}
-	nullRes := vUnknown // nil <op> literal is an error in expr
-	switch v.op {
-	case "==":
-		nullRes = vFalse
-	case "!=":
-		nullRes = vTrue
-	}
+	nullRes := nullResult(v.op)
 	switch lit := v.lit.(type) {
 	case string:
 		sa, ok := stringCol(a)
@@ -557,13 +551,7 @@ func (v *vecJSONCmp) eval(b *vecBatch, out []uint8) {
 		}
 		return
 	}
-	nullRes := vUnknown // nil <op> literal is an error in expr
-	switch v.op {
-	case "==":
-		nullRes = vFalse
-	case "!=":
-		nullRes = vTrue
-	}
+	nullRes := nullResult(v.op)
 	want := jNum
 	var ls string
 	var lf float64
@@ -622,4 +610,16 @@ func (v *vecJSONIn) eval(b *vecBatch, out []uint8) {
 			out[i] = vUnknown
 		}
 	}
+}
+
+// nullResult is what nil <op> a literal gives in expr: false for ==, true
+// for !=, and an error (unknown: the row goes to expr) for an ordering.
+func nullResult(op string) uint8 {
+	switch op {
+	case "==":
+		return vFalse
+	case "!=":
+		return vTrue
+	}
+	return vUnknown
 }
