@@ -184,7 +184,13 @@ func applyTransform(t *testing.T, name, conf, wantErr string, cols ...col) *pipe
 	t.Helper()
 	mem := newMem(t)
 	t.Cleanup(func() { mem.AssertSize(t, 0) })
-	tr := mustTransform(t, mem, name, conf)
+	return apply(t, mem, mustTransform(t, mem, name, conf), wantErr, cols...)
+}
+
+// apply runs tr on a batch of cols and checks its row accounting; it
+// returns nil when tr failed with wantErr, as wanted.
+func apply(t *testing.T, mem memory.Allocator, tr pipeline.Transform, wantErr string, cols ...col) *pipeline.Batch {
+	t.Helper()
 	b := pipeline.NewBatch("s", 0, mkRecord(t, mem, cols...))
 	t.Cleanup(b.Release)
 	err := tr.Apply(context.Background(), b)

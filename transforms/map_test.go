@@ -202,20 +202,9 @@ func TestMapWarehouseConvention(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			mem := newMem(t)
-			defer mem.AssertSize(t, 0)
-			tr := mustTransform(t, mem, "map", tt.conf)
-			b := pipeline.NewBatch("s", 0, mkRecord(t, mem, tt.cols...))
-			defer b.Release()
-			err := tr.Apply(context.Background(), b)
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("error = %v, want %q", err, tt.wantErr)
-				}
+			b := applyTransform(t, "map", tt.conf, tt.wantErr, tt.cols...)
+			if b == nil {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if !equalStrings(columnNames(b.Record), tt.wantCols) {
 				t.Errorf("columns = %v\nwant      %v", columnNames(b.Record), tt.wantCols)

@@ -47,15 +47,7 @@ func TestStrip(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			mem := newMem(t)
-			defer mem.AssertSize(t, 0)
-			tr := mustTransform(t, mem, "strip", tt.conf)
-			b := pipeline.NewBatch("s", 0, mkRecord(t, mem, archive...))
-			defer b.Release()
-			if err := tr.Apply(context.Background(), b); err != nil {
-				t.Fatal(err)
-			}
-			checkAccounting(t, b)
+			b := applyTransform(t, "strip", tt.conf, "", archive...)
 			if tt.wantCols != nil && !equalStrings(columnNames(b.Record), tt.wantCols) {
 				t.Errorf("columns = %v\nwant      %v", columnNames(b.Record), tt.wantCols)
 			}

@@ -91,25 +91,16 @@ func TestTimestamp(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			mem := newMem(t)
-			defer mem.AssertSize(t, 0)
+			t.Cleanup(func() { mem.AssertSize(t, 0) })
 			tr := mustTransform(t, mem, "timestamp", tt.conf).(*Timestamp)
 			tr.now = func() time.Time { return fixedNow }
 			inRec := mkRecord(t, mem, tt.in)
 			other := col{"keep", str, `[` + strings.TrimSuffix(strings.Repeat(`"k",`, int(inRec.NumRows())), ",") + `]`}
 			inRec.Release()
-			b := pipeline.NewBatch("s", 0, mkRecord(t, mem, other, tt.in))
-			defer b.Release()
-			err := tr.Apply(context.Background(), b)
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("error = %v, want %q", err, tt.wantErr)
-				}
+			b := apply(t, mem, tr, tt.wantErr, other, tt.in)
+			if b == nil {
 				return
 			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			checkAccounting(t, b)
 			if b.Filtered != tt.filtered {
 				t.Errorf("filtered = %d, want %d", b.Filtered, tt.filtered)
 			}
