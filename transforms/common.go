@@ -106,6 +106,15 @@ func (c *constColumn) get(n int) arrow.Array {
 	return array.NewSlice(c.arr, 0, int64(n))
 }
 
+// repeat is n copies of v.
+func repeat[T any](n int, v T) []T {
+	vals := make([]T, n)
+	for i := range vals {
+		vals[i] = v
+	}
+	return vals
+}
+
 func (c *constColumn) build(n int) arrow.Array {
 	switch v := c.val.(type) {
 	case string:
@@ -124,30 +133,19 @@ func (c *constColumn) build(n int) arrow.Array {
 		} else {
 			x = v.(int64)
 		}
-		vals := make([]int64, n)
-		for i := range vals {
-			vals[i] = x
-		}
 		b := array.NewInt64Builder(constMem)
 		defer b.Release()
-		b.AppendValues(vals, nil)
+		b.AppendValues(repeat(n, x), nil)
 		return b.NewArray()
 	case float64:
-		vals := make([]float64, n)
-		for i := range vals {
-			vals[i] = v
-		}
 		b := array.NewFloat64Builder(constMem)
 		defer b.Release()
-		b.AppendValues(vals, nil)
+		b.AppendValues(repeat(n, v), nil)
 		return b.NewArray()
 	case bool:
 		b := array.NewBooleanBuilder(constMem)
 		defer b.Release()
-		b.Reserve(n)
-		for i := 0; i < n; i++ {
-			b.UnsafeAppend(v)
-		}
+		b.AppendValues(repeat(n, v), nil)
 		return b.NewArray()
 	case []byte: // JSON text
 		b := record.NewJSONBuilder(constMem)
