@@ -293,11 +293,19 @@ func (s *Sink) recycle(r *request) {
 // takeOpen continues a partly filled request if one is waiting, so requests
 // fill up across batches without a lock per message.
 func (s *Sink) takeOpen() *request {
+	if r := s.pollOpen(); r != nil {
+		return r
+	}
+	return s.newRequest()
+}
+
+// pollOpen takes a partly filled request if one is waiting, else nil.
+func (s *Sink) pollOpen() *request {
 	select {
 	case r := <-s.open:
 		return r
 	default:
-		return s.newRequest()
+		return nil
 	}
 }
 
@@ -359,11 +367,7 @@ func (s *Sink) flusher() {
 		case <-tick.C:
 		}
 		for n := len(s.open); n > 0; n-- {
-			var r *request
-			select {
-			case r = <-s.open:
-			default:
-			}
+			r := s.pollOpen()
 			if r == nil {
 				break
 			}
@@ -402,11 +406,7 @@ func (s *Sink) close(ctx context.Context) error {
 	close(s.flushD)
 	s.flushW.Wait()
 	for {
-		var r *request
-		select {
-		case r = <-s.open:
-		default:
-		}
+		r := s.pollOpen()
 		if r == nil {
 			break
 		}
