@@ -40,15 +40,22 @@ func configPath(name string) string {
 	return filepath.Join(filepath.Dir(file), name)
 }
 
-// runCLI runs the binary in dir with extra environment variables.
-func runCLI(t *testing.T, dir string, env map[string]string, args ...string) (int, string) {
-	t.Helper()
+// cliCommand is the binary with args, to run in dir with extra environment
+// variables.
+func cliCommand(dir string, env map[string]string, args ...string) *exec.Cmd {
 	cmd := exec.Command(cliBin, args...)
 	cmd.Dir = dir
 	cmd.Env = os.Environ()
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
+	return cmd
+}
+
+// runCLI runs the binary in dir with extra environment variables.
+func runCLI(t *testing.T, dir string, env map[string]string, args ...string) (int, string) {
+	t.Helper()
+	cmd := cliCommand(dir, env, args...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err := cmd.Run()

@@ -71,12 +71,7 @@ func TestSegmentOrdersConfigKilledResumedAndFresh(t *testing.T) {
 	env["ORDERS"] = filepath.Join(dir, "orders.parquet")
 	writeOrders(t, env["ORDERS"], rows, 3)
 
-	cmd := exec.Command(cliBin, "run", "--progress", "none", configPath("segment-orders.yaml"))
-	cmd.Dir = dir
-	cmd.Env = os.Environ()
-	for k, v := range env {
-		cmd.Env = append(cmd.Env, k+"="+v)
-	}
+	cmd := cliCommand(dir, env, "run", "--progress", "none", configPath("segment-orders.yaml"))
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {

@@ -1,9 +1,7 @@
 package file
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -12,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/backfillhq/backfill/internal/ndjsontest"
 
 	"github.com/backfillhq/backfill/internal/deadletterstest"
 
@@ -76,25 +76,6 @@ func (a *acks) install(b *pipeline.Batch) *pipeline.Batch {
 
 func (a *acks) get() (int, []error) { a.mu.Lock(); defer a.mu.Unlock(); return a.n, a.errs }
 
-func readLines(t *testing.T, path string) []map[string]any {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var out []map[string]any
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		var m map[string]any
-		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
-			t.Fatalf("line %d: %v: %s", len(out)+1, err, sc.Bytes())
-		}
-		out = append(out, m)
-	}
-	return out
-}
-
 func TestConcurrentWritesAccountForEveryRow(t *testing.T) {
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
@@ -132,7 +113,7 @@ func TestConcurrentWritesAccountForEveryRow(t *testing.T) {
 			t.Fatalf("batch %s[%d] acked %d times", b.Split, b.Start, k)
 		}
 	}
-	lines := readLines(t, path)
+	lines := ndjsontest.Read(t, path)
 	if got := len(lines) + dl.Count(); got != workers*batches*rows {
 		t.Fatalf("%d lines + %d dead letters != %d rows", len(lines), dl.Count(), workers*batches*rows)
 	}
@@ -282,7 +263,7 @@ func TestAppendKeepsCompleteLinesTruncateStartsOver(t *testing.T) {
 			if !strings.HasPrefix(string(got), c.prefix) || strings.Count(string(got), "\n") != strings.Count(c.prefix, "\n")+3 {
 				t.Fatalf("file:\n%s", got)
 			}
-			readLines(t, path)
+			ndjsontest.Read(t, path)
 		})
 	}
 	// A file without any newline is cut to nothing in append mode.
