@@ -14,6 +14,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/backfillhq/backfill/sources/glob"
+
 	"github.com/apache/arrow/go/v15/arrow/memory"
 
 	"github.com/backfillhq/backfill/pipeline"
@@ -26,7 +28,7 @@ func init() { pipeline.Default.RegisterSource("file", Spec(), New) }
 func Spec() *pipeline.Spec {
 	fields := []*pipeline.Field{
 		pipeline.String("path", "a file, a directory (every file below it) or a glob where ** spans directories; relative to the working directory").
-			Example("exports/orders/**/*.parquet"),
+			Example("exports/orders/**/*.parquet").Check(func(v any) error { return glob.Check(filepath.ToSlash(v.(string))) }),
 		pipeline.Strings("exclude", "globs of files to leave out, matched against the whole path, or against the file name when they hold no '/'").
 			Optional().Example([]string{"*.tmp"}),
 	}
@@ -80,7 +82,7 @@ func New(conf *pipeline.Conf, env *pipeline.Env) (pipeline.Source, error) {
 func (s *Source) Files() ([]string, error) {
 	pat := filepath.Clean(s.Path)
 	var files []string
-	if !hasMeta(pat) {
+	if !glob.HasMeta(pat) {
 		st, err := os.Stat(pat)
 		if err != nil {
 			return nil, fmt.Errorf("file source: %w", err)
@@ -114,7 +116,7 @@ func (s *Source) Files() ([]string, error) {
 	segs := strings.Split(filepath.ToSlash(pat), "/")
 	// Walk only below the part of the pattern without wildcards.
 	fixed := 0
-	for fixed < len(segs)-1 && !hasMeta(segs[fixed]) {
+	for fixed < len(segs)-1 && !glob.HasMeta(segs[fixed]) {
 		fixed++
 	}
 	base := filepath.FromSlash(strings.Join(segs[:fixed], "/"))
@@ -138,7 +140,7 @@ func (s *Source) Files() ([]string, error) {
 		if fixed == 0 && base == "." {
 			rel = filepath.ToSlash(filepath.Clean(p))
 		}
-		if matchSegs(segs, strings.Split(rel, "/")) && !s.excluded(p) {
+		if glob.MatchSegs(segs, strings.Split(rel, "/")) && !s.excluded(p) {
 			files = append(files, filepath.Clean(p))
 		}
 		return nil
@@ -155,8 +157,6 @@ func (s *Source) Files() ([]string, error) {
 
 func hidden(name string) bool { return strings.HasPrefix(name, ".") || strings.HasPrefix(name, "_") }
 
-func hasMeta(s string) bool { return strings.ContainsAny(s, `*?[\`) }
-
 func (s *Source) excluded(p string) bool {
 	slash := filepath.ToSlash(p)
 	for _, e := range s.Exclude {
@@ -166,34 +166,11 @@ func (s *Source) excluded(p string) bool {
 			}
 			continue
 		}
-		if matchSegs(strings.Split(path.Clean(e), "/"), strings.Split(slash, "/")) {
+		if glob.MatchSegs(strings.Split(path.Clean(e), "/"), strings.Split(slash, "/")) {
 			return true
 		}
 	}
 	return false
-}
-
-// matchSegs matches path segments against pattern segments, where "**"
-// stands for any number of segments (zero included).
-func matchSegs(pat, segs []string) bool {
-	for len(pat) > 0 {
-		if pat[0] == "**" {
-			for i := 0; i <= len(segs); i++ {
-				if matchSegs(pat[1:], segs[i:]) {
-					return true
-				}
-			}
-			return false
-		}
-		if len(segs) == 0 {
-			return false
-		}
-		if ok, _ := path.Match(pat[0], segs[0]); !ok {
-			return false
-		}
-		pat, segs = pat[1:], segs[1:]
-	}
-	return len(segs) == 0
 }
 
 // Splits lists one split per file; Parquet files report their row count

@@ -200,4 +200,8 @@ func TestConfig(t *testing.T) {
 		!strings.Contains(err.Error(), "p.yaml:7:14: /source/file/csv/quote: quote must be one character") {
 		t.Fatalf("err = %v", err)
 	}
+	_, err = load(t, "name: t\nsource:\n  file:\n    path: 'dumps/a**/*.csv'\nsink:\n  discard: {}\n")
+	if err == nil || !strings.Contains(err.Error(), "** must be a whole path segment") {
+		t.Fatalf("err = %v", err)
+	}
 }

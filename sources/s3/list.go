@@ -15,6 +15,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/backfillhq/backfill/sources/glob"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -60,7 +62,7 @@ func (s *Source) listDirs(ctx context.Context, bucket, prefix string) ([]string,
 // prefix); without a pattern it skips hidden and marker files (_SUCCESS,
 // .crc, "dir/" markers), which hold no rows.
 func (s *Source) listPlain(ctx context.Context) ([]*object, error) {
-	listPrefix := s.prefix + literalPrefix(s.pattern)
+	listPrefix := s.prefix + glob.LiteralPrefix(s.pattern)
 	var out []*object
 	keep := func(key string, size int64, etag string) {
 		if size == 0 || strings.HasSuffix(key, "/") {
@@ -68,7 +70,7 @@ func (s *Source) listPlain(ctx context.Context) ([]*object, error) {
 		}
 		rel := strings.TrimPrefix(strings.TrimPrefix(key, s.prefix), "/")
 		if s.pattern != "" {
-			if !globMatch(s.pattern, rel) {
+			if !glob.Match(s.pattern, rel) {
 				return
 			}
 		} else if base := path.Base(key); strings.HasPrefix(base, "_") || strings.HasPrefix(base, ".") {
@@ -190,7 +192,7 @@ func (s *Source) listArchive(ctx context.Context) ([]*object, error) {
 				if size == 0 || strings.HasSuffix(key, "/") {
 					return
 				}
-				if s.pattern != "" && !globMatch(s.pattern, strings.TrimPrefix(key, d)) {
+				if s.pattern != "" && !glob.Match(s.pattern, strings.TrimPrefix(key, d)) {
 					return
 				}
 				out = append(out, &object{Bucket: s.bucket, Key: key, Size: size, ETag: etag})
@@ -333,66 +335,6 @@ func sortDedup(objs []*object) []*object {
 		out = append(out, o)
 	}
 	return out
-}
-
-// globMatch matches a slash-separated name against a pattern whose
-// segments are path.Match patterns, plus "**" for any number of segments.
-func globMatch(pattern, name string) bool {
-	return matchSegs(strings.Split(pattern, "/"), strings.Split(name, "/"))
-}
-
-func matchSegs(ps, ns []string) bool {
-	if len(ps) == 0 {
-		return len(ns) == 0
-	}
-	if ps[0] == "**" {
-		for i := 0; i <= len(ns); i++ {
-			if matchSegs(ps[1:], ns[i:]) {
-				return true
-			}
-		}
-		return false
-	}
-	if len(ns) == 0 {
-		return false
-	}
-	ok, _ := path.Match(ps[0], ns[0])
-	return ok && matchSegs(ps[1:], ns[1:])
-}
-
-// checkGlob validates a pattern's segments.
-func checkGlob(pattern string) error {
-	for _, seg := range strings.Split(pattern, "/") {
-		if seg == "**" {
-			continue
-		}
-		if strings.Contains(seg, "**") {
-			return fmt.Errorf("%q: ** must be a whole path segment (a/**/b)", pattern)
-		}
-		if _, err := path.Match(seg, ""); err != nil {
-			return fmt.Errorf("%q: bad pattern segment %q", pattern, seg)
-		}
-	}
-	return nil
-}
-
-// literalPrefix is the pattern's leading segments without wildcards: the
-// listing can start there instead of at the whole prefix.
-func literalPrefix(pattern string) string {
-	var b strings.Builder
-	for _, seg := range strings.Split(pattern, "/") {
-		if strings.ContainsAny(seg, `*?[\`) {
-			break
-		}
-		b.WriteString(seg)
-		b.WriteByte('/')
-	}
-	lit := b.String()
-	if lit == pattern+"/" {
-		// No wildcard at all: the pattern is one exact relative key.
-		return pattern
-	}
-	return lit
 }
 
 // hiveParts reads key=value segments of a relative key's folders

@@ -32,6 +32,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/backfillhq/backfill/sources/glob"
+
 	"github.com/apache/arrow/go/v15/arrow"
 	"github.com/apache/arrow/go/v15/arrow/array"
 	"github.com/apache/arrow/go/v15/arrow/memory"
@@ -53,7 +55,7 @@ func Spec() *pipeline.Spec {
 		pipeline.String("bucket", "bucket name").Example("acme-archive").Check(nonEmpty),
 		pipeline.String("prefix", "key prefix to read under").Default("").Example("exports/orders/"),
 		pipeline.String("pattern", "glob over keys relative to prefix; * and ? within a folder, ** across folders; without it every object under prefix except _hidden and .hidden files").
-			Optional().Example("**/*.parquet").Check(func(v any) error { return checkGlob(v.(string)) }),
+			Optional().Example("**/*.parquet").Check(func(v any) error { return glob.Check(v.(string)) }),
 		pipeline.Strings("keys", "explicit keys (or s3://bucket/key URLs) instead of listing").Optional(),
 		pipeline.String("manifest", "a Redshift UNLOAD manifest (key in bucket, or s3:// URL) listing the objects").Optional().
 			Example("unload/orders/manifest"),

@@ -17,30 +17,6 @@ import (
 	"github.com/backfillhq/backfill/pipeline"
 )
 
-func TestGlobMatch(t *testing.T) {
-	cases := []struct {
-		pattern, name string
-		want          bool
-	}{
-		{"**/*.parquet", "a.parquet", true},
-		{"**/*.parquet", "x/y/a.parquet", true},
-		{"**/*.parquet", "x/y/a.csv", false},
-		{"*.parquet", "x/a.parquet", false},
-		{"x/**/b/*.json", "x/b/1.json", true},
-		{"x/**/b/*.json", "x/q/r/b/1.json", true},
-		{"x/**/b/*.json", "y/b/1.json", false},
-		{"day=2024-0[1-2]-*/*", "day=2024-02-03/p", true},
-	}
-	for _, c := range cases {
-		if got := globMatch(c.pattern, c.name); got != c.want {
-			t.Errorf("globMatch(%q, %q) = %v", c.pattern, c.name, got)
-		}
-	}
-	if got := literalPrefix("2024/01/**/*.gz"); got != "2024/01/" {
-		t.Errorf("literalPrefix = %q", got)
-	}
-}
-
 func TestParseReceivedDay(t *testing.T) {
 	day := time.Date(2024, 3, 5, 0, 0, 0, 0, time.UTC)
 	for _, s := range []string{strconv.FormatInt(day.UnixMilli(), 10), strconv.FormatInt(day.Unix(), 10)} {
