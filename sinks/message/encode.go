@@ -79,22 +79,14 @@ func (e *Encoder) writeSteps(dst []byte, steps []step, row int) ([]byte, bool) {
 			if s.id && len(v) == 0 {
 				continue
 			}
-			if first {
-				dst = append(dst, s.key...)
-			} else {
-				dst = append(dst, s.ckey...)
-			}
+			dst = append(dst, s.keyAfter(first)...)
 			first = false
 			dst = appendString(dst, v)
 		case stepLeaf:
 			if s.w.null(row) {
 				continue
 			}
-			if first {
-				dst = append(dst, s.key...)
-			} else {
-				dst = append(dst, s.ckey...)
-			}
+			dst = append(dst, s.keyAfter(first)...)
 			first = false
 			var ok bool
 			if dst, ok = s.w.write(e, dst, row); !ok {

@@ -66,6 +66,15 @@ type step struct {
 	n    *node    // stepNode
 }
 
+// keyAfter is the step's key as it follows what the object holds so far:
+// with a comma unless it is the object's first member.
+func (s *step) keyAfter(first bool) []byte {
+	if first {
+		return s.key
+	}
+	return s.ckey
+}
+
 const (
 	stepLeaf   = iota // write w's value under key unless null
 	stepString        // the same for a utf8 column, devirtualized
