@@ -42,14 +42,28 @@ var namedLayouts = map[string]string{
 var defaultLayouts = []string{"RFC3339", "2006-01-02T15:04:05", "2006-01-02 15:04:05Z07:00",
 	"2006-01-02 15:04:05", "2006-01-02T15:04:05Z0700", "2006-01-02 15:04:05Z0700", "DateOnly"}
 
+// layoutOf is a layout as configured: a name of Go's constants, or the
+// layout itself.
+func layoutOf(name string) string {
+	if l, ok := namedLayouts[name]; ok {
+		return l
+	}
+	return name
+}
+
+// isoLayouts are defaultLayouts resolved, once.
+var isoLayouts = func() []string {
+	out := make([]string, len(defaultLayouts))
+	for i, n := range defaultLayouts {
+		out[i] = layoutOf(n)
+	}
+	return out
+}()
+
 // parseISO reads s in one of defaultLayouts; a time without a zone is UTC.
 func parseISO(s string) (time.Time, error) {
 	var err error
-	for _, n := range defaultLayouts {
-		l := n
-		if named, ok := namedLayouts[n]; ok {
-			l = named
-		}
+	for _, l := range isoLayouts {
 		var t time.Time
 		if t, err = time.Parse(l, s); err == nil {
 			return t, nil
@@ -125,10 +139,8 @@ func newTimestamp(conf *pipeline.Conf, env *pipeline.Env) (pipeline.Transform, e
 		errs = append(errs, conf.Errorf("layouts", "layouts is empty"))
 	}
 	for _, n := range names {
-		l := n
-		if named, ok := namedLayouts[n]; ok {
-			l = named
-		} else if !strings.ContainsAny(n, "0123456789") {
+		l := layoutOf(n)
+		if _, named := namedLayouts[n]; !named && !strings.ContainsAny(n, "0123456789") {
 			errs = append(errs, conf.Errorf("layouts", "%q is not a Go time layout (written with the reference time 2006-01-02 15:04:05) nor a layout name (%s)", n, "RFC3339, DateTime, DateOnly, ..."))
 		}
 		t.layouts, t.layoutNames = append(t.layouts, l), append(t.layoutNames, n)
