@@ -423,16 +423,15 @@ func Skip(b []byte, i int) (int, bool) {
 // Member is one member of an object: obj[Start:End] is `"key": value` and
 // obj[Val:End] the value.
 type Member struct {
-	Key             []byte // as written, without its quotes; aliases the text
-	Escaped         bool   // Key holds escapes
+	Quoted          []byte // the key as written, quotes included; aliases the text
+	Escaped         bool   // the key holds escapes
 	Start, Val, End int
-	quoted          []byte // Key with its quotes
 }
 
 // KeyIs compares the member's key with name.
 func (m *Member) KeyIs(name string) bool {
 	if !m.Escaped {
-		return unsafe.String(unsafe.SliceData(m.Key), len(m.Key)) == name
+		return string(m.Quoted[1:len(m.Quoted)-1]) == name // no copy: a comparison
 	}
 	return m.Name() == name
 }
@@ -441,10 +440,11 @@ func (m *Member) KeyIs(name string) bool {
 // has escapes (rare: only those allocate).
 func (m *Member) Name() string {
 	if !m.Escaped {
-		return unsafe.String(unsafe.SliceData(m.Key), len(m.Key))
+		k := m.Quoted[1 : len(m.Quoted)-1]
+		return unsafe.String(unsafe.SliceData(k), len(k))
 	}
 	var k string
-	if json.Unmarshal(m.quoted, &k) != nil {
+	if json.Unmarshal(m.Quoted, &k) != nil {
 		return "" // a key Members skipped over but that is not valid
 	}
 	return k
@@ -475,7 +475,7 @@ func Members(obj []byte, buf []Member) (members []Member, isObject bool, err err
 		if !ok {
 			return buf, true, errMalformed
 		}
-		m := Member{Key: obj[i+1 : j-1], Escaped: esc, Start: start, quoted: obj[i:j]}
+		m := Member{Quoted: obj[i:j], Escaped: esc, Start: start}
 		i = SkipWS(obj, j)
 		if i >= len(obj) || obj[i] != ':' {
 			return buf, true, errMalformed

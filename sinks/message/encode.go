@@ -237,7 +237,7 @@ func (e *Encoder) writeMembers(dst []byte, n *node, row int, own []byte) ([]byte
 				dst = append(dst, ',')
 			}
 			first = false
-			dst = append(dst, own[sp.Start:sp.Start+len(sp.Key)+2]...) // the key as written
+			dst = append(dst, sp.Quoted...)
 			dst = append(dst, ':')
 			dst = append(dst, own[sp.Val:sp.End]...)
 		}
