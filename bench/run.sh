@@ -15,6 +15,7 @@ mkdir -p "$WORK"
 go build -o "$WORK/receiver" ./cmd/receiver
 go build -o "$WORK/client" ./cmd/client
 go build -o "$WORK/gen" ./cmd/gen
+(cd .. && go build -o "$WORK/backfill" ./cmd/backfill)
 DATA=${DATA:-$WORK/events-$ROWS.parquet}
 [ -f "$DATA" ] || "$WORK/gen" -rows "$ROWS" -out "$DATA"
 
@@ -23,11 +24,26 @@ RECV=$!
 trap 'kill $RECV 2>/dev/null || true' EXIT
 for _ in $(seq 50); do [ -s "$WORK/receiver.url" ] && break; sleep 0.1; done
 URL=$(head -1 "$WORK/receiver.url")
+# The real CLI on the same file: the file source, the runner (acks,
+# checkpoints, dead letters) and the sink, as a user runs it. The file's
+# columns are already named by message path, so it needs no transforms.
+cat >"$WORK/bench.yaml" <<EOF
+name: bench
+source:
+  file: {path: $DATA}
+sink:
+  segment:
+    endpoint: $URL
+    write_key: bench
+    request: {rate_limit: "0", concurrency: 4}
+state: $WORK/state
+EOF
 
 configs=(
   "read|-mode read"
   "backfill gzip|-mode backfill -gzip=true"
   "backfill plain|-mode backfill -gzip=false"
+  "backfill run (CLI) gzip|!"
   "analytics-go batch=100|-mode analytics -batch 100"
   "analytics-go batch=500|-mode analytics -batch 500"
 )
@@ -36,6 +52,7 @@ if [ -n "${BASELINE:-}" ]; then
 fi
 # The receiver's CPU (utime+stime of its process, in clock ticks) around
 # each run: with both on one machine it is the other half of the cost.
+received() { curl -s "$URL/stats" | python3 -c 'import json, sys; print(json.load(sys.stdin)["Messages"])'; }
 recv_ticks() { awk '{print $14 + $15}' "/proc/$RECV/stat"; }
 TICK=$(getconf CLK_TCK)
 printf '%-24s %4s %10s %10s %12s %10s %10s %12s\n' path rep events/s wall_s cpu_us/event rss_MB received recv_us/event
@@ -44,8 +61,19 @@ for rep in $(seq "$REPS"); do
     name=${c%%|*}; args=${c#*|}; bin=$WORK/client
     if [ "${args:0:1}" = "@" ]; then bin=$BASELINE; args=${args:1}; fi
     r0=$(recv_ticks)
-    # shellcheck disable=SC2086
-    /usr/bin/time -v "$bin" -file "$DATA" -url "$URL" $args >"$WORK/out.json" 2>"$WORK/time.txt"
+    if [ "$args" = "!" ]; then
+      m0=$(received)
+      /usr/bin/time -v "$WORK/backfill" run --fresh --progress none "$WORK/bench.yaml" >/dev/null 2>"$WORK/time.txt" \
+        || echo "  !! backfill run failed: $(grep -v "^\s" "$WORK/time.txt" | tail -3)"
+      m1=$(received)
+      # wall clock from time -v ("h:mm:ss" or "m:ss.ss")
+      wall=$(awk -F': ' '/Elapsed/ {n=split($2,a,":"); s=0; for(i=1;i<=n;i++) s=s*60+a[i]; print s}' "$WORK/time.txt")
+      printf '{"mode":"cli","rows":%d,"received":%d,"failed":0,"seconds":%s,"events_per_s":%s}\n' \
+        "$ROWS" $((m1 - m0)) "$wall" "$(awk -v r="$ROWS" -v w="$wall" 'BEGIN {print r / w}')" >"$WORK/out.json"
+    else
+      # shellcheck disable=SC2086
+      /usr/bin/time -v "$bin" -file "$DATA" -url "$URL" $args >"$WORK/out.json" 2>"$WORK/time.txt"
+    fi
     recv=$(( $(recv_ticks) - r0 ))
     user=$(awk -F': ' '/User time/ {print $2}' "$WORK/time.txt")
     sys=$(awk -F': ' '/System time/ {print $2}' "$WORK/time.txt")
