@@ -35,7 +35,7 @@ func pipelineSpec() *Field {
 		Int("batch_rows", "rows per record batch read from a split").Default(8192).Check(positive),
 		String("on_error", "what a row that cannot be delivered does: go to the dead-letter file, or stop the run").
 			Default(OnErrorDeadLetter).Enum(OnErrorDeadLetter, OnErrorStop),
-		String("dead_letter", "the dead-letter file (NDJSON); default: <state>/<name>/dead-letters.ndjson").
+		String("dead_letter", "the dead-letter file (NDJSON); default: <state>/<name>/dead-letters.ndjson. A shard of a sharded run writes its own, with -shard-I-of-N before the extension").
 			Optional(),
 		String("max_rejects", `stop the run once more rows than this are rejected: a count ("1000") or a share of rows read ("1%")`).
 			Optional().Check(func(v any) error { _, err := ParseMaxRejects(v.(string)); return err }),

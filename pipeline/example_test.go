@@ -96,7 +96,7 @@ on_error: dead_letter # the default: a bad row is set aside, the run goes on
 	}
 	out, _ := os.ReadFile(filepath.Join(dir, "out.ndjson"))
 	fmt.Print(strings.Count(string(out), "\n"), " messages in out.ndjson\n")
-	dead, _ := os.ReadFile(pipeline.DeadLetterPath(cfg))
+	dead, _ := os.ReadFile(pipeline.DeadLetterPath(cfg, 0, 1))
 	var letter struct {
 		Row            int64
 		Column, Reason string

@@ -221,16 +221,27 @@ func ShardOf(splitID string, n int) int {
 	return int(h.Sum32() % uint32(n))
 }
 
-// DeadLetterPath is where a pipeline's rejected rows go.
-// With a remote state store the file stays local, under .backfill/NAME.
-func DeadLetterPath(cfg *Config) string {
-	if cfg.DeadLetter != "" {
-		return cfg.DeadLetter
+// DeadLetterPath is where a shard's rejected rows go (shard 0 of 1 for an
+// unsharded run). With a remote state store the file stays local, under
+// .backfill/NAME. Each shard of a sharded run has its own file, named like
+// its checkpoint (dead-letters-shard-1-of-4.ndjson, or the configured
+// dead_letter with that suffix before its extension): shards sharing a
+// state directory must not append to one file, nor truncate each other's
+// when one of them starts afresh.
+func DeadLetterPath(cfg *Config, shard, shards int) string {
+	path := cfg.DeadLetter
+	switch {
+	case path != "":
+	case strings.Contains(cfg.State, "://"):
+		path = filepath.Join(".backfill", cfg.Name, "dead-letters.ndjson")
+	default:
+		path = filepath.Join(cfg.State, cfg.Name, "dead-letters.ndjson")
 	}
-	if strings.Contains(cfg.State, "://") {
-		return filepath.Join(".backfill", cfg.Name, "dead-letters.ndjson")
+	if shards <= 1 {
+		return path
 	}
-	return filepath.Join(cfg.State, cfg.Name, "dead-letters.ndjson")
+	ext := filepath.Ext(path)
+	return fmt.Sprintf("%s-shard-%d-of-%d%s", strings.TrimSuffix(path, ext), shard, shards, ext)
 }
 
 type counters struct {
@@ -296,7 +307,7 @@ func Run(ctx context.Context, cfg *Config, opts RunOptions) (rep *Report, err er
 	var c counters
 	dlPath := ""
 	if !opts.DryRun {
-		dlPath = DeadLetterPath(cfg)
+		dlPath = DeadLetterPath(cfg, opts.Shard, opts.Shards)
 		rep.DeadLetters = dlPath
 	}
 	dl, err := openDeadLetters(dlPath, !rep.Resumed, cfg.OnError == OnErrorStop, cfg.MaxRejects, c.read.Load)

@@ -445,6 +445,46 @@ func TestRunShardsPartitionSplits(t *testing.T) {
 	}
 }
 
+// Shards sharing a state directory each keep their own dead letters: one
+// starting afresh must not truncate the rows another set aside.
+func TestRunShardsKeepTheirOwnDeadLetters(t *testing.T) {
+	f := newFixture(t, 12, 10, "")
+	defer f.mem.AssertSize(t, 0)
+	f.src.badRows = map[int64]bool{3: true, 7: true}
+	paths := map[string]bool{}
+	for i := 0; i < 3; i++ {
+		rep, err := f.run(context.Background(), newAckSink(0), pipeline.RunOptions{Shard: i, Shards: 3})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := fmt.Sprintf("dead-letters-shard-%d-of-3.ndjson", i); filepath.Base(rep.DeadLetters) != want {
+			t.Fatalf("shard %d dead letters in %s, want %s", i, rep.DeadLetters, want)
+		}
+		paths[rep.DeadLetters] = true
+	}
+	seen := map[string]int{}
+	for p := range paths {
+		for _, line := range readLines(t, p) {
+			var dl struct {
+				Split string
+				Row   int64
+			}
+			if err := json.Unmarshal([]byte(line), &dl); err != nil {
+				t.Fatal(err)
+			}
+			seen[fmt.Sprintf("%s#%d", dl.Split, dl.Row)]++
+		}
+	}
+	if len(paths) != 3 || len(seen) != 24 {
+		t.Fatalf("%d files hold %d distinct dead letters, want 3 files and 24 (2 per split)", len(paths), len(seen))
+	}
+	for k, n := range seen {
+		if n != 1 {
+			t.Fatalf("%s dead-lettered %d times", k, n)
+		}
+	}
+}
+
 func readLines(t *testing.T, path string) []string {
 	t.Helper()
 	f, err := os.Open(path)
