@@ -141,7 +141,8 @@ type Env struct {
 	// Resumed is true when the run continues saved progress; false for a
 	// new or --fresh run (a file sink starts its output over then).
 	Resumed bool
-	// Shards is how many workers share this run (--shard i/N); a sink
-	// divides a workspace-wide rate limit by it.
-	Shards int
+	// Shard of Shards is this worker's part of the run (--shard i/N): a
+	// sink divides a workspace-wide rate limit by Shards, and names local
+	// files per shard (ShardPath).
+	Shard, Shards int
 }

@@ -223,11 +223,7 @@ func ShardOf(splitID string, n int) int {
 
 // DeadLetterPath is where a shard's rejected rows go (shard 0 of 1 for an
 // unsharded run). With a remote state store the file stays local, under
-// .backfill/NAME. Each shard of a sharded run has its own file, named like
-// its checkpoint (dead-letters-shard-1-of-4.ndjson, or the configured
-// dead_letter with that suffix before its extension): shards sharing a
-// state directory must not append to one file, nor truncate each other's
-// when one of them starts afresh.
+// .backfill/NAME. Each shard of a sharded run has its own file (ShardPath).
 func DeadLetterPath(cfg *Config, shard, shards int) string {
 	path := cfg.DeadLetter
 	switch {
@@ -237,6 +233,14 @@ func DeadLetterPath(cfg *Config, shard, shards int) string {
 	default:
 		path = filepath.Join(cfg.State, cfg.Name, "dead-letters.ndjson")
 	}
+	return ShardPath(path, shard, shards)
+}
+
+// ShardPath is path for shard i of n: path itself without sharding, else
+// path with -shard-I-of-N before its extension, named like the shard's
+// checkpoint. Shards that share a directory must not append to one local
+// file, nor truncate each other's when one of them starts afresh.
+func ShardPath(path string, shard, shards int) string {
 	if shards <= 1 {
 		return path
 	}
@@ -318,7 +322,7 @@ func Run(ctx context.Context, cfg *Config, opts RunOptions) (rep *Report, err er
 	defer dl.Close()
 
 	bag := NewMemoryState(cp.SourceState)
-	env := &Env{Name: cfg.Name, Version: opts.Version, Alloc: opts.Alloc, Logger: log, DeadLetters: dl, State: bag, Shards: opts.Shards, Resumed: rep.Resumed}
+	env := &Env{Name: cfg.Name, Version: opts.Version, Alloc: opts.Alloc, Logger: log, DeadLetters: dl, State: bag, Shard: opts.Shard, Shards: opts.Shards, Resumed: rep.Resumed}
 	built, err := Build(cfg, env, opts.Registry, opts.Sink)
 	if err != nil {
 		return rep, err

@@ -30,7 +30,7 @@ const (
 // Spec declares the sink's config.
 func Spec() *pipeline.Spec {
 	return pipeline.NewSpec("write messages as NDJSON to a local file, exactly as they would be sent",
-		pipeline.String("path", "the NDJSON file to write; its directory is created").Example("out/messages.ndjson"),
+		pipeline.String("path", "the NDJSON file to write; its directory is created. Each shard of a sharded run writes its own, with -shard-I-of-N before the extension").Example("out/messages.ndjson"),
 		pipeline.Duration("sync_interval", "how often written lines are fsynced and their rows acknowledged; 0 syncs after every batch").
 			Default(time.Second).Check(func(v any) error {
 			if v.(time.Duration) < 0 {
@@ -71,7 +71,7 @@ func NewFromConf(conf *pipeline.Conf, env *pipeline.Env) (pipeline.Sink, error) 
 		return nil, conf.Errorf("path", "path must not be empty")
 	}
 	opts := Options{
-		Path:         conf.String("path"),
+		Path:         pipeline.ShardPath(conf.String("path"), env.Shard, env.Shards),
 		SyncInterval: conf.Duration("sync_interval"),
 		Truncate:     conf.String("mode") == ModeTruncate || (conf.String("mode") == ModeAuto && !env.Resumed),
 		Message: message.Options{

@@ -388,3 +388,39 @@ func TestModeAutoFollowsTheRun(t *testing.T) {
 		}
 	}
 }
+
+// Each shard of a sharded run writes its own file next to the configured
+// one, so a shard starting afresh never truncates another's output.
+func TestShardsWriteTheirOwnFiles(t *testing.T) {
+	reg := pipeline.NewRegistry()
+	reg.RegisterSink("file", Spec(), NewFromConf)
+	reg.RegisterSource("none", pipeline.NewSpec("no rows"), func(*pipeline.Conf, *pipeline.Env) (pipeline.Source, error) { return nil, nil })
+	dir := t.TempDir()
+	cfg, err := pipeline.Load("p.yaml", []byte("name: p\nsource: {none: {}}\nsink:\n  file:\n    path: "+dir+"/o.ndjson\n"), pipeline.LoadOptions{Registry: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	for shard := 0; shard < 2; shard++ {
+		sk, err := NewFromConf(cfg.Sink.Conf, &pipeline.Env{Name: "p", Shard: shard, Shards: 2, DeadLetters: &deadLetters{}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := sk.Write(context.Background(), makeBatch(mem, "s", int64(shard), 1)); err != nil { // userId u<shard>
+			t.Fatal(err)
+		}
+		if err := sk.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for shard := 0; shard < 2; shard++ {
+		msgs := ndjsontest.Read(t, filepath.Join(dir, fmt.Sprintf("o-shard-%d-of-2.ndjson", shard)))
+		if len(msgs) != 1 || msgs[0]["userId"] != fmt.Sprint("u", shard) {
+			t.Fatalf("shard %d's file holds %v, want its one message", shard, msgs)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "o.ndjson")); !os.IsNotExist(err) {
+		t.Fatalf("a sharded run wrote the unsharded path: %v", err)
+	}
+}
