@@ -215,6 +215,14 @@ func New(conf *pipeline.Conf, env *pipeline.Env) (pipeline.Source, error) {
 		backoff:         defaultBackoff,
 	}
 	var errs []error
+	if env.Shards > 1 {
+		// Split IDs name the streams of a read session, and every shard
+		// would create its own session, with other streams: the shards
+		// would read overlapping rows and miss others.
+		errs = append(errs, conf.Errorf("", "a BigQuery read cannot be sharded (--shard/--shards): each shard would "+
+			"open its own read session, and the shards' streams would overlap. Run it on one machine: the "+
+			"session's streams are read in parallel (max_streams, workers)"))
+	}
 	switch t := conf.String("table"); {
 	case t != "" && s.query != "":
 		errs = append(errs, conf.Errorf("query", "set either table or query, not both"))

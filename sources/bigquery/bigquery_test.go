@@ -496,6 +496,13 @@ func TestConfigErrors(t *testing.T) {
 			t.Errorf("%q: got %v, want %q", c.body, err, c.want)
 		}
 	}
+	conf, err := load(t, nil, "table: a.b.c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(conf, &pipeline.Env{State: newState(), Shard: 1, Shards: 2}); err == nil || !strings.Contains(err.Error(), "cannot be sharded") {
+		t.Errorf("a sharded run: got %v, want it refused", err)
+	}
 	if _, err := parseTable("example.com:proj.ds.t"); err != nil {
 		t.Errorf("domain-scoped project: %v", err)
 	}
