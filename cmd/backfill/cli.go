@@ -68,7 +68,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newRunCmd(stderr), newValidateCmd(stdout), newPreviewCmd(stdout, stderr),
+	root.AddCommand(newRunCmd(stderr), newValidateCmd(stdout), newPreviewCmd(stdout, stderr), newStatusCmd(stdout),
 		newPluginsCmd(stdout), newSchemaCmd(stdout), newVersionCmd(stdout))
 	return root
 }

@@ -1,0 +1,307 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/backfillhq/backfill/pipeline"
+)
+
+// shardStatus is what the saved state says about one shard of a pipeline.
+type shardStatus struct {
+	Shard      string         `json:"shard,omitempty"` // "i/N" when sharded
+	Checkpoint string         `json:"checkpoint"`
+	Saved      bool           `json:"saved"` // false: no progress saved yet
+	StartedAt  *time.Time     `json:"started_at,omitempty"`
+	UpdatedAt  *time.Time     `json:"updated_at,omitempty"`
+	SplitsDone int            `json:"splits_done"`
+	InProgress []splitStatus  `json:"in_progress,omitempty"`
+	RowsAcked  int64          `json:"rows_acknowledged"` // delivered, dead-lettered or filtered
+	Dead       deadLetterInfo `json:"dead_letters"`
+}
+
+type splitStatus struct {
+	Split  string `json:"split"`
+	Offset int64  `json:"rows_acknowledged"`
+}
+
+// deadLetterInfo sums up a dead-letter file: its rows grouped by where
+// they were rejected and why.
+type deadLetterInfo struct {
+	Path   string            `json:"path"`
+	Rows   int64             `json:"rows"`
+	Groups []deadLetterGroup `json:"groups,omitempty"`
+}
+
+type deadLetterGroup struct {
+	Stage   string `json:"stage"`
+	Column  string `json:"column,omitempty"`
+	Status  int    `json:"status,omitempty"` // the HTTP status of a sink rejection
+	Rows    int64  `json:"rows"`
+	Example string `json:"example"` // the first row's reason
+}
+
+func newStatusCmd(stdout io.Writer) *cobra.Command {
+	var (
+		shard  string
+		shards int
+		asJSON bool
+	)
+	cmd := &cobra.Command{
+		Use:   "status PIPELINE.yaml",
+		Short: "Show a pipeline's saved progress and dead letters; read nothing from the source",
+		Long: `Show what a pipeline's saved state holds: splits done and in progress,
+rows acknowledged, and the dead-letter file's rows grouped by stage, column
+and reason. It reads only the state (local or S3) and the dead-letter file,
+never the source, so it is safe to run next to a running job.
+With --shards N it shows every shard of a sharded run and their sum.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := loadConfig(args[0])
+			if err != nil {
+				return err
+			}
+			var which []int
+			n := 1
+			switch {
+			case shard != "":
+				i, sn, err := parseShard(shard, 0)
+				if err != nil {
+					return &exitError{exitConfig, err}
+				}
+				which, n = []int{i}, sn
+			case shards > 1:
+				n = shards
+				for i := 0; i < n; i++ {
+					which = append(which, i)
+				}
+			default:
+				which = []int{0}
+			}
+			var all []shardStatus
+			for _, i := range which {
+				st, err := readShardStatus(cmd.Context(), cfg, i, n)
+				if err != nil {
+					return &exitError{exitFailed, err}
+				}
+				all = append(all, st)
+			}
+			if asJSON {
+				enc := json.NewEncoder(stdout)
+				enc.SetIndent("", "  ")
+				return enc.Encode(struct {
+					Pipeline string        `json:"pipeline"`
+					Shards   []shardStatus `json:"shards"`
+				}{cfg.Name, all})
+			}
+			writeStatus(stdout, cfg.Name, args[0], all, time.Now())
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&shard, "shard", "", "show shard i of N (i/N)")
+	f.IntVar(&shards, "shards", 0, "show every shard of a run sharded N ways")
+	f.BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func readShardStatus(ctx context.Context, cfg *pipeline.Config, shard, shards int) (shardStatus, error) {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	var st shardStatus
+	if shards > 1 {
+		st.Shard = fmt.Sprintf("%d/%d", shard, shards)
+	}
+	store, err := pipeline.OpenCheckpointStore(ctx, cfg.State, cfg.Name, shard, shards)
+	if err != nil {
+		return st, err
+	}
+	st.Checkpoint = store.Location()
+	cp, err := store.Load()
+	if err != nil {
+		return st, fmt.Errorf("reading the checkpoint: %w", err)
+	}
+	if cp != nil {
+		st.Saved = true
+		st.StartedAt, st.UpdatedAt = &cp.StartedAt, &cp.UpdatedAt
+		for id, sp := range cp.Splits {
+			st.RowsAcked += sp.Offset
+			if sp.Done {
+				st.SplitsDone++
+			} else {
+				st.InProgress = append(st.InProgress, splitStatus{id, sp.Offset})
+			}
+		}
+		sort.Slice(st.InProgress, func(i, j int) bool { return st.InProgress[i].Split < st.InProgress[j].Split })
+	}
+	st.Dead, err = summarizeDeadLetters(pipeline.DeadLetterPath(cfg, shard, shards))
+	return st, err
+}
+
+// maxLineBytes bounds one dead-letter line held in memory (a raw row or a
+// message is far smaller); a longer line is counted, not decoded.
+const maxLineBytes = 64 << 20
+
+// summarizeDeadLetters streams a dead-letter file and groups its rows by
+// stage, column and HTTP status, keeping the first reason of each group.
+// A missing file is no dead letters.
+func summarizeDeadLetters(path string) (deadLetterInfo, error) {
+	info := deadLetterInfo{Path: path}
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return info, nil
+	}
+	if err != nil {
+		return info, err
+	}
+	defer f.Close()
+	type key struct {
+		stage, column string
+		status        int
+	}
+	groups := map[key]*deadLetterGroup{}
+	r := bufio.NewReaderSize(f, 1<<20)
+	var line []byte
+	for lineNo := 1; ; lineNo++ {
+		line, err = readLine(r, line[:0])
+		if len(line) > 0 {
+			var dl struct {
+				Stage, Column, Reason string
+				Status                int
+			}
+			if jerr := json.Unmarshal(line, &dl); jerr != nil {
+				// The last line of a file a crash cut short is incomplete
+				// (a resumed run cuts it off too).
+				dl.Stage, dl.Reason = "?", fmt.Sprintf("line %d is not a dead letter: %v", lineNo, jerr)
+			}
+			k := key{dl.Stage, dl.Column, dl.Status}
+			g := groups[k]
+			if g == nil {
+				g = &deadLetterGroup{Stage: dl.Stage, Column: dl.Column, Status: dl.Status, Example: dl.Reason}
+				groups[k] = g
+			}
+			g.Rows++
+			info.Rows++
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return info, fmt.Errorf("reading %s: %w", path, err)
+		}
+	}
+	for _, g := range groups {
+		info.Groups = append(info.Groups, *g)
+	}
+	sort.Slice(info.Groups, func(i, j int) bool {
+		a, b := info.Groups[i], info.Groups[j]
+		if a.Rows != b.Rows {
+			return a.Rows > b.Rows
+		}
+		return a.Stage+"\x00"+a.Column < b.Stage+"\x00"+b.Column
+	})
+	return info, nil
+}
+
+// readLine appends the next line of r to dst, without its newline; past
+// maxLineBytes the rest of the line is skipped.
+func readLine(r *bufio.Reader, dst []byte) ([]byte, error) {
+	for {
+		chunk, err := r.ReadSlice('\n')
+		if len(dst)+len(chunk) <= maxLineBytes {
+			dst = append(dst, chunk...)
+		}
+		if err == bufio.ErrBufferFull {
+			continue
+		}
+		return bytes.TrimRight(dst, "\r\n"), err
+	}
+}
+
+// maxGroups is how many kinds of dead letters the text view lists.
+const maxGroups = 10
+
+func writeStatus(w io.Writer, name, file string, all []shardStatus, now time.Time) {
+	var total shardStatus
+	saved := 0
+	for _, st := range all {
+		total.SplitsDone += st.SplitsDone
+		total.RowsAcked += st.RowsAcked
+		total.Dead.Rows += st.Dead.Rows
+		if st.Saved {
+			saved++
+		}
+	}
+	if saved == 0 && total.Dead.Rows == 0 {
+		fmt.Fprintf(w, "%s: no saved progress; `backfill run %s` starts from the beginning\n", name, file)
+		for _, st := range all {
+			fmt.Fprintf(w, "  %s\n", st.Checkpoint)
+		}
+		return
+	}
+	inProgress := 0
+	for _, st := range all {
+		inProgress += len(st.InProgress)
+	}
+	fmt.Fprintf(w, "%s: %d splits done, %d in progress, %d rows acknowledged, %d dead letters\n",
+		name, total.SplitsDone, inProgress, total.RowsAcked, total.Dead.Rows)
+	for _, st := range all {
+		if st.Shard != "" {
+			fmt.Fprintf(w, "\nshard %s: %d splits done, %d in progress, %d rows acknowledged\n",
+				st.Shard, st.SplitsDone, len(st.InProgress), st.RowsAcked)
+		}
+		fmt.Fprintf(w, "  checkpoint    %s", st.Checkpoint)
+		if !st.Saved {
+			fmt.Fprint(w, " (none yet)")
+		}
+		fmt.Fprintln(w)
+		if st.Saved {
+			fmt.Fprintf(w, "  started       %s\n", ago(*st.StartedAt, now))
+			fmt.Fprintf(w, "  last saved    %s\n", ago(*st.UpdatedAt, now))
+		}
+		for _, sp := range st.InProgress {
+			fmt.Fprintf(w, "  in progress   %s: %d rows acknowledged\n", sp.Split, sp.Offset)
+		}
+		fmt.Fprintf(w, "  dead letters  %d in %s\n", st.Dead.Rows, st.Dead.Path)
+		for i, g := range st.Dead.Groups {
+			if i == maxGroups {
+				fmt.Fprintf(w, "    ... %d more kinds (--json lists them all)\n", len(st.Dead.Groups)-maxGroups)
+				break
+			}
+			where := g.Stage
+			if g.Column != "" {
+				where += " " + g.Column
+			}
+			if g.Status != 0 {
+				where += fmt.Sprintf(" HTTP %d", g.Status)
+			}
+			fmt.Fprintf(w, "    %8d  %-28s e.g. %s\n", g.Rows, where, oneLine(g.Example, 160))
+		}
+	}
+	fmt.Fprintf(w, "\n`backfill run %s` continues from here (splits done are skipped); --fresh starts over, sending the same messageIds again.\n", file)
+}
+
+func ago(t, now time.Time) string {
+	return fmt.Sprintf("%s (%s ago)", t.UTC().Format("2006-01-02 15:04:05 MST"), now.Sub(t).Round(time.Second))
+}
+
+// oneLine shortens s to at most n bytes on one line.
+func oneLine(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > n {
+		s = strings.ToValidUTF8(s[:n], "") + "..."
+	}
+	return s
+}

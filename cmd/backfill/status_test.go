@@ -1,0 +1,161 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/backfillhq/backfill/pipeline"
+)
+
+type statusJSON struct {
+	Pipeline string
+	Shards   []shardStatus
+}
+
+// statusFixture writes two CSV files with bad amounts and bad dates, and a
+// pipeline over them, in a temp dir; it returns the pipeline's path and
+// how many rows are bad in each way.
+func statusFixture(t *testing.T) (cfg string, badAmount, badDate int) {
+	t.Helper()
+	dir := t.TempDir()
+	for f := 0; f < 2; f++ {
+		var b strings.Builder
+		b.WriteString("user_id,amount,signed_up_at\n")
+		for i := 0; i < 50; i++ {
+			amount, date := fmt.Sprint(i), "2024-03-01T10:00:00Z"
+			switch {
+			case i%10 == 3:
+				amount = "12.5"
+				badAmount++
+			case i%10 == 7:
+				date = "yesterday"
+				badDate++
+			}
+			fmt.Fprintf(&b, "u%d-%d,%s,%s\n", f, i, amount, date)
+		}
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("signups-%d.csv", f)), []byte(b.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg = filepath.Join(dir, "p.yaml")
+	yaml := `name: signups
+source:
+  file:
+    path: ` + dir + `/*.csv
+    csv: {columns: {amount: int64}}
+transforms:
+  - map: {type: identify, userId: user_id, timestamp: signed_up_at, traits: {amount: amount}}
+  - timestamp: {field: timestamp}
+sink:
+  file: {path: ` + dir + `/out.ndjson}
+state: ` + dir + `/state
+`
+	if err := os.WriteFile(cfg, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return cfg, badAmount, badDate
+}
+
+func statusOf(t *testing.T, args ...string) statusJSON {
+	t.Helper()
+	code, out, errs := runCLI(t, "", append([]string{"status", "--json"}, args...)...)
+	if code != 0 {
+		t.Fatalf("status: exit %d: %s", code, errs)
+	}
+	var st statusJSON
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	return st
+}
+
+func TestStatusShowsProgressAndGroupsDeadLetters(t *testing.T) {
+	cfg, badAmount, badDate := statusFixture(t)
+	code, out, _ := runCLI(t, "", "status", cfg)
+	if code != 0 || !strings.Contains(out, "no saved progress") {
+		t.Fatalf("before any run: exit %d\n%s", code, out)
+	}
+	if code, _, errs := runCLI(t, "", "run", "--progress", "none", cfg); code != 0 {
+		t.Fatalf("run: exit %d\n%s", code, errs)
+	}
+	st := statusOf(t, cfg)
+	if len(st.Shards) != 1 {
+		t.Fatalf("%+v", st)
+	}
+	s := st.Shards[0]
+	if !s.Saved || s.SplitsDone != 2 || len(s.InProgress) != 0 || s.RowsAcked != 100 {
+		t.Fatalf("after a complete run: %+v", s)
+	}
+	if s.Dead.Rows != int64(badAmount+badDate) || len(s.Dead.Groups) != 2 {
+		t.Fatalf("dead letters %+v, want %d bad amounts and %d bad dates", s.Dead, badAmount, badDate)
+	}
+	for _, g := range s.Dead.Groups {
+		switch {
+		case g.Stage == "source" && g.Column == "amount":
+			if g.Rows != int64(badAmount) || !strings.Contains(g.Example, `expected int64, got "12.5"`) {
+				t.Errorf("bad amounts: %+v", g)
+			}
+		case g.Stage == "transform:timestamp" && g.Column == "timestamp":
+			if g.Rows != int64(badDate) || !strings.Contains(g.Example, "yesterday") {
+				t.Errorf("bad dates: %+v", g)
+			}
+		default:
+			t.Errorf("unexpected group %+v", g)
+		}
+	}
+	_, text, _ := runCLI(t, "", "status", cfg)
+	for _, want := range []string{"2 splits done, 0 in progress, 100 rows acknowledged, 20 dead letters",
+		fmt.Sprintf("%8d  source amount", badAmount), "e.g. "} {
+		if !strings.Contains(text, want) {
+			t.Errorf("text status lacks %q:\n%s", want, text)
+		}
+	}
+}
+
+// A split a stopped run left part-way shows with its acknowledged rows.
+func TestStatusShowsSplitsInProgress(t *testing.T) {
+	cfg, _, _ := statusFixture(t)
+	c, err := pipeline.LoadFile(cfg, pipeline.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp := &pipeline.Checkpoint{Version: 1, Name: c.Name, Splits: map[string]pipeline.SplitState{
+		"a.csv": {Offset: 50, Done: true}, "b.csv": {Offset: 40}}}
+	if err := pipeline.NewDirStore(c.State, c.Name, 0, 1).Save(cp); err != nil {
+		t.Fatal(err)
+	}
+	s := statusOf(t, cfg).Shards[0]
+	if s.SplitsDone != 1 || s.RowsAcked != 90 || len(s.InProgress) != 1 || s.InProgress[0] != (splitStatus{"b.csv", 40}) {
+		t.Fatalf("%+v", s)
+	}
+	_, text, _ := runCLI(t, "", "status", cfg)
+	if !strings.Contains(text, "in progress   b.csv: 40 rows acknowledged") {
+		t.Fatalf("text status:\n%s", text)
+	}
+}
+
+// --shards N shows every shard; together they hold every row once.
+func TestStatusOfAShardedRun(t *testing.T) {
+	cfg, badAmount, badDate := statusFixture(t)
+	for i := 0; i < 2; i++ {
+		if code, _, errs := runCLI(t, "", "run", "--progress", "none", "--shard", fmt.Sprintf("%d/2", i), cfg); code != 0 {
+			t.Fatalf("shard %d: exit %d\n%s", i, code, errs)
+		}
+	}
+	st := statusOf(t, "--shards", "2", cfg)
+	var done int
+	var acked, dead int64
+	for i, s := range st.Shards {
+		if s.Shard != fmt.Sprintf("%d/2", i) || !strings.HasSuffix(s.Dead.Path, fmt.Sprintf("-shard-%d-of-2.ndjson", i)) {
+			t.Fatalf("shard %d: %+v", i, s)
+		}
+		done, acked, dead = done+s.SplitsDone, acked+s.RowsAcked, dead+s.Dead.Rows
+	}
+	if len(st.Shards) != 2 || done != 2 || acked != 100 || dead != int64(badAmount+badDate) {
+		t.Fatalf("shards sum to %d splits, %d rows, %d dead letters: %+v", done, acked, dead, st)
+	}
+}
