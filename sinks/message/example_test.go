@@ -63,10 +63,10 @@ func ExampleEncoder_Encode() {
 // which gives the same ids as below.
 func ExampleDeriveID() {
 	fmt.Println(message.DeriveID("orders-2024", "orders.parquet", 0))
-	fmt.Println(message.DeriveID("orders-2024", "orders.parquet", 0) == message.DeriveID("orders-2024", "orders.parquet", 0))
 	fmt.Println(message.DeriveID("orders-2024", "orders.parquet", 1))
+	fmt.Println(message.DeriveID("orders-2024-replay", "orders.parquet", 0)) // another pipeline: other ids
 	// Output:
 	// 72eb71cc-bd92-57cb-8029-1a0e38105b56
-	// true
 	// e010b07c-2b95-5d6a-b2de-b7952a3db936
+	// 2bd79966-6e89-57c4-961d-8c98506f106d
 }

@@ -27,7 +27,7 @@ var fuzzTypes = []string{"track", "identify", "page", "screen", "group", "alias"
 // no rule is never rejected.
 func FuzzEncodeMatchesEncodingJSON(f *testing.F) {
 	f.Add(uint8(0), "u1", "Order Completed", int64(42), 19.9, true, int64(1709294400250), `{"a":[1,"x"]}`, uint8(0))
-	f.Add(uint8(1), "", "anon-1", int64(-7), -0.0, false, int64(0), ``, uint8(0xff))
+	f.Add(uint8(1), "", "anon-1", int64(-7), math.Copysign(0, -1), false, int64(0), ``, uint8(0xff))
 	f.Add(uint8(0), "bad\xffutf8 \u2028 <&>", "e\"v\\e\nnt", int64(math.MinInt64), 1e-7, true, int64(-62135596800000), `null`, uint8(0x55))
 	f.Add(uint8(6), "u", "", int64(1), math.Inf(1), true, int64(253402300800000), `{"a":`, uint8(0xaa))
 	f.Add(uint8(4), "u", "e", int64(1), math.NaN(), false, int64(1), "[\"\xff\"]", uint8(3))
