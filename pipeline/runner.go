@@ -293,6 +293,13 @@ func Run(ctx context.Context, cfg *Config, opts RunOptions) (rep *Report, err er
 			return rep, err
 		}
 	}
+	if l, ok := store.(Locker); ok && !opts.DryRun {
+		unlock, err := l.Lock()
+		if err != nil {
+			return rep, err
+		}
+		defer unlock()
+	}
 	var cp *Checkpoint
 	if !opts.Fresh && !opts.DryRun {
 		if cp, err = store.Load(); err != nil {

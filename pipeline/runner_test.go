@@ -499,3 +499,31 @@ func readLines(t *testing.T, path string) []string {
 	}
 	return out
 }
+
+// A second run of a pipeline refuses to start while the first holds the
+// state's lock (a cron job firing again too soon), and starts once it ends.
+func TestRunRefusesToOverlapAnotherRun(t *testing.T) {
+	f := newFixture(t, 2, 10, "")
+	defer f.mem.AssertSize(t, 0)
+	first := pipeline.NewDirStore(f.dir, "gen", 0, 1)
+	unlock, err := first.Lock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.run(context.Background(), newAckSink(0), pipeline.RunOptions{})
+	var locked *pipeline.LockedError
+	if !errors.As(err, &locked) || !strings.Contains(locked.Holder, fmt.Sprintf("pid %d", os.Getpid())) {
+		t.Fatalf("overlapping run: got %v, want a LockedError naming the holder", err)
+	}
+	// Another shard has its own lock.
+	if _, err := f.run(context.Background(), newAckSink(0), pipeline.RunOptions{Shard: 1, Shards: 2}); err != nil {
+		t.Fatalf("another shard: %v", err)
+	}
+	if err := unlock(); err != nil {
+		t.Fatal(err)
+	}
+	sink := newAckSink(0)
+	if _, err := f.run(context.Background(), sink, pipeline.RunOptions{}); err != nil || len(sink.got) != 20 {
+		t.Fatalf("after the first run ended: %v, %d rows", err, len(sink.got))
+	}
+}

@@ -28,6 +28,7 @@ const (
 	exitOK          = 0
 	exitFailed      = 1 // the run failed: see the summary and the log
 	exitConfig      = 2 // the pipeline file is invalid
+	exitLocked      = 3 // another run of the pipeline (or shard) is running
 	exitInterrupted = 130
 )
 
@@ -176,7 +177,7 @@ again. --fresh ignores saved progress and starts over.`,
 			}
 			rep, err := pipeline.Run(ctx, cfg, opts)
 			bar.done()
-			if rep != nil {
+			if rep != nil && !errors.As(err, new(*pipeline.LockedError)) { // nothing ran: the error says it all
 				writeSummary(stderr, rep)
 				if reportPath != "" {
 					if werr := writeReport(reportPath, rep); werr != nil {
@@ -192,6 +193,8 @@ again. --fresh ignores saved progress and starts over.`,
 				return &exitError{exitInterrupted, nil}
 			case len(pipeline.AsConfigErrors(err)) > 0:
 				return configExit(err)
+			case errors.As(err, new(*pipeline.LockedError)):
+				return &exitError{exitLocked, err}
 			default:
 				if rep != nil && rep.Checkpoint != "" {
 					fmt.Fprintf(stderr, "Progress up to the failure is saved; fix the cause and resume with: backfill run %s\n", args[0])

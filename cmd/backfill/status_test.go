@@ -159,3 +159,29 @@ func TestStatusOfAShardedRun(t *testing.T) {
 		t.Fatalf("shards sum to %d splits, %d rows, %d dead letters: %+v", done, acked, dead, st)
 	}
 }
+
+// A run started while another run of the same pipeline holds the state
+// exits 3 and says who holds it, without reading or sending anything.
+func TestRunExitsWhileAnotherRunHoldsTheState(t *testing.T) {
+	cfg, _, _ := statusFixture(t)
+	c, err := pipeline.LoadFile(cfg, pipeline.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	unlock, err := pipeline.NewDirStore(c.State, c.Name, 0, 1).Lock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, _, errs := runCLI(t, "", "run", "--progress", "none", cfg)
+	if code != exitLocked || !strings.Contains(errs, "another run of this pipeline is running") ||
+		!strings.Contains(errs, fmt.Sprintf("pid %d", os.Getpid())) {
+		t.Fatalf("exit %d\n%s", code, errs)
+	}
+	if _, err := os.Stat(filepath.Join(filepath.Dir(cfg), "out.ndjson")); err == nil {
+		t.Fatal("the refused run wrote output")
+	}
+	unlock()
+	if code, _, errs := runCLI(t, "", "run", "--progress", "none", cfg); code != 0 {
+		t.Fatalf("after the other run ended: exit %d\n%s", code, errs)
+	}
+}
