@@ -117,9 +117,6 @@ With --shards N it shows every shard of a sharded run and their sum.`,
 }
 
 func readShardStatus(ctx context.Context, cfg *pipeline.Config, shard, shards int) (shardStatus, error) {
-	if ctx == nil {
-		ctx = context.Background()
-	}
 	var st shardStatus
 	if shards > 1 {
 		st.Shard = fmt.Sprintf("%d/%d", shard, shards)
