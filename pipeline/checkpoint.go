@@ -28,8 +28,9 @@ type Checkpoint struct {
 
 // SplitState is one split's progress.
 type SplitState struct {
-	Offset int64 `json:"offset"` // rows [0, Offset) are acknowledged
-	Done   bool  `json:"done,omitempty"`
+	Offset  int64  `json:"offset"` // rows [0, Offset) are acknowledged
+	Done    bool   `json:"done,omitempty"`
+	Version string `json:"version,omitempty"` // the Split.Version the rows were read from
 }
 
 func newCheckpoint(name string, now time.Time) *Checkpoint {

@@ -352,6 +352,8 @@ func Run(ctx context.Context, cfg *Config, opts RunOptions) (rep *Report, err er
 	}
 	var todo []work
 	var selected, skipped []Split
+	var changed []string
+	versions := map[string]string{}
 	total := int64(0)
 	totalBytes, offsets := int64(0), int64(0) // for an estimate when total is unknown
 	for _, s := range splits {
@@ -359,6 +361,11 @@ func Run(ctx context.Context, cfg *Config, opts RunOptions) (rep *Report, err er
 			continue
 		}
 		st := cp.Splits[s.ID]
+		versions[s.ID] = s.Version
+		if st.Version != "" && s.Version != "" && st.Version != s.Version {
+			changed = append(changed, fmt.Sprintf("%s (read as %s, now %s)", s.ID, st.Version, s.Version))
+			continue
+		}
 		if st.Done {
 			skipped = append(skipped, s)
 			rep.RowsSkipped += st.Offset
@@ -378,6 +385,10 @@ func Run(ctx context.Context, cfg *Config, opts RunOptions) (rep *Report, err er
 		} else {
 			totalBytes = -1
 		}
+	}
+	if len(changed) > 0 {
+		built.Sink.Close(ctx)
+		return rep, &ChangedSplitsError{Splits: changed}
 	}
 	rep.Splits = len(selected) + len(skipped)
 	rep.SplitsSkipped = len(skipped)
@@ -417,6 +428,7 @@ func Run(ctx context.Context, cfg *Config, opts RunOptions) (rep *Report, err er
 				st.Offset = old.Offset
 			}
 			st.Done = st.Done || old.Done
+			st.Version = versions[id]
 			cp.Splits[id] = st
 		}
 		cp.SourceState = bag.Copy()

@@ -30,6 +30,7 @@ type genSource struct {
 	mem          memory.Allocator
 	bytesOnly    bool  // splits say their size (100 bytes a row), not their rows
 	estimate     int64 // with neither rows nor size: the source's estimate
+	version      string
 }
 
 func (g genSource) EstimatedRows() int64 { return g.estimate }
@@ -37,7 +38,7 @@ func (g genSource) EstimatedRows() int64 { return g.estimate }
 func (g genSource) Splits(context.Context) ([]pipeline.Split, error) {
 	out := make([]pipeline.Split, g.splits)
 	for i := range out {
-		out[i] = pipeline.Split{ID: fmt.Sprintf("s%02d", i), Rows: int64(g.rows), Bytes: -1}
+		out[i] = pipeline.Split{ID: fmt.Sprintf("s%02d", i), Rows: int64(g.rows), Bytes: -1, Version: g.version}
 		if g.bytesOnly {
 			out[i].Rows, out[i].Bytes = -1, int64(g.rows)*100
 		}
@@ -525,5 +526,36 @@ func TestRunRefusesToOverlapAnotherRun(t *testing.T) {
 	sink := newAckSink(0)
 	if _, err := f.run(context.Background(), sink, pipeline.RunOptions{}); err != nil || len(sink.got) != 20 {
 		t.Fatalf("after the first run ended: %v, %d rows", err, len(sink.got))
+	}
+}
+
+// Progress saved on one version of an input is refused for another: the
+// offsets would skip rows the new content has there. --fresh starts over.
+func TestRunRefusesProgressOnChangedInput(t *testing.T) {
+	f := newFixture(t, 3, 10, "")
+	defer f.mem.AssertSize(t, 0)
+	f.src.version = "v1"
+	if _, err := f.run(context.Background(), newAckSink(0), pipeline.RunOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	cp, err := pipeline.NewDirStore(f.dir, "gen", 0, 1).Load()
+	if err != nil || cp.Splits["s01"].Version != "v1" {
+		t.Fatalf("checkpoint %+v, %v: want each split's version saved", cp, err)
+	}
+	// The same input: nothing to do, no error.
+	if _, err := f.run(context.Background(), newAckSink(0), pipeline.RunOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	f.src.version = "v2"
+	sink := newAckSink(0)
+	_, err = f.run(context.Background(), sink, pipeline.RunOptions{})
+	var changed *pipeline.ChangedSplitsError
+	if !errors.As(err, &changed) || len(changed.Splits) != 3 || !strings.Contains(err.Error(), "s00 (read as v1, now v2)") ||
+		!strings.Contains(err.Error(), "--fresh") || len(sink.got) != 0 {
+		t.Fatalf("changed input: %v, %d rows sent", err, len(sink.got))
+	}
+	sink = newAckSink(0) // the refused run closed its sink
+	if _, err := f.run(context.Background(), sink, pipeline.RunOptions{Fresh: true}); err != nil || len(sink.got) != 30 {
+		t.Fatalf("--fresh: %v, %d rows", err, len(sink.got))
 	}
 }

@@ -185,3 +185,29 @@ func TestRunExitsWhileAnotherRunHoldsTheState(t *testing.T) {
 		t.Fatalf("after the other run ended: exit %d\n%s", code, errs)
 	}
 }
+
+// A CSV appended to after a run is refused on the next one: its saved
+// progress says it is done, and resuming would skip the new rows for good.
+func TestRunRefusesAnInputThatChanged(t *testing.T) {
+	cfg, _, _ := statusFixture(t)
+	if code, _, errs := runCLI(t, "", "run", "--progress", "none", cfg); code != 0 {
+		t.Fatalf("exit %d\n%s", code, errs)
+	}
+	csv := filepath.Join(filepath.Dir(cfg), "signups-1.csv")
+	f, err := os.OpenFile(csv, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintln(f, "late-1,5,2024-03-02T10:00:00Z")
+	f.Close()
+	code, _, errs := runCLI(t, "", "run", "--progress", "none", cfg)
+	if code != exitFailed || !strings.Contains(errs, "1 input(s) changed") || !strings.Contains(errs, csv) {
+		t.Fatalf("exit %d\n%s", code, errs)
+	}
+	if code, _, errs := runCLI(t, "", "run", "--progress", "none", "--fresh", cfg); code != 0 {
+		t.Fatalf("--fresh: exit %d\n%s", code, errs)
+	}
+	if n := len(messages(t, filepath.Join(filepath.Dir(cfg), "out.ndjson"))); n != 81 {
+		t.Fatalf("after --fresh: %d messages, want the 80 valid rows and the late one", n)
+	}
+}

@@ -193,7 +193,10 @@ func (s *Source) Splits(ctx context.Context) ([]pipeline.Split, error) {
 		if err != nil {
 			return nil, err
 		}
-		sp := pipeline.Split{ID: p, Rows: -1, Bytes: st.Size()}
+		// The size is the version: it changes when a file is appended to or
+		// rewritten, and not when a copy (aws s3 sync, cp) gives it a new
+		// modification time.
+		sp := pipeline.Split{ID: p, Rows: -1, Bytes: st.Size(), Version: fmt.Sprintf("%d bytes", st.Size())}
 		if f == format.Parquet {
 			fh, err := os.Open(p)
 			if err != nil {

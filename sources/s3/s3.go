@@ -394,6 +394,9 @@ func (s *Source) Splits(ctx context.Context) ([]pipeline.Split, error) {
 	out := make([]pipeline.Split, len(objs))
 	for i, o := range objs {
 		out[i] = pipeline.Split{ID: o.url(), Rows: -1, Bytes: o.Size, Info: o}
+		if o.ETag != "" {
+			out[i].Version = "etag " + strings.Trim(o.ETag, `"`)
+		}
 	}
 	return out, nil
 }
