@@ -150,6 +150,10 @@ func (s *Sink) send(w *worker, r *request, refs []msgRef, whole bool) (int, stri
 		case code == http.StatusNotFound:
 			return 0, "", fmt.Errorf("%w: HTTP 404 from %s: no Segment batch API there (check endpoint and path)",
 				ErrConfig, s.url)
+		case code/100 == 3:
+			return 0, "", fmt.Errorf("%w: HTTP %d from %s: it redirects to %q; set endpoint to where it points "+
+				"(a redirect is not followed: it would resend the batch as a GET, or to an unchecked host)",
+				ErrConfig, code, s.url, hdr.Get("Location"))
 		case code == http.StatusRequestTimeout || (code >= 500 && code != 501 && code != 505):
 			lastErr = fmt.Sprintf("HTTP %d %s", code, snippet(rbody))
 			failures++

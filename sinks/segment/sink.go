@@ -127,7 +127,11 @@ func New(opts Options, env *pipeline.Env) (*Sink, error) {
 	tr.MaxIdleConnsPerHost = 2 * opts.Concurrency
 	tr.DisableCompression = true
 	tr.DialContext = (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext
-	s.client = &http.Client{Transport: tr}
+	s.client = &http.Client{Transport: tr,
+		// A redirect is answered as a configuration error (send): followed,
+		// a 301 or 302 turns the POST into a GET, whose 405 would
+		// dead-letter every message.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	if opts.RateLimit > 0 {
 		// A burst of one full request: the long-run rate is exact, and a
 		// request never waits for more tokens than the bucket holds.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
@@ -479,6 +480,35 @@ func TestNotFoundStopsWithEndpointError(t *testing.T) {
 	}
 	if ok, _ := a.check(t, 1); ok != 0 {
 		t.Error("acked after 404")
+	}
+}
+
+// An endpoint that redirects (http:// to https://, an old host) stops the
+// run and says where to point it: following a 301 or 302 would turn the
+// POST into a GET, whose 4xx would dead-letter every message.
+func TestRedirectStopsWithTheNewLocation(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	srv := segmenttest.NewServer(segmenttest.Options{})
+	defer srv.Close()
+	for _, code := range []int{http.StatusMovedPermanently, http.StatusFound, http.StatusPermanentRedirect} {
+		moved := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, srv.URL()+r.URL.Path, code)
+		}))
+		dl := &deadLetters{}
+		s := newSink(t, moved.URL, "", dl)
+		a := newAcks()
+		s.Write(context.Background(), a.watch(makeBatch(mem, "s", 0, 10, nil)))
+		err := s.Close(context.Background())
+		moved.Close()
+		if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), fmt.Sprint(code)) || !strings.Contains(err.Error(), srv.URL()+"/v1/batch") {
+			ok, _ := a.check(t, 1)
+			t.Fatalf("HTTP %d: Close = %v (acked %d, dead-lettered %d, delivered %d, receiver statuses %v)",
+				code, err, ok, dl.Count(), srv.Stats().Messages, srv.Stats().ByStatus)
+		}
+		if ok, _ := a.check(t, 1); ok != 0 || dl.Count() != 0 || srv.Stats().Messages != 0 {
+			t.Fatalf("HTTP %d: acked %d, dead-lettered %d, delivered %d", code, ok, dl.Count(), srv.Stats().Messages)
+		}
 	}
 }
 
