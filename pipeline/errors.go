@@ -155,23 +155,3 @@ func editDistance(a, b string) int {
 	}
 	return prev[len(b)]
 }
-
-// ChangedSplitsError stops a resumed run whose input changed under its
-// saved progress: a split's version (S3 ETag, file size) differs from the
-// one its rows were read from, so the saved offset no longer says which
-// rows were delivered.
-type ChangedSplitsError struct {
-	Splits []string // "ID (read as V1, now V2)"
-}
-
-func (e *ChangedSplitsError) Error() string {
-	list := e.Splits
-	more := ""
-	if len(list) > 5 {
-		list, more = list[:5], fmt.Sprintf(" and %d more", len(e.Splits)-5)
-	}
-	return fmt.Sprintf("%d input(s) changed since an earlier run read them: %s%s. Their saved progress no longer "+
-		"says which rows were delivered. Restore the inputs, or run again with --fresh to read everything "+
-		"(message ids derived from row positions change for rows that moved; derive them from key columns "+
-		"with the message_id transform for inputs that change)", len(e.Splits), strings.Join(list, "; "), more)
-}

@@ -15,8 +15,9 @@ type Split struct {
 	Bytes int64 // size in bytes, or -1
 	// Version identifies the split's content (an S3 ETag, a file's size),
 	// or is empty when the source cannot tell. Saved progress is only
-	// valid for the version it was made on: a resumed run refuses a split
-	// whose version changed instead of skipping rows it never read.
+	// valid for the version it was made on: a run reads a split whose
+	// version changed again from its start instead of skipping rows it
+	// never read.
 	Version string
 	// Info is the source's own description of the split (an object key, a
 	// stream name); the runner passes it back to Open untouched.

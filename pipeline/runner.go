@@ -87,6 +87,7 @@ type Report struct {
 	SplitsDone     int              `json:"splits_done"`
 	SplitsSkipped  int              `json:"splits_skipped"`
 	SplitsFailed   []string         `json:"splits_failed,omitempty"`
+	SplitsChanged  []string         `json:"splits_changed,omitempty"` // read again from the start: their input changed
 	RowsRead       int64            `json:"rows_read"`
 	RowsDelivered  int64            `json:"rows_delivered"`
 	RowsRejected   int64            `json:"rows_rejected"`
@@ -352,7 +353,6 @@ func Run(ctx context.Context, cfg *Config, opts RunOptions) (rep *Report, err er
 	}
 	var todo []work
 	var selected, skipped []Split
-	var changed []string
 	versions := map[string]string{}
 	total := int64(0)
 	totalBytes, offsets := int64(0), int64(0) // for an estimate when total is unknown
@@ -363,8 +363,15 @@ func Run(ctx context.Context, cfg *Config, opts RunOptions) (rep *Report, err er
 		st := cp.Splits[s.ID]
 		versions[s.ID] = s.Version
 		if st.Version != "" && s.Version != "" && st.Version != s.Version {
-			changed = append(changed, fmt.Sprintf("%s (read as %s, now %s)", s.ID, st.Version, s.Version))
-			continue
+			// The saved offset counted other content: read the split again
+			// from its start. Rows at the positions already sent get the
+			// same derived ids, so Segment drops them; appended rows, or a
+			// file fetched whole after a cut-short copy, are read at last.
+			log.Warn("input changed since an earlier run read it; reading it again from the start",
+				"split", s.ID, "was", st.Version, "now", s.Version, "rows_acknowledged_before", st.Offset)
+			st = SplitState{}
+			cp.Splits[s.ID] = st // the saved progress must not come back when checkpoints merge
+			rep.SplitsChanged = append(rep.SplitsChanged, s.ID)
 		}
 		if st.Done {
 			skipped = append(skipped, s)
@@ -385,10 +392,6 @@ func Run(ctx context.Context, cfg *Config, opts RunOptions) (rep *Report, err er
 		} else {
 			totalBytes = -1
 		}
-	}
-	if len(changed) > 0 {
-		built.Sink.Close(ctx)
-		return rep, &ChangedSplitsError{Splits: changed}
 	}
 	rep.Splits = len(selected) + len(skipped)
 	rep.SplitsSkipped = len(skipped)

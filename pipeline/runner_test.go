@@ -529,33 +529,55 @@ func TestRunRefusesToOverlapAnotherRun(t *testing.T) {
 	}
 }
 
-// Progress saved on one version of an input is refused for another: the
-// offsets would skip rows the new content has there. --fresh starts over.
-func TestRunRefusesProgressOnChangedInput(t *testing.T) {
-	f := newFixture(t, 3, 10, "")
+// Progress saved on one version of an input does not hold for another:
+// the run reads a changed split again from its start (the rows already
+// sent keep their ids), so nothing the new content holds is skipped.
+func TestRunRereadsChangedInputs(t *testing.T) {
+	f := newFixture(t, 3, 10, "") // 2 batches a split
 	defer f.mem.AssertSize(t, 0)
 	f.src.version = "v1"
-	if _, err := f.run(context.Background(), newAckSink(0), pipeline.RunOptions{}); err != nil {
+	first := newAckSink(0)
+	if _, err := f.run(context.Background(), first, pipeline.RunOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	cp, err := pipeline.NewDirStore(f.dir, "gen", 0, 1).Load()
-	if err != nil || cp.Splits["s01"].Version != "v1" {
-		t.Fatalf("checkpoint %+v, %v: want each split's version saved", cp, err)
+	if v := f.checkpoint().Splits["s01"].Version; v != "v1" {
+		t.Fatalf("saved version %q, want v1", v)
 	}
-	// The same input: nothing to do, no error.
-	if _, err := f.run(context.Background(), newAckSink(0), pipeline.RunOptions{}); err != nil {
-		t.Fatal(err)
+	// The same input: nothing to read again.
+	rep, err := f.run(context.Background(), newAckSink(0), pipeline.RunOptions{})
+	if err != nil || rep.RowsRead != 0 || len(rep.SplitsChanged) != 0 {
+		t.Fatalf("unchanged input: %v, %+v", err, rep)
 	}
 	f.src.version = "v2"
-	sink := newAckSink(0)
-	_, err = f.run(context.Background(), sink, pipeline.RunOptions{})
-	var changed *pipeline.ChangedSplitsError
-	if !errors.As(err, &changed) || len(changed.Splits) != 3 || !strings.Contains(err.Error(), "s00 (read as v1, now v2)") ||
-		!strings.Contains(err.Error(), "--fresh") || len(sink.got) != 0 {
-		t.Fatalf("changed input: %v, %d rows sent", err, len(sink.got))
+	again := newAckSink(0)
+	rep, err = f.run(context.Background(), again, pipeline.RunOptions{})
+	if err != nil || len(rep.SplitsChanged) != 3 || rep.RowsRead != 30 || len(again.got) != 30 {
+		t.Fatalf("changed input: %v, %+v, %d rows sent", err, rep, len(again.got))
 	}
-	sink = newAckSink(0) // the refused run closed its sink
-	if _, err := f.run(context.Background(), sink, pipeline.RunOptions{Fresh: true}); err != nil || len(sink.got) != 30 {
-		t.Fatalf("--fresh: %v, %d rows", err, len(sink.got))
+	for id := range first.got {
+		if again.got[id] != 1 {
+			t.Fatalf("row %s sent %d times by the reread, want once", id, again.got[id])
+		}
+	}
+	cp := f.checkpoint()
+	if st := cp.Splits["s02"]; st.Version != "v2" || !st.Done || st.Offset != 10 {
+		t.Fatalf("checkpoint after the reread: %+v", st)
+	}
+
+	// A reread that stops part-way must not let the old content's progress
+	// come back: the next run still reads every row the new content has.
+	f.src.version = "v3"
+	failing := newAckSink(1)
+	if _, err := f.run(context.Background(), failing, pipeline.RunOptions{}); err == nil {
+		t.Fatal("a run whose sink refused batches succeeded")
+	}
+	last := newAckSink(0)
+	if _, err := f.run(context.Background(), last, pipeline.RunOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for id := range first.got {
+		if failing.got[id]+last.got[id] == 0 {
+			t.Fatalf("row %s of the new content was never delivered", id)
+		}
 	}
 }

@@ -270,6 +270,15 @@ func writeSummary(w io.Writer, r *pipeline.Report) {
 	for _, k := range sortedKeys(r.Sink) {
 		fmt.Fprintf(w, "  sink %-10s %d\n", k, r.Sink[k])
 	}
+	if n := len(r.SplitsChanged); n > 0 {
+		list := r.SplitsChanged[:min(n, 5)]
+		more := ""
+		if n > len(list) {
+			more = fmt.Sprintf(" and %d more", n-len(list))
+		}
+		fmt.Fprintf(w, "  changed    %d split(s) read again from the start, their input changed since an earlier run: %s%s\n",
+			n, strings.Join(list, ", "), more)
+	}
 	if len(r.SplitsFailed) > 0 {
 		fmt.Fprintf(w, "  failed splits: %s\n", strings.Join(r.SplitsFailed, ", "))
 	}

@@ -346,3 +346,46 @@ func TestPluginsReferenceIsCurrent(t *testing.T) {
 		}
 	}
 }
+
+// Unreadable Parquet files (cut short, empty) among good ones fail as
+// splits: the good files are delivered, the summary names every bad one,
+// and a rerun after fixing them reads only those.
+func TestBadParquetFilesFailAsSplits(t *testing.T) {
+	dir := t.TempDir()
+	var good bytes.Buffer
+	if err := sampledata.WriteOrdersParquet(&good, 500, 1); err != nil {
+		t.Fatal(err)
+	}
+	files := map[string][]byte{"a.parquet": good.Bytes(), "b.parquet": good.Bytes()[:good.Len()/2], "c.parquet": nil}
+	for name, data := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := filepath.Join(dir, "p.yaml")
+	yaml := "name: bad-files\nsource:\n  file: {path: " + dir + "/*.parquet}\ntransforms:\n" +
+		"  - map: {type: track, event: event_name, userId: customer_id, anonymousId: anonymous_id}\n" +
+		"sink:\n  file: {path: " + dir + "/out.ndjson}\nstate: " + dir + "/state\n"
+	if err := os.WriteFile(cfg, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errs := runCLI(t, "", "run", "--progress", "none", cfg)
+	if code != exitFailed || !strings.Contains(errs, "failed splits: "+dir+"/b.parquet, "+dir+"/c.parquet") ||
+		!strings.Contains(errs, "not a readable Parquet file") {
+		t.Fatalf("exit %d\n%s", code, errs)
+	}
+	if n := len(messages(t, filepath.Join(dir, "out.ndjson"))); n != 500 {
+		t.Fatalf("%d messages, want the good file's 500", n)
+	}
+	for _, name := range []string{"b.parquet", "c.parquet"} {
+		if err := os.WriteFile(filepath.Join(dir, name), good.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if code, _, errs := runCLI(t, "", "run", "--progress", "none", cfg); code != 0 || !strings.Contains(errs, "1 already done before") {
+		t.Fatalf("rerun after the fix: exit %d\n%s", code, errs)
+	}
+	if n := len(messages(t, filepath.Join(dir, "out.ndjson"))); n != 1500 {
+		t.Fatalf("%d messages after the rerun, want 1500", n)
+	}
+}

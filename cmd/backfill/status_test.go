@@ -186,9 +186,10 @@ func TestRunExitsWhileAnotherRunHoldsTheState(t *testing.T) {
 	}
 }
 
-// A CSV appended to after a run is refused on the next one: its saved
-// progress says it is done, and resuming would skip the new rows for good.
-func TestRunRefusesAnInputThatChanged(t *testing.T) {
+// A CSV appended to after a run is read again on the next one: its saved
+// progress says it is done, and skipping it would lose the new rows. The
+// rows sent before keep their messageIds, so Segment drops those copies.
+func TestRunRereadsAnInputThatChanged(t *testing.T) {
 	cfg, _, _ := statusFixture(t)
 	if code, _, errs := runCLI(t, "", "run", "--progress", "none", cfg); code != 0 {
 		t.Fatalf("exit %d\n%s", code, errs)
@@ -201,13 +202,19 @@ func TestRunRefusesAnInputThatChanged(t *testing.T) {
 	fmt.Fprintln(f, "late-1,5,2024-03-02T10:00:00Z")
 	f.Close()
 	code, _, errs := runCLI(t, "", "run", "--progress", "none", cfg)
-	if code != exitFailed || !strings.Contains(errs, "1 input(s) changed") || !strings.Contains(errs, csv) {
+	if code != 0 || !strings.Contains(errs, "changed    1 split(s) read again from the start") || !strings.Contains(errs, csv) {
 		t.Fatalf("exit %d\n%s", code, errs)
 	}
-	if code, _, errs := runCLI(t, "", "run", "--progress", "none", "--fresh", cfg); code != 0 {
-		t.Fatalf("--fresh: exit %d\n%s", code, errs)
+	msgs := messages(t, filepath.Join(filepath.Dir(cfg), "out.ndjson"))
+	ids := map[any]int{}
+	for _, m := range msgs {
+		ids[m["messageId"]]++
 	}
-	if n := len(messages(t, filepath.Join(filepath.Dir(cfg), "out.ndjson"))); n != 81 {
-		t.Fatalf("after --fresh: %d messages, want the 80 valid rows and the late one", n)
+	// 80 valid rows, then signups-1.csv again: its 40 valid rows and the late one.
+	if len(msgs) != 121 || len(ids) != 81 {
+		t.Fatalf("%d messages with %d distinct ids, want 121 and 81", len(msgs), len(ids))
+	}
+	if code, _, errs := runCLI(t, "", "run", "--progress", "none", cfg); code != 0 || strings.Contains(errs, "changed") {
+		t.Fatalf("a third run of the same input: exit %d\n%s", code, errs)
 	}
 }

@@ -202,11 +202,13 @@ func (s *Source) Splits(ctx context.Context) ([]pipeline.Split, error) {
 			if err != nil {
 				return nil, err
 			}
-			sp.Rows, err = format.ParquetRows(fh, st.Size())
-			fh.Close()
-			if err != nil {
-				return nil, fmt.Errorf("%s: not a readable Parquet file: %w", p, err)
+			// A file whose footer cannot be read fails as a split when it is
+			// opened, so the other files are still read and the run names
+			// every bad one, instead of the listing stopping at the first.
+			if rows, err := format.ParquetRows(fh, st.Size()); err == nil {
+				sp.Rows = rows
 			}
+			fh.Close()
 		}
 		out = append(out, sp)
 	}

@@ -535,4 +535,3 @@ func TestHivePruningSkipsFolders(t *testing.T) {
 		t.Errorf("listings %q, want one flat listing of events/segment_type=page/", p)
 	}
 }
-
