@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -65,14 +64,7 @@ func openDeadLetters(path string, truncate, stop bool, max *MaxRejects, read fun
 	if path == "" {
 		return d, nil // preview: count only
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, fmt.Errorf("dead-letter file: %w", err)
-	}
-	flags := os.O_CREATE | os.O_WRONLY | os.O_APPEND
-	if truncate {
-		flags |= os.O_TRUNC
-	}
-	f, err := os.OpenFile(path, flags, 0o644)
+	f, err := OpenLines(path, truncate)
 	if err != nil {
 		return nil, fmt.Errorf("dead-letter file: %w", err)
 	}

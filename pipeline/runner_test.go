@@ -581,3 +581,40 @@ func TestRunRereadsChangedInputs(t *testing.T) {
 		}
 	}
 }
+
+// A run killed mid-way through a dead-letter line leaves it cut short; the
+// resumed run cuts it off before appending, so every line stays JSON and
+// every rejected row is in the file (its row was never checkpointed, so it
+// is rejected and written again).
+func TestResumeCutsAPartialDeadLetterLine(t *testing.T) {
+	f := newFixture(t, 3, 20, "")
+	defer f.mem.AssertSize(t, 0)
+	f.src.badRows = map[int64]bool{2: true, 11: true}
+	rep, err := f.run(context.Background(), newAckSink(2), pipeline.RunOptions{})
+	if err == nil {
+		t.Fatal("a run whose sink refused batches succeeded")
+	}
+	dl, err := os.OpenFile(rep.DeadLetters, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dl.WriteString(`{"time":"2026-11-30T10:00:00Z","split":"s02","row":1`) // what SIGKILL left
+	dl.Close()
+	if _, err := f.run(context.Background(), newAckSink(0), pipeline.RunOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, line := range readLines(t, rep.DeadLetters) {
+		var l struct {
+			Split string
+			Row   int64
+		}
+		if err := json.Unmarshal([]byte(line), &l); err != nil {
+			t.Fatalf("dead-letter line %q: %v", line, err)
+		}
+		seen[fmt.Sprintf("%s#%d", l.Split, l.Row)] = true
+	}
+	if len(seen) != 6 {
+		t.Fatalf("%d distinct dead letters, want 6 (2 in each of 3 splits): %v", len(seen), seen)
+	}
+}

@@ -4,13 +4,10 @@
 package file
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -130,9 +127,9 @@ func New(opts Options, env *pipeline.Env) (*Sink, error) {
 		s.closed = true
 		return s, nil
 	}
-	f, err := openFile(opts.Path, opts.Truncate)
+	f, err := pipeline.OpenLines(opts.Path, opts.Truncate)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("file sink: %w", err)
 	}
 	s.f = f
 	if opts.SyncInterval > 0 {
@@ -141,55 +138,6 @@ func New(opts Options, env *pipeline.Env) (*Sink, error) {
 		close(s.done)
 	}
 	return s, nil
-}
-
-// openFile opens path for writing at its end. In append mode an incomplete
-// last line (a crash mid-write) is cut off: its rows were never acked.
-func openFile(path string, truncate bool) (*os.File, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, fmt.Errorf("file sink: %w", err)
-	}
-	flags := os.O_RDWR | os.O_CREATE
-	if truncate {
-		flags |= os.O_TRUNC
-	}
-	f, err := os.OpenFile(path, flags, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("file sink: %w", err)
-	}
-	end, err := completeLinesEnd(f)
-	if err == nil {
-		err = f.Truncate(end)
-	}
-	if err == nil {
-		_, err = f.Seek(end, io.SeekStart)
-	}
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("file sink: %s: %w", path, err)
-	}
-	return f, nil
-}
-
-// completeLinesEnd is the offset just after the file's last '\n'.
-func completeLinesEnd(f *os.File) (int64, error) {
-	st, err := f.Stat()
-	if err != nil {
-		return 0, err
-	}
-	buf := make([]byte, 64<<10)
-	for end := st.Size(); end > 0; {
-		start := max(end-int64(len(buf)), 0)
-		n, err := f.ReadAt(buf[:end-start], start)
-		if err != nil && !errors.Is(err, io.EOF) {
-			return 0, err
-		}
-		if i := bytes.LastIndexByte(buf[:n], '\n'); i >= 0 {
-			return start + int64(i) + 1, nil
-		}
-		end = start
-	}
-	return 0, nil
 }
 
 var errClosed = errors.New("file sink: write after Close")
