@@ -164,6 +164,9 @@ func (e *Encoder) newPlan(s *arrow.Schema) (*plan, error) {
 				}
 			}
 		}
+		if _, ok := w.(texter); ok && len(parts) == 1 && parts[0] == record.Timestamp {
+			w = newTimeTextW(w, f.Name)
+		}
 		if len(parts) == 1 && objectFields[parts[0]] {
 			n.obj = true
 			switch jw := w.(type) {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"time"
 	"unsafe"
 
 	"github.com/backfillhq/backfill/internal/jsonscan"
@@ -298,6 +299,12 @@ func (w *timeW) write(e *Encoder, dst []byte, i int) ([]byte, bool) {
 		e.fail(w.col, fmt.Sprintf("%s is out of range for a timestamp", w.col))
 		return dst, false
 	}
+	return w.appendMillis(e, dst, ms)
+}
+
+// appendMillis writes ms since 1970 as a quoted RFC 3339 UTC time with
+// milliseconds, or fails the row outside years 0000-9999.
+func (w *timeW) appendMillis(e *Encoder, dst []byte, ms int64) ([]byte, bool) {
 	dst = append(dst, '"')
 	// Rows of a batch mostly share a day: reuse its "YYYY-MM-DDT" instead
 	// of converting days to a civil date per row.
@@ -313,6 +320,34 @@ func (w *timeW) write(e *Encoder, dst []byte, i int) ([]byte, bool) {
 	dst = append(dst, w.date...)
 	dst = appendClock(dst, ms-days*86400000)
 	return append(dst, '"'), true
+}
+
+// timeTextW writes the timestamp field from a text column. RFC 3339 text
+// is written as UTC with milliseconds, like an Arrow timestamp; other text
+// rejects the row. Sent as it is, text Segment cannot parse would make it
+// take the time it received the message: the event would move to "now".
+// An empty text counts as absent.
+type timeTextW struct {
+	inner writer
+	t     texter
+	fmt   timeW // formats, with its day cache
+}
+
+func newTimeTextW(inner writer, col string) *timeTextW {
+	return &timeTextW{inner: inner, t: inner.(texter), fmt: timeW{nulls: nulls{col: col}}}
+}
+
+func (w *timeTextW) bind(a arrow.Array) { w.inner.bind(a) }
+func (w *timeTextW) null(i int) bool    { return w.inner.null(i) || w.t.text(i) == "" }
+func (w *timeTextW) write(e *Encoder, dst []byte, i int) ([]byte, bool) {
+	s := w.t.text(i)
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		e.fail(w.fmt.col, fmt.Sprintf("%s %q is not an RFC 3339 time (2024-03-01T12:00:00Z); "+
+			"a timestamp transform reads other forms (no zone, a space, unix times, Go layouts)", w.fmt.col, s))
+		return dst, false
+	}
+	return w.fmt.appendMillis(e, dst, t.UnixMilli())
 }
 
 // jsonW splices JSON texts, validated (a broken text would fail a whole
