@@ -103,6 +103,10 @@ var Spec = pipeline.NewSpec("sends messages to Segment's HTTP batch API (or a co
 			}
 			return nil
 		}),
+	pipeline.Object("tls", "TLS to the endpoint, for a collector behind a private certificate authority",
+		pipeline.String("ca_file", "PEM file of certificate authorities to trust besides the system's").Optional(),
+		pipeline.Bool("insecure_skip_verify", "do not verify the endpoint's certificate (tests only: anyone on the path can read the write key)").Default(false),
+	),
 	pipeline.Int("max_message_bytes", "largest message; larger rows go to the dead letters").
 		Default(MaxMessageBytes).Check(between(256, MaxMessageBytes, "Segment rejects larger messages")),
 	BatchBlock,
@@ -157,29 +161,34 @@ type Options struct {
 
 	MaxMessageBytes int
 	IDColumns       []string // passed to the message encoder
+
+	CAFile             string // PEM certificate authorities trusted besides the system's
+	InsecureSkipVerify bool
 }
 
 // OptionsFromConf reads a parsed `segment` config.
 func OptionsFromConf(c *pipeline.Conf) (Options, error) {
-	b, r := c.Object("batch"), c.Object("request")
+	b, r, tl := c.Object("batch"), c.Object("request"), c.Object("tls")
 	rt := r.Object("retry")
 	o := Options{
-		Endpoint:          strings.TrimRight(c.String("endpoint"), "/"),
-		Path:              c.String("path"),
-		WriteKey:          c.String("write_key"),
-		Gzip:              c.Bool("gzip"),
-		GzipLevel:         c.Int("gzip_level"),
-		MaxEvents:         b.Int("max_events"),
-		MaxBytes:          b.Int("max_bytes"),
-		FlushInterval:     b.Duration("flush_interval"),
-		Concurrency:       r.Int("concurrency"),
-		Timeout:           r.Duration("timeout"),
-		MaxAttempts:       rt.Int("max_attempts"),
-		InitialBackoff:    rt.Duration("initial_backoff"),
-		MaxBackoff:        rt.Duration("max_backoff"),
-		MaxRetryAfter:     rt.Duration("max_retry_after"),
-		DefaultRetryAfter: rt.Duration("default_retry_after"),
-		MaxMessageBytes:   c.Int("max_message_bytes"),
+		Endpoint:           strings.TrimRight(c.String("endpoint"), "/"),
+		CAFile:             tl.String("ca_file"),
+		InsecureSkipVerify: tl.Bool("insecure_skip_verify"),
+		Path:               c.String("path"),
+		WriteKey:           c.String("write_key"),
+		Gzip:               c.Bool("gzip"),
+		GzipLevel:          c.Int("gzip_level"),
+		MaxEvents:          b.Int("max_events"),
+		MaxBytes:           b.Int("max_bytes"),
+		FlushInterval:      b.Duration("flush_interval"),
+		Concurrency:        r.Int("concurrency"),
+		Timeout:            r.Duration("timeout"),
+		MaxAttempts:        rt.Int("max_attempts"),
+		InitialBackoff:     rt.Duration("initial_backoff"),
+		MaxBackoff:         rt.Duration("max_backoff"),
+		MaxRetryAfter:      rt.Duration("max_retry_after"),
+		DefaultRetryAfter:  rt.Duration("default_retry_after"),
+		MaxMessageBytes:    c.Int("max_message_bytes"),
 	}
 	var errs []error
 	if o.WriteKey == "" {

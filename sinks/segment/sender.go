@@ -3,6 +3,7 @@ package segment
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -128,6 +129,11 @@ func (s *Sink) send(w *worker, r *request, refs []msgRef, whole bool) (int, stri
 		case err != nil:
 			if ctx.Err() != nil {
 				return 0, "", s.stopped(ctx.Err())
+			}
+			if cerr := (*tls.CertificateVerificationError)(nil); errors.As(err, &cerr) {
+				// Retrying cannot fix a certificate the client does not trust.
+				return 0, "", fmt.Errorf("%w: %s: %v (a private certificate authority goes in tls.ca_file)",
+					ErrConfig, s.opts.Endpoint, err)
 			}
 			lastErr = err.Error()
 			failures++

@@ -7,12 +7,15 @@ package segment
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -127,6 +130,13 @@ func New(opts Options, env *pipeline.Env) (*Sink, error) {
 	tr.MaxIdleConnsPerHost = 2 * opts.Concurrency
 	tr.DisableCompression = true
 	tr.DialContext = (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+	if opts.CAFile != "" || opts.InsecureSkipVerify {
+		tc, err := tlsConfig(opts.CAFile, opts.InsecureSkipVerify)
+		if err != nil {
+			return nil, err
+		}
+		tr.TLSClientConfig = tc
+	}
 	s.client = &http.Client{Transport: tr,
 		// A redirect is answered as a configuration error (send): followed,
 		// a 301 or 302 turns the POST into a GET, whose 405 would
@@ -464,3 +474,25 @@ func (s *Sink) failure() error {
 // ErrConfig is wrapped by errors that mean the write key, region or
 // endpoint is wrong (HTTP 401, 403, 404): the run cannot succeed.
 var ErrConfig = errors.New("segment rejected the configuration")
+
+// tlsConfig trusts the system's certificate authorities plus those in
+// caFile.
+func tlsConfig(caFile string, skipVerify bool) (*tls.Config, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: skipVerify}
+	if caFile == "" {
+		return tc, nil
+	}
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("%w: tls.ca_file: %v", ErrConfig, err)
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%w: tls.ca_file %s holds no PEM certificate", ErrConfig, caFile)
+	}
+	tc.RootCAs = pool
+	return tc, nil
+}

@@ -2,10 +2,13 @@ package segment
 
 import (
 	"context"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -509,6 +512,54 @@ func TestRedirectStopsWithTheNewLocation(t *testing.T) {
 		if ok, _ := a.check(t, 1); ok != 0 || dl.Count() != 0 || srv.Stats().Messages != 0 {
 			t.Fatalf("HTTP %d: acked %d, dead-lettered %d, delivered %d", code, ok, dl.Count(), srv.Stats().Messages)
 		}
+	}
+}
+
+// A collector behind a private certificate authority: without tls.ca_file
+// the run stops at the first attempt with a hint (retrying cannot help);
+// with it, every row is delivered over TLS.
+func TestPrivateCertificateAuthority(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	rcv := segmenttest.NewHandler(segmenttest.Options{})
+	srv := httptest.NewTLSServer(rcv)
+	defer srv.Close()
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	s := newSink(t, srv.URL, "", &deadLetters{})
+	a := newAcks()
+	s.Write(context.Background(), a.watch(makeBatch(mem, "s", 0, 10, nil)))
+	err := s.Close(context.Background())
+	if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "tls.ca_file") || s.Stats()["retries"] != 0 {
+		t.Fatalf("untrusted certificate: %v after %d retries", err, s.Stats()["retries"])
+	}
+	if ok, _ := a.check(t, 1); ok != 0 {
+		t.Fatal("acked without delivery")
+	}
+
+	s = newSink(t, srv.URL, "tls: {ca_file: "+ca+"}\n", &deadLetters{})
+	a = newAcks()
+	s.Write(context.Background(), a.watch(makeBatch(mem, "s", 0, 10, nil)))
+	if err := s.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := a.check(t, 1); ok != 1 || rcv.Stats().Messages != 10 {
+		t.Fatalf("with tls.ca_file: acked %d, delivered %d", ok, rcv.Stats().Messages)
+	}
+
+	if _, err := tlsConfig(ca+".missing", false); !errors.Is(err, ErrConfig) {
+		t.Fatalf("a missing ca_file: %v", err)
+	}
+	if _, err := tlsConfig(filepath.Join(t.TempDir()), false); !errors.Is(err, ErrConfig) {
+		t.Fatalf("a directory as ca_file: %v", err)
+	}
+	notPEM := filepath.Join(t.TempDir(), "ca.der")
+	os.WriteFile(notPEM, srv.Certificate().Raw, 0o644)
+	if _, err := tlsConfig(notPEM, false); !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "no PEM certificate") {
+		t.Fatalf("a DER file as ca_file: %v", err)
 	}
 }
 
