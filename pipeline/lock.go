@@ -62,3 +62,23 @@ func (s *DirStore) Lock() (func() error, error) {
 		return f.Close()
 	}, nil
 }
+
+// Holder says whether a run holds the lock now, and what it wrote (its
+// pid, host and start time). It tests with a shared lock, which a starting
+// run would only find in its way for the instant it is held.
+func (s *DirStore) Holder() (string, bool) {
+	path := s.Path + ".lock"
+	f, err := os.Open(path)
+	if err != nil {
+		return "", false
+	}
+	defer f.Close()
+	if free, err := tryShared(f); err != nil || free {
+		if free {
+			unlock(f)
+		}
+		return "", false
+	}
+	data, _ := os.ReadFile(path)
+	return strings.TrimSpace(string(data)), true
+}

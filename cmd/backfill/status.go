@@ -22,7 +22,8 @@ import (
 type shardStatus struct {
 	Shard      string         `json:"shard,omitempty"` // "i/N" when sharded
 	Checkpoint string         `json:"checkpoint"`
-	Saved      bool           `json:"saved"` // false: no progress saved yet
+	Saved      bool           `json:"saved"`             // false: no progress saved yet
+	RunningBy  string         `json:"running,omitempty"` // the run holding the state now: pid, host, start
 	StartedAt  *time.Time     `json:"started_at,omitempty"`
 	UpdatedAt  *time.Time     `json:"updated_at,omitempty"`
 	SplitsDone int            `json:"splits_done"`
@@ -126,6 +127,9 @@ func readShardStatus(ctx context.Context, cfg *pipeline.Config, shard, shards in
 		return st, err
 	}
 	st.Checkpoint = store.Location()
+	if h, ok := store.(interface{ Holder() (string, bool) }); ok {
+		st.RunningBy, _ = h.Holder()
+	}
 	cp, err := store.Load()
 	if err != nil {
 		return st, fmt.Errorf("reading the checkpoint: %w", err)
@@ -245,6 +249,9 @@ func writeStatus(w io.Writer, name, file string, all []shardStatus, now time.Tim
 		fmt.Fprintf(w, "%s: no saved progress; `backfill run %s` starts from the beginning\n", name, file)
 		for _, st := range all {
 			fmt.Fprintf(w, "  %s\n", st.Checkpoint)
+			if st.RunningBy != "" {
+				fmt.Fprintf(w, "  running now: %s (nothing saved yet)\n", st.RunningBy)
+			}
 		}
 		return
 	}
@@ -258,6 +265,9 @@ func writeStatus(w io.Writer, name, file string, all []shardStatus, now time.Tim
 		if st.Shard != "" {
 			fmt.Fprintf(w, "\nshard %s: %d splits done, %d in progress, %d rows acknowledged\n",
 				st.Shard, st.SplitsDone, len(st.InProgress), st.RowsAcked)
+		}
+		if st.RunningBy != "" {
+			fmt.Fprintf(w, "  running now   %s\n", st.RunningBy)
 		}
 		fmt.Fprintf(w, "  checkpoint    %s", st.Checkpoint)
 		if !st.Saved {

@@ -180,7 +180,13 @@ func TestRunExitsWhileAnotherRunHoldsTheState(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(filepath.Dir(cfg), "out.ndjson")); err == nil {
 		t.Fatal("the refused run wrote output")
 	}
+	if s := statusOf(t, cfg).Shards[0]; !strings.Contains(s.RunningBy, fmt.Sprintf("pid %d", os.Getpid())) {
+		t.Fatalf("status while a run holds the state: %+v", s)
+	}
 	unlock()
+	if s := statusOf(t, cfg).Shards[0]; s.RunningBy != "" {
+		t.Fatalf("status after the run ended: %+v", s)
+	}
 	if code, _, errs := runCLI(t, "", "run", "--progress", "none", cfg); code != 0 {
 		t.Fatalf("after the other run ended: exit %d\n%s", code, errs)
 	}
