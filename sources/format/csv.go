@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -109,6 +110,11 @@ func newCSVReader(name string, rc io.ReadCloser, split string, opts CSVOptions, 
 			}
 			if n == "" {
 				n = fmt.Sprintf("column_%d", i+1)
+			}
+			// A second column of one name would be silently unreachable.
+			if j := slices.Index(c.names, n); j >= 0 {
+				return nil, fmt.Errorf("%s line %d: header: columns %d and %d are both named %q; rename one",
+					name, c.recLine, j+1, i+1, n)
 			}
 			c.names = append(c.names, n)
 		}

@@ -176,6 +176,15 @@ func TestCSVDeclaredColumnMissing(t *testing.T) {
 	}
 }
 
+// A header naming two columns alike fails the file: the second would be
+// unreachable, its values silently dropped.
+func TestCSVDuplicateHeader(t *testing.T) {
+	_, err := readAll(t, memInput("d.csv", []byte("id,email,email\n1,a,b\n")), DefaultOptions(), pipeline.ReadOptions{}, checkedMem(t))
+	if err == nil || !strings.Contains(err.Error(), `d.csv line 1: header: columns 2 and 3 are both named "email"`) {
+		t.Fatalf("err = %v", err)
+	}
+}
+
 func TestCSVSample(t *testing.T) {
 	var buf bytes.Buffer
 	if err := sampledata.WriteSignupsCSV(&buf, 1000, 3); err != nil {
