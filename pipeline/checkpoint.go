@@ -24,6 +24,9 @@ type Checkpoint struct {
 	Splits      map[string]SplitState `json:"splits"`
 	SourceState map[string]string     `json:"source_state,omitempty"`
 	Stats       map[string]int64      `json:"stats,omitempty"`
+	// DeadLetterParts counts the parts of this run's dead letters a
+	// DeadLetterStore holds.
+	DeadLetterParts int `json:"dead_letter_parts,omitempty"`
 }
 
 // SplitState is one split's progress.

@@ -132,6 +132,20 @@ func (d *deadLetterFile) Sync() error {
 	return d.f.Sync()
 }
 
+// size is how many bytes of dead letters the file holds (call after Sync).
+func (d *deadLetterFile) size() (int64, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.f == nil {
+		return 0, nil
+	}
+	st, err := d.f.Stat()
+	if err != nil {
+		return 0, err
+	}
+	return st.Size(), nil
+}
+
 func (d *deadLetterFile) Close() error {
 	if d.f == nil {
 		return nil

@@ -97,6 +97,7 @@ type Report struct {
 	RowsPerSecond  float64          `json:"rows_per_second"`
 	RejectsByStage map[string]int64 `json:"rejects_by_stage,omitempty"`
 	DeadLetters    string           `json:"dead_letter_file,omitempty"`
+	DeadLetterCopy string           `json:"dead_letter_copy,omitempty"` // where a remote state store keeps them too
 	Checkpoint     string           `json:"checkpoint,omitempty"`
 	Sink           map[string]int64 `json:"sink,omitempty"`
 }
@@ -223,8 +224,9 @@ func ShardOf(splitID string, n int) int {
 }
 
 // DeadLetterPath is where a shard's rejected rows go (shard 0 of 1 for an
-// unsharded run). With a remote state store the file stays local, under
-// .backfill/NAME. Each shard of a sharded run has its own file (ShardPath).
+// unsharded run). With a remote state store the file is written locally,
+// under .backfill/NAME, and copied to the store (DeadLetterStore). Each
+// shard of a sharded run has its own file (ShardPath).
 func DeadLetterPath(cfg *Config, shard, shards int) string {
 	path := cfg.DeadLetter
 	switch {
@@ -328,6 +330,18 @@ func Run(ctx context.Context, cfg *Config, opts RunOptions) (rep *Report, err er
 	}
 	dl.hook = opts.OnReject
 	defer dl.Close()
+	var dlCopy *deadLetterCopier
+	if ds, ok := store.(DeadLetterStore); ok && dlPath != "" {
+		// What the file held before this run was copied by the runs
+		// that wrote it (or belongs to rows not yet checkpointed, which
+		// are rejected again).
+		from, err := dl.size()
+		if err != nil {
+			return rep, fmt.Errorf("dead-letter file: %w", err)
+		}
+		dlCopy = &deadLetterCopier{store: ds, file: dl, from: from}
+		rep.DeadLetterCopy = ds.DeadLetterLocation(RunID(cp))
+	}
 
 	bag := NewMemoryState(cp.SourceState)
 	env := &Env{Name: cfg.Name, Version: opts.Version, Alloc: opts.Alloc, Logger: log, DeadLetters: dl, State: bag, Shard: opts.Shard, Shards: opts.Shards, Resumed: rep.Resumed}
@@ -425,6 +439,14 @@ func Run(ctx context.Context, cfg *Config, opts RunOptions) (rep *Report, err er
 		if !changed && !force {
 			return nil
 		}
+		var copier func(saved bool)
+		if dlCopy != nil {
+			end, err := dlCopy.before(cp)
+			if err != nil {
+				return err
+			}
+			copier = func(saved bool) { dlCopy.after(cp, end, saved) }
+		}
 		for id, st := range snap {
 			old := cp.Splits[id]
 			if st.Offset < old.Offset { // never move backwards
@@ -436,7 +458,11 @@ func Run(ctx context.Context, cfg *Config, opts RunOptions) (rep *Report, err er
 		}
 		cp.SourceState = bag.Copy()
 		cp.UpdatedAt = time.Now().UTC()
-		return store.Save(cp)
+		err := store.Save(cp)
+		if copier != nil {
+			copier(err == nil)
+		}
+		return err
 	}
 
 	// runCtx stops reading (a signal, a fatal error). writeCtx lets the

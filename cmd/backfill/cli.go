@@ -256,6 +256,9 @@ func writeSummary(w io.Writer, r *pipeline.Report) {
 			parts = append(parts, fmt.Sprintf("%s %d", k, r.RejectsByStage[k]))
 		}
 		fmt.Fprintf(w, " (%s)", strings.Join(parts, ", "))
+		if r.DeadLetterCopy != "" {
+			fmt.Fprintf(w, "\n             copied to %s", r.DeadLetterCopy)
+		}
 	}
 	fmt.Fprintln(w)
 	if r.RowsFiltered > 0 {

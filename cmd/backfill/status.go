@@ -147,6 +147,15 @@ func readShardStatus(ctx context.Context, cfg *pipeline.Config, shard, shards in
 		}
 		sort.Slice(st.InProgress, func(i, j int) bool { return st.InProgress[i].Split < st.InProgress[j].Split })
 	}
+	// A remote store's copy outlives the machine that wrote the file, so
+	// it is the one to read when there is one.
+	if ds, ok := store.(pipeline.DeadLetterStore); ok && cp != nil && cp.DeadLetterParts > 0 {
+		run := pipeline.RunID(cp)
+		var t tally
+		err = ds.ReadDeadLetters(ctx, run, cp.DeadLetterParts, t.add)
+		st.Dead = t.info(ds.DeadLetterLocation(run))
+		return st, err
+	}
 	st.Dead, err = summarizeDeadLetters(pipeline.DeadLetterPath(cfg, shard, shards))
 	return st, err
 }
@@ -159,51 +168,73 @@ const maxLineBytes = 64 << 20
 // stage, column and HTTP status, keeping the first reason of each group.
 // A missing file is no dead letters.
 func summarizeDeadLetters(path string) (deadLetterInfo, error) {
-	info := deadLetterInfo{Path: path}
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
-		return info, nil
+		return deadLetterInfo{Path: path}, nil
 	}
 	if err != nil {
-		return info, err
+		return deadLetterInfo{Path: path}, err
 	}
 	defer f.Close()
-	type key struct {
-		stage, column string
-		status        int
+	var t tally
+	if err = t.add(f); err != nil {
+		err = fmt.Errorf("reading %s: %w", path, err)
 	}
-	groups := map[key]*deadLetterGroup{}
-	r := bufio.NewReaderSize(f, 1<<20)
+	return t.info(path), err
+}
+
+// tally groups dead letters read from one or more parts.
+type tally struct {
+	groups map[deadLetterKey]*deadLetterGroup
+	rows   int64
+}
+
+type deadLetterKey struct {
+	stage, column string
+	status        int
+}
+
+func (t *tally) add(r io.Reader) error {
+	if t.groups == nil {
+		t.groups = map[deadLetterKey]*deadLetterGroup{}
+	}
+	br := bufio.NewReaderSize(r, 1<<20)
 	var line []byte
+	var err error
 	for lineNo := 1; ; lineNo++ {
-		line, err = readLine(r, line[:0])
+		line, err = readLine(br, line[:0])
 		if len(line) > 0 {
 			var dl struct {
 				Stage, Column, Reason string
 				Status                int
 			}
 			if jerr := json.Unmarshal(line, &dl); jerr != nil {
-				// The last line of a file a crash cut short is incomplete
-				// (a resumed run cuts it off too).
+				// A kill mid-write leaves a cut line (a resumed run cuts
+				// it off); anything else here is not a dead-letter file.
 				dl.Stage, dl.Reason = "?", fmt.Sprintf("line %d is not a dead letter: %v", lineNo, jerr)
 			}
-			k := key{dl.Stage, dl.Column, dl.Status}
-			g := groups[k]
+			k := deadLetterKey{dl.Stage, dl.Column, dl.Status}
+			g := t.groups[k]
 			if g == nil {
 				g = &deadLetterGroup{Stage: dl.Stage, Column: dl.Column, Status: dl.Status, Example: dl.Reason}
-				groups[k] = g
+				t.groups[k] = g
 			}
 			g.Rows++
-			info.Rows++
+			t.rows++
 		}
 		if err == io.EOF {
-			break
+			return nil
 		}
 		if err != nil {
-			return info, fmt.Errorf("reading %s: %w", path, err)
+			return err
 		}
 	}
-	for _, g := range groups {
+}
+
+// info is the tally, its largest groups first.
+func (t *tally) info(path string) deadLetterInfo {
+	info := deadLetterInfo{Path: path, Rows: t.rows}
+	for _, g := range t.groups {
 		info.Groups = append(info.Groups, *g)
 	}
 	sort.Slice(info.Groups, func(i, j int) bool {
@@ -213,7 +244,7 @@ func summarizeDeadLetters(path string) (deadLetterInfo, error) {
 		}
 		return a.Stage+"\x00"+a.Column < b.Stage+"\x00"+b.Column
 	})
-	return info, nil
+	return info
 }
 
 // readLine appends the next line of r to dst, without its newline; past

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/backfillhq/backfill/internal/s3test"
 	"github.com/backfillhq/backfill/pipeline"
 )
 
@@ -222,5 +223,39 @@ func TestRunRereadsAnInputThatChanged(t *testing.T) {
 	}
 	if code, _, errs := runCLI(t, "", "run", "--progress", "none", cfg); code != 0 || strings.Contains(errs, "changed") {
 		t.Fatalf("a third run of the same input: exit %d\n%s", code, errs)
+	}
+}
+
+// With the state on S3, the dead letters are copied beside the checkpoint
+// before it counts their rows: the machine that wrote the local file can
+// go (a Kubernetes pod) and status still finds every one of them.
+func TestDeadLettersOutliveTheMachineWithS3State(t *testing.T) {
+	srv := s3test.Start(t)
+	srv.CreateBucket(t, "state")
+	t.Setenv("AWS_ACCESS_KEY_ID", srv.AccessKey)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", srv.SecretKey)
+	t.Setenv("AWS_REGION", s3test.Region)
+	cfg, badAmount, badDate := statusFixture(t)
+	dir := filepath.Dir(cfg)
+	yaml, _ := os.ReadFile(cfg)
+	local := filepath.Join(dir, "pod-disk", "dead-letters.ndjson")
+	yaml = []byte(strings.Replace(string(yaml), "state: "+dir+"/state",
+		"state: s3://state/backfills?endpoint="+srv.Endpoint+"&path_style=true\ndead_letter: "+local, 1))
+	if err := os.WriteFile(cfg, yaml, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	want := int64(badAmount + badDate)
+	for run, args := range [][]string{{}, {"--fresh"}} {
+		code, _, errs := runCLI(t, "", append([]string{"run", "--progress", "none"}, append(args, cfg)...)...)
+		if code != 0 || !strings.Contains(errs, "copied to s3://state/backfills/signups/checkpoint.dead-letters/") {
+			t.Fatalf("run %d: exit %d\n%s", run, code, errs)
+		}
+		if err := os.RemoveAll(filepath.Join(dir, "pod-disk")); err != nil { // the pod is gone
+			t.Fatal(err)
+		}
+		s := statusOf(t, cfg).Shards[0]
+		if s.Dead.Rows != want || len(s.Dead.Groups) != 2 || !strings.HasPrefix(s.Dead.Path, "s3://state/backfills/signups/checkpoint.dead-letters/") {
+			t.Fatalf("run %d: dead letters %+v, want %d from the copy on S3", run, s.Dead, want)
+		}
 	}
 }

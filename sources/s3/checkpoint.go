@@ -131,3 +131,48 @@ func (s *CheckpointStore) Save(c *pipeline.Checkpoint) error {
 func (s *CheckpointStore) wrap(op string, err error) error {
 	return fmt.Errorf("%s checkpoint %s: %w [credentials: %s]", op, s.Location(), err, s.creds)
 }
+
+var _ pipeline.DeadLetterStore = (*CheckpointStore)(nil)
+
+// Dead letters are kept beside the checkpoint, one object per part:
+// CHECKPOINT.dead-letters/RUN/part-000001.ndjson.
+func (s *CheckpointStore) deadLetterPrefix(run string) string {
+	return strings.TrimSuffix(s.key, ".json") + ".dead-letters/" + run + "/"
+}
+
+// DeadLetterLocation names the folder of a run's dead-letter parts.
+func (s *CheckpointStore) DeadLetterLocation(run string) string {
+	return "s3://" + s.bucket + "/" + s.deadLetterPrefix(run)
+}
+
+func (s *CheckpointStore) partKey(run string, part int) string {
+	return fmt.Sprintf("%spart-%06d.ndjson", s.deadLetterPrefix(run), part)
+}
+
+// PutDeadLetters writes one part (again, whole, when a save is retried).
+func (s *CheckpointStore) PutDeadLetters(ctx context.Context, run string, part int, r io.ReadSeeker, size int64) error {
+	key := s.partKey(run, part)
+	_, err := s.client.PutObject(ctx, &s3.PutObjectInput{Bucket: &s.bucket, Key: &key, Body: r,
+		ContentLength: aws.Int64(size), ContentType: aws.String("application/x-ndjson")})
+	if err != nil {
+		return fmt.Errorf("writing s3://%s/%s: %w [credentials: %s]", s.bucket, key, err, s.creds)
+	}
+	return nil
+}
+
+// ReadDeadLetters streams parts 1..parts of a run to fn.
+func (s *CheckpointStore) ReadDeadLetters(ctx context.Context, run string, parts int, fn func(io.Reader) error) error {
+	for part := 1; part <= parts; part++ {
+		key := s.partKey(run, part)
+		out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.bucket, Key: &key})
+		if err != nil {
+			return fmt.Errorf("reading s3://%s/%s: %w [credentials: %s]", s.bucket, key, err, s.creds)
+		}
+		err = fn(out.Body)
+		out.Body.Close()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
