@@ -27,9 +27,9 @@ type DeadLetterStore interface {
 // store: when its checkpoint was started.
 func RunID(cp *Checkpoint) string { return cp.StartedAt.UTC().Format("20060102T150405.000Z") }
 
-// copyDeadLetters stores the dead letters written since the last copy as
-// the checkpoint's next part; commit, called once the checkpoint naming
-// the part is saved, moves the copy's start past them.
+// deadLetterCopier stores the dead letters written since the last copy as
+// the checkpoint's next part (before), and moves the copy's start past them
+// once the checkpoint naming the part is saved (after).
 type deadLetterCopier struct {
 	store DeadLetterStore
 	file  *deadLetterFile
