@@ -72,6 +72,9 @@ type Progress struct {
 	SplitsDone int
 	SplitsAll  int
 	Final      bool
+	// Sink is the sink's own counters (StatsSink): requests, retries,
+	// responses by status, ...; nil when it keeps none.
+	Sink map[string]int64
 }
 
 // Report is a run's outcome, printed as a summary and written by --report.
@@ -545,6 +548,9 @@ func Run(ctx context.Context, cfg *Config, opts RunOptions) (rep *Report, err er
 				Delivered: c.delivered.Load() - (rejected - c.runnerRejects.Load()),
 				Rejected:  rejected, Filtered: c.filtered.Load(), TotalRows: total,
 				SplitsDone: int(c.splitsDone.Load()), SplitsAll: len(todo), Final: final}
+			if ss, ok := built.Sink.(StatsSink); ok {
+				p.Sink = ss.Stats()
+			}
 			switch rows, bytes := c.wholeRows.Load(), c.wholeBytes.Load(); {
 			case total >= 0:
 			case totalBytes > 0 && bytes > 0:

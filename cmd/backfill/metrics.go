@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -38,6 +39,31 @@ func newRunMetrics(name string) *runMetrics {
 		m.descs[d.name] = prometheus.NewDesc(d.name, d.help, nil, prometheus.Labels{"pipeline": name})
 	}
 	return m
+}
+
+// sinkMetrics exposes the sink's own counters (their set depends on the
+// sink, so the collector is unchecked: it describes nothing up front).
+// backfill_sink_responses_total{code} counts responses by HTTP status
+// (code 0: network errors); every other counter is backfill_sink_NAME_total.
+type sinkMetrics struct{ m *runMetrics }
+
+func (sinkMetrics) Describe(chan<- *prometheus.Desc) {}
+
+func (s sinkMetrics) Collect(ch chan<- prometheus.Metric) {
+	s.m.mu.Lock()
+	stats := s.m.last.Sink
+	s.m.mu.Unlock()
+	labels := prometheus.Labels{"pipeline": s.m.pipeline}
+	for _, k := range sortedKeys(stats) {
+		if code, ok := strings.CutPrefix(k, "status_"); ok {
+			d := prometheus.NewDesc("backfill_sink_responses_total", "Sink responses by HTTP status (0: network errors).",
+				[]string{"code"}, labels)
+			ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(stats[k]), code)
+			continue
+		}
+		d := prometheus.NewDesc("backfill_sink_"+k+"_total", "The sink's "+strings.ReplaceAll(k, "_", " ")+" counter.", nil, labels)
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(stats[k]))
+	}
 }
 
 func (m *runMetrics) update(p pipeline.Progress) {
@@ -75,7 +101,7 @@ func (m *runMetrics) Collect(ch chan<- prometheus.Metric) {
 // returns the address it listens on.
 func serveMetrics(addr string, m *runMetrics, log *slog.Logger) (string, error) {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(m, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(m, sinkMetrics{m}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return "", err

@@ -16,7 +16,8 @@ func TestMetricsServeRunCounters(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m.update(pipeline.Progress{Read: 1200, Delivered: 1100, Rejected: 60, Filtered: 40, TotalRows: 5000, SplitsDone: 2, SplitsAll: 7})
+	m.update(pipeline.Progress{Read: 1200, Delivered: 1100, Rejected: 60, Filtered: 40, TotalRows: 5000, SplitsDone: 2, SplitsAll: 7,
+		Sink: map[string]int64{"requests": 12, "retries": 3, "status_200": 10, "status_429": 2, "status_0": 1}})
 	resp, err := http.Get("http://" + addr + "/metrics")
 	if err != nil {
 		t.Fatal(err)
@@ -31,6 +32,10 @@ func TestMetricsServeRunCounters(t *testing.T) {
 		`backfill_rows_expected{pipeline="orders"} 5000`,
 		`backfill_splits_done{pipeline="orders"} 2`,
 		`backfill_splits{pipeline="orders"} 7`,
+		`backfill_sink_requests_total{pipeline="orders"} 12`,
+		`backfill_sink_retries_total{pipeline="orders"} 3`,
+		`backfill_sink_responses_total{code="429",pipeline="orders"} 2`,
+		`backfill_sink_responses_total{code="0",pipeline="orders"} 1`,
 		`go_goroutines`,
 	} {
 		if !strings.Contains(string(body), want) {
