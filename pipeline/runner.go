@@ -93,6 +93,7 @@ type Report struct {
 	SplitsChanged  []string         `json:"splits_changed,omitempty"` // read again from the start: their input changed
 	RowsRead       int64            `json:"rows_read"`
 	RowsDelivered  int64            `json:"rows_delivered"`
+	Destination    string           `json:"destination,omitempty"` // where delivered rows went
 	RowsRejected   int64            `json:"rows_rejected"`
 	RowsFiltered   int64            `json:"rows_filtered"`
 	RowsSkipped    int64            `json:"rows_skipped"`
@@ -109,6 +110,12 @@ type Report struct {
 // retries) for the report.
 type StatsSink interface {
 	Stats() map[string]int64
+}
+
+// DestinationSink is implemented by sinks that can say where rows went
+// (a URL, a file), for the report.
+type DestinationSink interface {
+	Destination() string
 }
 
 // MemoryState is a StateBag held in memory, safe for concurrent use: the
@@ -681,6 +688,9 @@ feed:
 	}
 	if s, ok := built.Sink.(StatsSink); ok {
 		rep.Sink = s.Stats()
+	}
+	if d, ok := built.Sink.(DestinationSink); ok {
+		rep.Destination = d.Destination()
 	}
 	sort.Strings(rep.SplitsFailed)
 	switch {

@@ -247,7 +247,11 @@ func writeSummary(w io.Writer, r *pipeline.Report) {
 	fmt.Fprintf(w, "\n%s: %s in %s\n", r.Pipeline, r.Status, time.Duration(r.Seconds*float64(time.Second)).Round(time.Millisecond))
 	fmt.Fprintf(w, "  splits     %d (%d done now, %d already done before)\n", r.Splits, r.SplitsDone, r.SplitsSkipped)
 	fmt.Fprintf(w, "  read       %d rows (%.0f rows/s)\n", r.RowsRead, r.RowsPerSecond)
-	fmt.Fprintf(w, "  delivered  %d\n", r.RowsDelivered)
+	fmt.Fprintf(w, "  delivered  %d", r.RowsDelivered)
+	if r.Destination != "" {
+		fmt.Fprintf(w, " -> %s", r.Destination)
+	}
+	fmt.Fprintln(w)
 	fmt.Fprintf(w, "  rejected   %d", r.RowsRejected)
 	if r.RowsRejected > 0 {
 		fmt.Fprintf(w, " -> %s", r.DeadLetters)

@@ -60,6 +60,9 @@ func TestQuickstartRunsFromTheRepoRoot(t *testing.T) {
 	if err := json.Unmarshal(data, &rep); err != nil {
 		t.Fatal(err)
 	}
+	if rep["destination"] != filepath.Join(work, "quickstart.ndjson") || !strings.Contains(stderr, "delivered  3000 -> "+filepath.Join(work, "quickstart.ndjson")) {
+		t.Errorf("destination %v; summary:\n%s", rep["destination"], stderr)
+	}
 	msgs := messages(t, filepath.Join(work, "quickstart.ndjson"))
 	if len(msgs) == 0 || float64(len(msgs)) != rep["rows_delivered"].(float64) {
 		t.Fatalf("%d messages, report %v", len(msgs), rep)

@@ -142,6 +142,9 @@ func New(opts Options, env *pipeline.Env) (*Sink, error) {
 
 var errClosed = errors.New("file sink: write after Close")
 
+// Destination is the output file, for the run's summary.
+func (s *Sink) Destination() string { return s.opts.Path }
+
 // Write encodes b, sends its rejected rows to the dead-letter file and
 // appends its lines. b is acknowledged after the next fsync.
 func (s *Sink) Write(ctx context.Context, b *pipeline.Batch) error {

@@ -496,3 +496,6 @@ func tlsConfig(caFile string, skipVerify bool) (*tls.Config, error) {
 	tc.RootCAs = pool
 	return tc, nil
 }
+
+// Destination is the batch URL, for the run's summary (never the key).
+func (s *Sink) Destination() string { return s.url }

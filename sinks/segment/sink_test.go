@@ -475,6 +475,9 @@ func TestNotFoundStopsWithEndpointError(t *testing.T) {
 	srv := segmenttest.NewServer(segmenttest.Options{})
 	defer srv.Close()
 	s := newSink(t, srv.URL()+"/wrong", "", &deadLetters{})
+	if d := s.Destination(); d != srv.URL()+"/wrong/v1/batch" || strings.Contains(d, "KEY") {
+		t.Fatalf("destination %q", d)
+	}
 	a := newAcks()
 	s.Write(context.Background(), a.watch(makeBatch(mem, "s", 0, 10, nil)))
 	err := s.Close(context.Background())
