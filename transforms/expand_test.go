@@ -71,3 +71,13 @@ func fieldType(rec arrow.Record, name string) arrow.DataType {
 	}
 	return nil
 }
+
+// A CSV column of JSON text (a Snowflake VARIANT unloaded to CSV) expands
+// like a JSON column.
+func TestExpandTextColumn(t *testing.T) {
+	b := applyTransform(t, "expand", "column: EVENT", "",
+		col{"EVENT", arrow.BinaryTypes.String, `["{\"type\":\"identify\",\"userId\":\"u\",\"traits\":{\"plan\":\"pro\"}}"]`})
+	if got := rows(b); len(got) != 1 || got[0] != `type=identify userId=u traits={"plan":"pro"}` {
+		t.Fatalf("rows %q", got)
+	}
+}
