@@ -119,6 +119,9 @@ func BenchmarkIntegrationsMerge(b *testing.B) {
 
 func BenchmarkMessageID(b *testing.B) { benchTransform(b, "message_id", "salt: replay-1") }
 
+// BenchmarkExpand spreads a 4-key JSON object (properties) into columns.
+func BenchmarkExpand(b *testing.B) { benchTransform(b, "expand", "column: properties") }
+
 func BenchmarkFilterExpr(b *testing.B) {
 	benchTransform(b, "filter", `expr: event == "Order Completed" && amount > 10`)
 }
