@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -66,7 +67,8 @@ func newStatusCmd(stdout io.Writer) *cobra.Command {
 rows acknowledged, and the dead-letter file's rows grouped by stage, column
 and reason. It reads only the state (local or S3) and the dead-letter file,
 never the source, so it is safe to run next to a running job.
-With --shards N it shows every shard of a sharded run and their sum.`,
+With --shards N it shows every shard of a sharded run and their sum; a local
+state directory holding only shard checkpoints shows them all unasked.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := loadConfig(args[0])
@@ -89,6 +91,12 @@ With --shards N it shows every shard of a sharded run and their sum.`,
 				}
 			default:
 				which = []int{0}
+				if n = detectShards(cfg); n > 1 {
+					which = nil
+					for i := 0; i < n; i++ {
+						which = append(which, i)
+					}
+				}
 			}
 			var all []shardStatus
 			for _, i := range which {
@@ -158,6 +166,28 @@ func readShardStatus(ctx context.Context, cfg *pipeline.Config, shard, shards in
 	}
 	st.Dead, err = summarizeDeadLetters(pipeline.DeadLetterPath(cfg, shard, shards))
 	return st, err
+}
+
+// detectShards finds a sharded run's checkpoints in a local state
+// directory that has no unsharded one: N from checkpoint-shard-I-of-N.json,
+// or 1.
+func detectShards(cfg *pipeline.Config) int {
+	if strings.Contains(cfg.State, "://") {
+		return 1
+	}
+	dir := filepath.Join(cfg.State, cfg.Name)
+	if _, err := os.Stat(filepath.Join(dir, pipeline.CheckpointFile(0, 1))); err == nil {
+		return 1
+	}
+	matches, _ := filepath.Glob(filepath.Join(dir, "checkpoint-shard-*-of-*.json"))
+	n := 1
+	for _, m := range matches {
+		var i, of int
+		if _, err := fmt.Sscanf(filepath.Base(m), "checkpoint-shard-%d-of-%d.json", &i, &of); err == nil && of > n {
+			n = of
+		}
+	}
+	return n
 }
 
 // maxLineBytes bounds one dead-letter line held in memory (a raw row or a

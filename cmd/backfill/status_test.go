@@ -147,6 +147,9 @@ func TestStatusOfAShardedRun(t *testing.T) {
 			t.Fatalf("shard %d: exit %d\n%s", i, code, errs)
 		}
 	}
+	if auto := statusOf(t, cfg); len(auto.Shards) != 2 || auto.Shards[1].Shard != "1/2" {
+		t.Fatalf("status without --shards on a sharded run's state: %+v", auto)
+	}
 	st := statusOf(t, "--shards", "2", cfg)
 	var done int
 	var acked, dead int64
