@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,6 +9,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -170,7 +173,69 @@ func CheckpointFile(shard, shards int) string {
 
 // EncodeCheckpoint and DecodeCheckpoint are the one wire form of a
 // checkpoint, shared by every store.
-func EncodeCheckpoint(c *Checkpoint) ([]byte, error) { return json.MarshalIndent(c, "", " ") }
+func EncodeCheckpoint(c *Checkpoint) ([]byte, error) {
+	head := *c
+	head.Splits = nil
+	hb, err := json.MarshalIndent(&head, "", " ")
+	if err != nil {
+		return nil, err
+	}
+	// The splits, often 100k+ of them, are written here, one per line:
+	// through encoding/json (reflection, then indentation) a 100k-split
+	// checkpoint took ~0.35 s and 17 MB at every save.
+	ids := make([]string, 0, len(c.Splits))
+	size := len(hb) + 16
+	for id, st := range c.Splits {
+		ids = append(ids, id)
+		size += len(id) + len(st.Version) + 64
+	}
+	sort.Strings(ids)
+	// head holds "splits": null exactly once: every other "splits" in it
+	// sits inside a string, where its quotes are escaped.
+	at := bytes.Index(hb, []byte(`"splits": null`))
+	if at < 0 {
+		return nil, errors.New("checkpoint: no splits field to fill")
+	}
+	sp := make([]byte, 0, size)
+	sp = append(sp, hb[:at]...)
+	sp = append(sp, `"splits": {`...)
+	for i, id := range ids {
+		st := c.Splits[id]
+		if i > 0 {
+			sp = append(sp, ',')
+		}
+		sp = append(sp, "\n  "...)
+		sp = appendJSONString(sp, id)
+		sp = append(sp, `: {"offset": `...)
+		sp = strconv.AppendInt(sp, st.Offset, 10)
+		if st.Done {
+			sp = append(sp, `, "done": true`...)
+		}
+		if st.Version != "" {
+			sp = append(sp, `, "version": `...)
+			sp = appendJSONString(sp, st.Version)
+		}
+		sp = append(sp, '}')
+	}
+	if len(ids) > 0 {
+		sp = append(sp, "\n "...)
+	}
+	sp = append(sp, '}')
+	return append(sp, hb[at+len(`"splits": null`):]...), nil
+}
+
+// appendJSONString appends s as a JSON string.
+func appendJSONString(dst []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x80 {
+			b, _ := json.Marshal(s) // rare: escapes, or non-ASCII to check
+			return append(dst, b...)
+		}
+	}
+	dst = append(dst, '"')
+	dst = append(dst, s...)
+	return append(dst, '"')
+}
 
 // DecodeCheckpoint reads a checkpoint written by EncodeCheckpoint; where
 // names the store's location in errors.

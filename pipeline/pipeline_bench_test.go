@@ -63,3 +63,22 @@ state: %s/state
 	b.ReportMetric(float64(rows*b.N)/b.Elapsed().Seconds(), "rows/s")
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(rows*b.N), "ns/row")
 }
+
+// BenchmarkEncodeCheckpoint encodes the checkpoint of a run over 100k S3
+// objects (a few years of a Segment archive), which every save writes.
+func BenchmarkEncodeCheckpoint(b *testing.B) {
+	cp := &pipeline.Checkpoint{Version: 1, Name: "archive", Splits: map[string]pipeline.SplitState{}}
+	for i := 0; i < 100_000; i++ {
+		cp.Splits[fmt.Sprintf("s3://acme-archive/segment-logs/src123/%d/part-%05d.gz", 1700000000000+i/100*86400000, i%100)] =
+			pipeline.SplitState{Offset: 12345, Done: true, Version: "etag 0123456789abcdef0123456789abcdef"}
+	}
+	var n int
+	for i := 0; i < b.N; i++ {
+		data, err := pipeline.EncodeCheckpoint(cp)
+		if err != nil {
+			b.Fatal(err)
+		}
+		n = len(data)
+	}
+	b.ReportMetric(float64(n), "bytes")
+}

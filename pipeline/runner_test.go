@@ -2,6 +2,7 @@ package pipeline_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,8 +11,10 @@ import (
 	"math/rand"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -616,5 +619,74 @@ func TestResumeCutsAPartialDeadLetterLine(t *testing.T) {
 	}
 	if len(seen) != 6 {
 		t.Fatalf("%d distinct dead letters, want 6 (2 in each of 3 splits): %v", len(seen), seen)
+	}
+}
+
+// slowStore is a DirStore whose saves take a while, counted.
+type slowStore struct {
+	*pipeline.DirStore
+	delay time.Duration
+	saves atomic.Int64
+}
+
+func (s *slowStore) Save(c *pipeline.Checkpoint) error {
+	time.Sleep(s.delay)
+	s.saves.Add(1)
+	return s.DirStore.Save(c)
+}
+
+// Periodic saves back off when a save is slow (a checkpoint of very many
+// splits): at most one per 20 times a save's duration, however long the
+// run takes on a loaded machine, where a 10 ms checkpoint_interval would
+// save every 50 ms. The final save still records everything.
+func TestSlowCheckpointsAreSavedLessOften(t *testing.T) {
+	f := newFixture(t, 4, 100, "")
+	defer f.mem.AssertSize(t, 0)
+	sink := newAckSink(0)
+	sink.delay = 5 * time.Millisecond // ~60 batches: 300 ms or more
+	const delay = 40 * time.Millisecond
+	store := &slowStore{DirStore: pipeline.NewDirStore(f.dir, "gen", 0, 1), delay: delay}
+	start := time.Now()
+	if _, err := f.run(context.Background(), sink, pipeline.RunOptions{Store: store}); err != nil {
+		t.Fatal(err)
+	}
+	elapsed := time.Since(start)
+	if n, most := store.saves.Load(), int64(elapsed/(20*delay))+2; n > most {
+		t.Errorf("%d saves of %v in %v, want at most %d", n, delay, elapsed, most)
+	}
+	for id, st := range f.checkpoint().Splits {
+		if !st.Done || st.Offset != 100 {
+			t.Fatalf("split %s saved as %+v", id, st)
+		}
+	}
+}
+
+// The checkpoint's hand-written splits decode to what was encoded, tricky
+// split IDs included, and the file stays one split per line.
+func TestCheckpointEncodingRoundTrips(t *testing.T) {
+	for _, splits := range []map[string]pipeline.SplitState{
+		{},
+		{
+			"s3://b/k.parquet":          {Offset: 100, Done: true, Version: "etag abc"},
+			`C:\data\"quoted" file.csv`: {Offset: 7},
+			"café/日本/\u2028\x01.ndjson": {Offset: 0, Version: `size "12"`},
+		},
+	} {
+		cp := &pipeline.Checkpoint{Version: 1, Name: "p", Splits: splits,
+			SourceState: map[string]string{"note": `"splits": null`}, DeadLetterParts: 3}
+		data, err := pipeline.EncodeCheckpoint(cp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := pipeline.DecodeCheckpoint(data, "test")
+		if err != nil {
+			t.Fatalf("%v\n%s", err, data)
+		}
+		if !reflect.DeepEqual(got.Splits, splits) || got.SourceState["note"] != `"splits": null` || got.DeadLetterParts != 3 {
+			t.Fatalf("decoded %+v from\n%s", got, data)
+		}
+		if n := bytes.Count(data, []byte(`"offset"`)); n != len(splits) || (len(splits) > 0 && bytes.Count(data, []byte("\n  \"")) < len(splits)) {
+			t.Fatalf("layout:\n%s", data)
+		}
 	}
 }
