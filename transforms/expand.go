@@ -1,6 +1,7 @@
 package transforms
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -111,7 +112,7 @@ func (x *Expand) Apply(_ context.Context, b *pipeline.Batch) error {
 		var isObject bool
 		var err error
 		if members, isObject, err = jsonscan.Members(raw, members[:0]); err != nil || !isObject {
-			fates[i] = reject("expand", x.column, "%s holds %s, not a message object", x.column, jsonKind(raw))
+			fates[i] = reject("expand", x.column, "%s holds %s, not a message object", x.column, jsonscan.Describe(raw))
 			continue
 		}
 		if bad := badKey(members); bad >= 0 {
@@ -188,7 +189,7 @@ func (x *Expand) build(k *expandKey) (arrow.Array, error) {
 			switch {
 			case v == nil:
 				bl.AppendNull()
-			case !hasBackslash(v):
+			case bytes.IndexByte(v, '\\') < 0:
 				bl.BinaryBuilder.Append(v[1 : len(v)-1])
 			default:
 				var s string
@@ -221,31 +222,4 @@ func badKey(members []jsonscan.Member) int {
 		}
 	}
 	return -1
-}
-
-func hasBackslash(b []byte) bool {
-	for _, c := range b {
-		if c == '\\' {
-			return true
-		}
-	}
-	return false
-}
-
-// jsonKind names the kind of a valid JSON text, for reasons.
-func jsonKind(v []byte) string {
-	v = []byte(strings.TrimSpace(string(v)))
-	switch {
-	case len(v) == 0:
-		return "nothing"
-	case v[0] == '"':
-		return "a string"
-	case v[0] == '[':
-		return "an array"
-	case v[0] == 't' || v[0] == 'f':
-		return "a boolean"
-	case v[0] == 'n':
-		return "null"
-	}
-	return "a number"
 }

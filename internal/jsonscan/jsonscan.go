@@ -32,6 +32,28 @@ const (
 	Array
 )
 
+// Describe names the kind of valid JSON text v (leading whitespace
+// allowed) for error messages: "an object", "a string", "null", ...
+func Describe(v []byte) string {
+	i := SkipWS(v, 0)
+	if i >= len(v) {
+		return "nothing"
+	}
+	switch v[i] {
+	case '{':
+		return "an object"
+	case '[':
+		return "an array"
+	case '"':
+		return "a string"
+	case 't', 'f':
+		return "a boolean"
+	case 'n':
+		return "null"
+	}
+	return "a number"
+}
+
 // MaxDepth bounds nesting: the checks recurse.
 const MaxDepth = 512
 

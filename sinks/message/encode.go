@@ -178,7 +178,7 @@ func (e *Encoder) objectValue(n *node, row int) ([]byte, bool) {
 			return nil, false
 		}
 		if v[0] != '{' {
-			e.fail(n.path, fmt.Sprintf("%s holds %s, not an object, so %s.* columns cannot be merged into it", n.path, jsonKind(v), n.path))
+			e.fail(n.path, fmt.Sprintf("%s holds %s, not an object, so %s.* columns cannot be merged into it", n.path, jsonscan.Describe(v), n.path))
 			return nil, false
 		}
 		return v, true

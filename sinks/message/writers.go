@@ -394,7 +394,7 @@ func (w *jsonW) write(e *Encoder, dst []byte, i int) ([]byte, bool) {
 		return dst, false
 	}
 	if w.obj && v[0] != '{' {
-		e.fail(w.col, fmt.Sprintf("%s holds %s, not an object", w.col, jsonKind(v)))
+		e.fail(w.col, fmt.Sprintf("%s holds %s, not an object", w.col, jsonscan.Describe(v)))
 		return dst, false
 	}
 	return append(dst, v...), true

@@ -1,6 +1,7 @@
 package format
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -301,7 +302,7 @@ func (n *ndjsonReader) keep(line, kb []byte, kesc bool, vstart, vend int, kind j
 	cl := cell{col: c, kind: kind, start: off + vstart, end: off + vend}
 	switch kind {
 	case jsonscan.String:
-		cl.esc = bytesHasBackslash(v[1 : len(v)-1])
+		cl.esc = bytes.IndexByte(v[1:len(v)-1], '\\') >= 0
 	case jsonscan.Int:
 		x, err := strconv.ParseInt(unsafeString(v), 10, 64)
 		if err != nil {
@@ -322,15 +323,6 @@ func (n *ndjsonReader) keep(line, kb []byte, kesc bool, vstart, vend int, kind j
 	}
 	n.row = append(n.row, cl)
 	return nil
-}
-
-func bytesHasBackslash(b []byte) bool {
-	for _, c := range b {
-		if c == '\\' {
-			return true
-		}
-	}
-	return false
 }
 
 // unescape decodes the contents of a JSON string already checked valid.
