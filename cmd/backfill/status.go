@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -16,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/backfillhq/backfill/internal/lines"
 	"github.com/backfillhq/backfill/pipeline"
 )
 
@@ -160,7 +159,9 @@ func readShardStatus(ctx context.Context, cfg *pipeline.Config, shard, shards in
 	if ds, ok := store.(pipeline.DeadLetterStore); ok && cp != nil && cp.DeadLetterParts > 0 {
 		run := pipeline.RunID(cp)
 		var t tally
-		err = ds.ReadDeadLetters(ctx, run, cp.DeadLetterParts, t.add)
+		err = ds.ReadDeadLetters(ctx, run, cp.DeadLetterParts, func(r io.Reader) error {
+			return t.add(r, ds.DeadLetterLocation(run))
+		})
 		st.Dead = t.info(ds.DeadLetterLocation(run))
 		return st, err
 	}
@@ -190,10 +191,6 @@ func detectShards(cfg *pipeline.Config) int {
 	return n
 }
 
-// maxLineBytes bounds one dead-letter line held in memory (a raw row or a
-// message is far smaller); a longer line is counted, not decoded.
-const maxLineBytes = 64 << 20
-
 // summarizeDeadLetters streams a dead-letter file and groups its rows by
 // stage, column and HTTP status, keeping the first reason of each group.
 // A missing file is no dead letters.
@@ -207,9 +204,7 @@ func summarizeDeadLetters(path string) (deadLetterInfo, error) {
 	}
 	defer f.Close()
 	var t tally
-	if err = t.add(f); err != nil {
-		err = fmt.Errorf("reading %s: %w", path, err)
-	}
+	err = t.add(f, path)
 	return t.info(path), err
 }
 
@@ -224,40 +219,40 @@ type deadLetterKey struct {
 	status        int
 }
 
-func (t *tally) add(r io.Reader) error {
+// add tallies the dead letters r holds (name names it in errors).
+func (t *tally) add(r io.Reader, name string) error {
 	if t.groups == nil {
 		t.groups = map[deadLetterKey]*deadLetterGroup{}
 	}
-	br := bufio.NewReaderSize(r, 1<<20)
-	var line []byte
-	var err error
-	for lineNo := 1; ; lineNo++ {
-		line, err = readLine(br, line[:0])
-		if len(line) > 0 {
-			var dl struct {
-				Stage, Column, Reason string
-				Status                int
-			}
-			if jerr := json.Unmarshal(line, &dl); jerr != nil {
-				// A kill mid-write leaves a cut line (a resumed run cuts
-				// it off); anything else here is not a dead-letter file.
-				dl.Stage, dl.Reason = "?", fmt.Sprintf("line %d is not a dead letter: %v", lineNo, jerr)
-			}
-			k := deadLetterKey{dl.Stage, dl.Column, dl.Status}
-			g := t.groups[k]
-			if g == nil {
-				g = &deadLetterGroup{Stage: dl.Stage, Column: dl.Column, Status: dl.Status, Example: dl.Reason}
-				t.groups[k] = g
-			}
-			g.Rows++
-			t.rows++
-		}
+	lr := lines.NewReader(name, r, 1<<20)
+	for {
+		line, err := lr.Next()
 		if err == io.EOF {
 			return nil
 		}
 		if err != nil {
 			return err
 		}
+		if len(line) == 0 {
+			continue
+		}
+		var dl struct {
+			Stage, Column, Reason string
+			Status                int
+		}
+		if jerr := json.Unmarshal(line, &dl); jerr != nil {
+			// A kill mid-write leaves a cut line (a resumed run cuts it
+			// off); anything else here is not a dead-letter file.
+			dl.Stage, dl.Reason = "?", fmt.Sprintf("line %d is not a dead letter: %v", lr.Line(), jerr)
+		}
+		k := deadLetterKey{dl.Stage, dl.Column, dl.Status}
+		g := t.groups[k]
+		if g == nil {
+			g = &deadLetterGroup{Stage: dl.Stage, Column: dl.Column, Status: dl.Status, Example: dl.Reason}
+			t.groups[k] = g
+		}
+		g.Rows++
+		t.rows++
 	}
 }
 
@@ -275,21 +270,6 @@ func (t *tally) info(path string) deadLetterInfo {
 		return a.Stage+"\x00"+a.Column < b.Stage+"\x00"+b.Column
 	})
 	return info
-}
-
-// readLine appends the next line of r to dst, without its newline; past
-// maxLineBytes the rest of the line is skipped.
-func readLine(r *bufio.Reader, dst []byte) ([]byte, error) {
-	for {
-		chunk, err := r.ReadSlice('\n')
-		if len(dst)+len(chunk) <= maxLineBytes {
-			dst = append(dst, chunk...)
-		}
-		if err == bufio.ErrBufferFull {
-			continue
-		}
-		return bytes.TrimRight(dst, "\r\n"), err
-	}
 }
 
 // maxGroups is how many kinds of dead letters the text view lists.

@@ -17,6 +17,7 @@ import (
 	"github.com/apache/arrow/go/v15/arrow/memory"
 
 	"github.com/backfillhq/backfill/internal/jsonscan"
+	"github.com/backfillhq/backfill/internal/lines"
 	"github.com/backfillhq/backfill/pipeline"
 	"github.com/backfillhq/backfill/pipeline/record"
 )
@@ -28,7 +29,7 @@ type csvReader struct {
 	name   string
 	split  string
 	rc     io.ReadCloser
-	lr     *lineReader
+	lr     *lines.Reader
 	mem    memory.Allocator
 	opts   CSVOptions
 	delim  []byte
@@ -78,7 +79,7 @@ func newCSVReader(name string, rc io.ReadCloser, split string, opts CSVOptions, 
 	if opts.Quote == 0 {
 		opts.Quote = '"'
 	}
-	c := &csvReader{name: name, split: split, rc: rc, lr: newLineReader(name, rc), mem: mem, opts: opts,
+	c := &csvReader{name: name, split: split, rc: rc, lr: lines.NewReader(name, rc, readBuffer), mem: mem, opts: opts,
 		delim: utf8.AppendRune(nil, opts.Delimiter), quote: utf8.AppendRune(nil, opts.Quote),
 		batch: ro.BatchRows, offset: ro.Offset, next: ro.Offset}
 	defer func() {
@@ -188,7 +189,7 @@ func (c *csvReader) Close() error { return c.rc.Close() }
 func (c *csvReader) readRecord() (bad string, err error) {
 	var line []byte
 	for {
-		line, err = c.lr.next()
+		line, err = c.lr.Next()
 		if err != nil {
 			return "", err
 		}
@@ -196,7 +197,7 @@ func (c *csvReader) readRecord() (bad string, err error) {
 			break
 		}
 	}
-	c.recLine = c.lr.line
+	c.recLine = c.lr.Line()
 	c.raw = append(c.raw[:0], line...)
 	for {
 		complete, qerr := c.splitFields(c.raw)
@@ -206,15 +207,15 @@ func (c *csvReader) readRecord() (bad string, err error) {
 		if complete {
 			return "", nil
 		}
-		line, err = c.lr.next()
+		line, err = c.lr.Next()
 		if errors.Is(err, io.EOF) {
 			return "quoted field not closed before the end of the file", nil
 		}
 		if err != nil {
 			return "", err
 		}
-		if len(c.raw) > maxLine {
-			return "", fmt.Errorf("%s line %d: record longer than %d MB (a quote not closed?)", c.name, c.recLine, maxLine>>20)
+		if len(c.raw) > lines.MaxLine {
+			return "", fmt.Errorf("%s line %d: record longer than %d MB (a quote not closed?)", c.name, c.recLine, lines.MaxLine>>20)
 		}
 		c.raw = append(append(c.raw, '\n'), line...)
 	}
@@ -387,7 +388,7 @@ func (c *csvReader) skip() error {
 		if c.done {
 			return fmt.Errorf("%s: resume offset %d is past the end of the file (%d rows): the file changed since the checkpoint", c.name, c.offset, skipped)
 		}
-		line, err := c.lr.next()
+		line, err := c.lr.Next()
 		if errors.Is(err, io.EOF) {
 			c.done = true
 			skipped--
@@ -403,14 +404,14 @@ func (c *csvReader) skip() error {
 		if c.opts.PostgresText || !bytes.Contains(line, c.quote) {
 			continue
 		}
-		c.recLine = c.lr.line
+		c.recLine = c.lr.Line()
 		c.raw = append(c.raw[:0], line...)
 		for {
 			complete, _ := c.splitFields(c.raw)
 			if complete {
 				break
 			}
-			line, err = c.lr.next()
+			line, err = c.lr.Next()
 			if errors.Is(err, io.EOF) {
 				break // the unterminated record was the last row
 			}

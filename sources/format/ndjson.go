@@ -17,6 +17,7 @@ import (
 	"github.com/apache/arrow/go/v15/arrow/memory"
 
 	"github.com/backfillhq/backfill/internal/jsonscan"
+	"github.com/backfillhq/backfill/internal/lines"
 	"github.com/backfillhq/backfill/pipeline"
 	"github.com/backfillhq/backfill/pipeline/record"
 )
@@ -28,7 +29,7 @@ type ndjsonReader struct {
 	name   string
 	split  string
 	rc     io.ReadCloser
-	lr     *lineReader
+	lr     *lines.Reader
 	mem    memory.Allocator
 	batch  int
 	offset int64
@@ -75,7 +76,7 @@ type ndColumn struct {
 }
 
 func newNDJSONReader(name string, rc io.ReadCloser, split string, ro pipeline.ReadOptions, mem memory.Allocator) pipeline.RecordReader {
-	n := &ndjsonReader{name: name, split: split, rc: rc, lr: newLineReader(name, rc), mem: mem,
+	n := &ndjsonReader{name: name, split: split, rc: rc, lr: lines.NewReader(name, rc, readBuffer), mem: mem,
 		batch: ro.BatchRows, offset: ro.Offset, next: ro.Offset}
 	if !ro.Columns.All {
 		n.want = keyFilter(ro.Columns.Names)
@@ -106,7 +107,7 @@ func (n *ndjsonReader) Next(ctx context.Context) (*pipeline.Batch, error) {
 		n.primed = true
 		// Skipping only finds line ends: no JSON is parsed before offset.
 		for skipped := int64(0); skipped < n.offset; {
-			line, err := n.lr.next()
+			line, err := n.lr.Next()
 			if errors.Is(err, io.EOF) {
 				return nil, fmt.Errorf("%s: resume offset %d is past the end of the file (%d rows): the file changed since the checkpoint", n.name, n.offset, skipped)
 			}
@@ -123,7 +124,7 @@ func (n *ndjsonReader) Next(ctx context.Context) (*pipeline.Batch, error) {
 	}
 	n.data, n.ends, n.lines = n.data[:0], n.ends[:0], n.lines[:0]
 	for len(n.ends) < n.batch {
-		line, err := n.lr.next()
+		line, err := n.lr.Next()
 		if errors.Is(err, io.EOF) {
 			n.done = true
 			break
@@ -136,7 +137,7 @@ func (n *ndjsonReader) Next(ctx context.Context) (*pipeline.Batch, error) {
 		}
 		n.data = append(n.data, line...)
 		n.ends = append(n.ends, len(n.data))
-		n.lines = append(n.lines, n.lr.line)
+		n.lines = append(n.lines, n.lr.Line())
 	}
 	if len(n.ends) == 0 {
 		return nil, io.EOF
