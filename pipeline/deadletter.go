@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/backfillhq/backfill/internal/lines"
 )
 
 // ErrTooManyRejects stops a run whose rejects exceed max_rejects.
@@ -64,7 +66,7 @@ func openDeadLetters(path string, truncate, stop bool, max *MaxRejects, read fun
 	if path == "" {
 		return d, nil // preview: count only
 	}
-	f, err := OpenLines(path, truncate)
+	f, err := lines.OpenAppend(path, truncate)
 	if err != nil {
 		return nil, fmt.Errorf("dead-letter file: %w", err)
 	}

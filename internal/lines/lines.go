@@ -1,6 +1,7 @@
 // Package lines reads newline-delimited text (NDJSON, CSV records, the
 // dead-letter file) a line at a time, whatever the line's length up to
-// MaxLine, without copying lines that fit the buffer.
+// MaxLine, without copying lines that fit the buffer; and opens NDJSON
+// files to append whole lines to (OpenAppend).
 package lines
 
 import (

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/backfillhq/backfill/internal/lines"
 	"github.com/backfillhq/backfill/pipeline"
 	"github.com/backfillhq/backfill/sinks/message"
 )
@@ -127,7 +128,7 @@ func New(opts Options, env *pipeline.Env) (*Sink, error) {
 		s.closed = true
 		return s, nil
 	}
-	f, err := pipeline.OpenLines(opts.Path, opts.Truncate)
+	f, err := lines.OpenAppend(opts.Path, opts.Truncate)
 	if err != nil {
 		return nil, fmt.Errorf("file sink: %w", err)
 	}

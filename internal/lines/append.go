@@ -1,4 +1,4 @@
-package pipeline
+package lines
 
 import (
 	"bytes"
@@ -8,12 +8,12 @@ import (
 	"path/filepath"
 )
 
-// OpenLines opens an NDJSON file to append whole lines to, creating its
+// OpenAppend opens an NDJSON file to append whole lines to, creating its
 // directory; truncate starts it over. An incomplete last line, which a
 // crash mid-write leaves, is cut off: what it held was never acknowledged
 // (acks wait for an fsync), so it is written again on resume, and a line
 // appended after it would otherwise be glued to it and lost to readers.
-func OpenLines(path string, truncate bool) (*os.File, error) {
+func OpenAppend(path string, truncate bool) (*os.File, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, err
 	}
