@@ -29,10 +29,13 @@ func (e *LockedError) Error() string {
 }
 
 // Lock takes an advisory lock on the checkpoint's lock file (PATH.lock).
-// The system releases it when the process ends, however it ends, so a
-// killed run never leaves a stale lock behind.
-func (s *DirStore) Lock() (func() error, error) {
-	path := s.Path + ".lock"
+func (s *DirStore) Lock() (func() error, error) { return LockFile(s.Path + ".lock") }
+
+// LockFile takes an advisory lock on path without waiting, writing who
+// holds it there; a *LockedError says another process does. The system
+// releases it when the process ends, however it ends, so a killed run
+// never leaves a stale lock behind.
+func LockFile(path string) (func() error, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("creating state directory: %w", err)
 	}

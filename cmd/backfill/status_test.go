@@ -261,4 +261,14 @@ func TestDeadLettersOutliveTheMachineWithS3State(t *testing.T) {
 			t.Fatalf("run %d: dead letters %+v, want %d from the copy on S3", run, s.Dead, want)
 		}
 	}
+	// With remote state, a second run on this machine is stopped at once
+	// by the lock beside the local dead-letter file.
+	unlock, err := pipeline.LockFile(local + ".lock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	if code, _, errs := runCLI(t, "", "run", "--progress", "none", cfg); code != exitLocked {
+		t.Fatalf("a second run on this machine: exit %d\n%s", code, errs)
+	}
 }
