@@ -69,8 +69,11 @@ func LockFile(path string) (func() error, error) {
 // Holder says whether a run holds the lock now, and what it wrote (its
 // pid, host and start time). It tests with a shared lock, which a starting
 // run would only find in its way for the instant it is held.
-func (s *DirStore) Holder() (string, bool) {
-	path := s.Path + ".lock"
+func (s *DirStore) Holder() (string, bool) { return LockHolder(s.Path + ".lock") }
+
+// LockHolder says whether a process holds the lock LockFile took on path,
+// and what it wrote there.
+func LockHolder(path string) (string, bool) {
 	f, err := os.Open(path)
 	if err != nil {
 		return "", false

@@ -136,6 +136,8 @@ func readShardStatus(ctx context.Context, cfg *pipeline.Config, shard, shards in
 	st.Checkpoint = store.Location()
 	if h, ok := store.(interface{ Holder() (string, bool) }); ok {
 		st.RunningBy, _ = h.Holder()
+	} else { // remote state: the lock of a run on this machine
+		st.RunningBy, _ = pipeline.LockHolder(pipeline.DeadLetterPath(cfg, shard, shards) + ".lock")
 	}
 	cp, err := store.Load()
 	if err != nil {

@@ -271,4 +271,7 @@ func TestDeadLettersOutliveTheMachineWithS3State(t *testing.T) {
 	if code, _, errs := runCLI(t, "", "run", "--progress", "none", cfg); code != exitLocked {
 		t.Fatalf("a second run on this machine: exit %d\n%s", code, errs)
 	}
+	if s := statusOf(t, cfg).Shards[0]; !strings.Contains(s.RunningBy, fmt.Sprintf("pid %d", os.Getpid())) {
+		t.Fatalf("status with remote state while a run on this machine holds the lock: %+v", s)
+	}
 }
