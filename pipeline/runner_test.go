@@ -165,6 +165,13 @@ func (s *ackSink) Write(ctx context.Context, b *pipeline.Batch) error {
 	}
 }
 
+// Stats counts the batches delivered, as a StatsSink.
+func (s *ackSink) Stats() map[string]int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return map[string]int64{"batches": int64(s.batches)}
+}
+
 func (s *ackSink) Close(ctx context.Context) error {
 	close(s.queue)
 	<-s.done
@@ -277,6 +284,10 @@ func TestRunEstimatesTotalFromBytes(t *testing.T) {
 	}
 	if estimated == 0 || !seen[len(seen)-1].Estimated {
 		t.Errorf("no estimate in %d progress updates", len(seen))
+	}
+	// The sink's own counters ride along (the metrics show them).
+	if last := seen[len(seen)-1]; !last.Final || last.Sink["batches"] == 0 {
+		t.Errorf("final progress without the sink's counters: %+v", last)
 	}
 }
 

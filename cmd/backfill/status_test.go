@@ -150,6 +150,9 @@ func TestStatusOfAShardedRun(t *testing.T) {
 	if auto := statusOf(t, cfg); len(auto.Shards) != 2 || auto.Shards[1].Shard != "1/2" {
 		t.Fatalf("status without --shards on a sharded run's state: %+v", auto)
 	}
+	if one := statusOf(t, "--shard", "1/2", cfg); len(one.Shards) != 1 || one.Shards[0].Shard != "1/2" {
+		t.Fatalf("status --shard 1/2: %+v", one)
+	}
 	st := statusOf(t, "--shards", "2", cfg)
 	var done int
 	var acked, dead int64

@@ -553,6 +553,16 @@ func TestPrivateCertificateAuthority(t *testing.T) {
 		t.Fatalf("with tls.ca_file: acked %d, delivered %d", ok, rcv.Stats().Messages)
 	}
 
+	s = newSink(t, srv.URL, "tls: {insecure_skip_verify: true}\n", &deadLetters{})
+	a = newAcks()
+	s.Write(context.Background(), a.watch(makeBatch(mem, "s", 100, 10, nil)))
+	if err := s.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := a.check(t, 1); ok != 1 || rcv.Stats().Messages != 20 {
+		t.Fatalf("with insecure_skip_verify: acked %d, delivered %d in all", ok, rcv.Stats().Messages)
+	}
+
 	if _, err := tlsConfig(ca+".missing", false); !errors.Is(err, ErrConfig) {
 		t.Fatalf("a missing ca_file: %v", err)
 	}
