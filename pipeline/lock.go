@@ -8,13 +8,17 @@ import (
 	"time"
 )
 
-// Locker is implemented by checkpoint stores that can keep a second run of
-// a pipeline (and shard) from starting while one is running: a cron job
-// that fires again before the last run ended. Run holds the lock for the
-// whole run. Stores without it rely on their writes being conditional.
-type Locker interface {
-	// Lock takes the lock without waiting, or returns a *LockedError.
-	Lock() (unlock func() error, err error)
+// RunLockPath is the file whose lock a run of cfg's shard holds for its
+// whole length (LockFile), so a second run of the pipeline, or of the
+// shard, cannot start while one is going: a cron job firing again before
+// the last run ended. A local state is locked beside its checkpoint; a
+// remote one (S3) beside the local dead-letter file: its conditional writes
+// fence off a run on another machine, but only at that run's first save.
+func RunLockPath(cfg *Config, store CheckpointStore, shard, shards int) string {
+	if d, ok := store.(*DirStore); ok {
+		return d.Path + ".lock"
+	}
+	return DeadLetterPath(cfg, shard, shards) + ".lock"
 }
 
 // LockedError says that another run holds the lock, and who.
@@ -27,9 +31,6 @@ func (e *LockedError) Error() string {
 	return fmt.Sprintf("another run of this pipeline is running (%s holds %s): runs of one pipeline, "+
 		"or of one shard, must not overlap", e.Holder, e.Path)
 }
-
-// Lock takes an advisory lock on the checkpoint's lock file (PATH.lock).
-func (s *DirStore) Lock() (func() error, error) { return LockFile(s.Path + ".lock") }
 
 // LockFile takes an advisory lock on path without waiting, writing who
 // holds it there; a *LockedError says another process does. The system
@@ -66,13 +67,10 @@ func LockFile(path string) (func() error, error) {
 	}, nil
 }
 
-// Holder says whether a run holds the lock now, and what it wrote (its
-// pid, host and start time). It tests with a shared lock, which a starting
-// run would only find in its way for the instant it is held.
-func (s *DirStore) Holder() (string, bool) { return LockHolder(s.Path + ".lock") }
-
 // LockHolder says whether a process holds the lock LockFile took on path,
-// and what it wrote there.
+// and what it wrote there (its pid, host and start time). It tests with a
+// shared lock, which a starting run would only find in its way for the
+// instant it is held.
 func LockHolder(path string) (string, bool) {
 	f, err := os.Open(path)
 	if err != nil {

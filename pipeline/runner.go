@@ -307,17 +307,7 @@ func Run(ctx context.Context, cfg *Config, opts RunOptions) (rep *Report, err er
 		}
 	}
 	if !opts.DryRun {
-		// A local state is locked where it is. A remote one fences a
-		// second run off with conditional writes, but only at its first
-		// save: a lock beside the local dead-letter file stops a second
-		// run on this machine (a cron job firing again) from the start.
-		lock := func() (func() error, error) {
-			return LockFile(DeadLetterPath(cfg, opts.Shard, opts.Shards) + ".lock")
-		}
-		if l, ok := store.(Locker); ok {
-			lock = l.Lock
-		}
-		unlock, err := lock()
+		unlock, err := LockFile(RunLockPath(cfg, store, opts.Shard, opts.Shards))
 		if err != nil {
 			return rep, err
 		}

@@ -520,8 +520,7 @@ func readLines(t *testing.T, path string) []string {
 func TestRunRefusesToOverlapAnotherRun(t *testing.T) {
 	f := newFixture(t, 2, 10, "")
 	defer f.mem.AssertSize(t, 0)
-	first := pipeline.NewDirStore(f.dir, "gen", 0, 1)
-	unlock, err := first.Lock()
+	unlock, err := pipeline.LockFile(pipeline.NewDirStore(f.dir, "gen", 0, 1).Path + ".lock")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -134,11 +134,8 @@ func readShardStatus(ctx context.Context, cfg *pipeline.Config, shard, shards in
 		return st, err
 	}
 	st.Checkpoint = store.Location()
-	if h, ok := store.(interface{ Holder() (string, bool) }); ok {
-		st.RunningBy, _ = h.Holder()
-	} else { // remote state: the lock of a run on this machine
-		st.RunningBy, _ = pipeline.LockHolder(pipeline.DeadLetterPath(cfg, shard, shards) + ".lock")
-	}
+	// With remote state, only a run on this machine shows here.
+	st.RunningBy, _ = pipeline.LockHolder(pipeline.RunLockPath(cfg, store, shard, shards))
 	cp, err := store.Load()
 	if err != nil {
 		return st, fmt.Errorf("reading the checkpoint: %w", err)

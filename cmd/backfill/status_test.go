@@ -175,7 +175,7 @@ func TestRunExitsWhileAnotherRunHoldsTheState(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	unlock, err := pipeline.NewDirStore(c.State, c.Name, 0, 1).Lock()
+	unlock, err := pipeline.LockFile(pipeline.NewDirStore(c.State, c.Name, 0, 1).Path + ".lock")
 	if err != nil {
 		t.Fatal(err)
 	}
