@@ -45,8 +45,9 @@ func (c *deadLetterCopier) before(cp *Checkpoint) (end int64, err error) {
 	}
 	part := cp.DeadLetterParts + 1
 	r := io.NewSectionReader(c.file.f, c.from, end-c.from)
-	if err := c.store.PutDeadLetters(context.Background(), RunID(cp), part, r, end-c.from); err != nil {
-		return c.from, fmt.Errorf("copying dead letters to %s: %w", c.store.DeadLetterLocation(RunID(cp)), err)
+	run := RunID(cp)
+	if err := c.store.PutDeadLetters(context.Background(), run, part, r, end-c.from); err != nil {
+		return c.from, fmt.Errorf("copying dead letters to %s: %w", c.store.DeadLetterLocation(run), err)
 	}
 	cp.DeadLetterParts = part
 	return end, nil

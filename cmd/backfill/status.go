@@ -157,11 +157,10 @@ func readShardStatus(ctx context.Context, cfg *pipeline.Config, shard, shards in
 	// it is the one to read when there is one.
 	if ds, ok := store.(pipeline.DeadLetterStore); ok && cp != nil && cp.DeadLetterParts > 0 {
 		run := pipeline.RunID(cp)
+		where := ds.DeadLetterLocation(run)
 		var t tally
-		err = ds.ReadDeadLetters(ctx, run, cp.DeadLetterParts, func(r io.Reader) error {
-			return t.add(r, ds.DeadLetterLocation(run))
-		})
-		st.Dead = t.info(ds.DeadLetterLocation(run))
+		err = ds.ReadDeadLetters(ctx, run, cp.DeadLetterParts, func(r io.Reader) error { return t.add(r, where) })
+		st.Dead = t.info(where)
 		return st, err
 	}
 	st.Dead, err = summarizeDeadLetters(pipeline.DeadLetterPath(cfg, shard, shards))
