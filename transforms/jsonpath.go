@@ -258,16 +258,24 @@ func (s *jsonScan) object(i int, path []string, on bool, depth int) (int, bool) 
 		if i, ok = s.value(jsonscan.SkipWS(b, i+1), sub, match, depth+1); !ok {
 			return 0, false
 		}
-		i = jsonscan.SkipWS(b, i)
-		if i < len(b) && b[i] == ',' {
-			i = jsonscan.SkipWS(b, i+1)
-			continue
+		var done bool
+		if i, done, ok = afterElem(b, i, '}'); done || !ok {
+			return i, ok
 		}
-		if i < len(b) && b[i] == '}' {
-			return i + 1, true
-		}
-		return 0, false
 	}
+}
+
+// afterElem reads what follows an object member or array element: ','
+// (then i is the next one's start) or the closing byte (done, i past it).
+func afterElem(b []byte, i int, closing byte) (int, bool, bool) {
+	i = jsonscan.SkipWS(b, i)
+	switch {
+	case i < len(b) && b[i] == ',':
+		return jsonscan.SkipWS(b, i+1), false, true
+	case i < len(b) && b[i] == closing:
+		return i + 1, true, true
+	}
+	return 0, false, false
 }
 
 func (s *jsonScan) array(i int, depth int) (int, bool) {
@@ -282,15 +290,10 @@ func (s *jsonScan) array(i int, depth int) (int, bool) {
 		if !ok {
 			return 0, false
 		}
-		i = jsonscan.SkipWS(b, i)
-		if i < len(b) && b[i] == ',' {
-			i = jsonscan.SkipWS(b, i+1)
-			continue
+		var done bool
+		if i, done, ok = afterElem(b, i, ']'); done || !ok {
+			return i, ok
 		}
-		if i < len(b) && b[i] == ']' {
-			return i + 1, true
-		}
-		return 0, false
 	}
 }
 
