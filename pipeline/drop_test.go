@@ -6,8 +6,8 @@ import (
 
 	"github.com/apache/arrow/go/v15/arrow"
 	"github.com/apache/arrow/go/v15/arrow/array"
-	"github.com/apache/arrow/go/v15/arrow/memory"
 
+	"github.com/backfillhq/backfill/internal/arrowtest"
 	"github.com/backfillhq/backfill/pipeline"
 )
 
@@ -16,8 +16,7 @@ import (
 // for: kept with its offset, rejected with its offset and reason, or
 // counted as filtered.
 func TestDropAccountsForEveryRow(t *testing.T) {
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
+	mem := arrowtest.CheckedMem(t)
 	const n = 10_000
 	sb := array.NewStringBuilder(mem)
 	ib := array.NewInt64Builder(mem)

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/backfillhq/backfill/internal/arrowtest"
 	"github.com/backfillhq/backfill/internal/ndjsontest"
 
 	"github.com/backfillhq/backfill/internal/deadletterstest"
@@ -77,8 +78,7 @@ func (a *acks) install(b *pipeline.Batch) *pipeline.Batch {
 func (a *acks) get() (int, []error) { a.mu.Lock(); defer a.mu.Unlock(); return a.n, a.errs }
 
 func TestConcurrentWritesAccountForEveryRow(t *testing.T) {
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
+	mem := arrowtest.CheckedMem(t)
 	path := filepath.Join(t.TempDir(), "out", "messages.ndjson")
 	dl := &deadLetters{}
 	s, err := New(Options{Path: path, SyncInterval: 5 * time.Millisecond}, &pipeline.Env{Name: "p", DeadLetters: dl})
@@ -138,8 +138,7 @@ func TestConcurrentWritesAccountForEveryRow(t *testing.T) {
 }
 
 func TestLinesAreWhatTheEncoderSends(t *testing.T) {
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
+	mem := arrowtest.CheckedMem(t)
 	path := filepath.Join(t.TempDir(), "m.ndjson")
 	s, err := New(Options{Path: path, Message: message.Options{Version: "9.9"}}, &pipeline.Env{Name: "p", DeadLetters: &deadLetters{}})
 	if err != nil {
@@ -164,8 +163,7 @@ func TestLinesAreWhatTheEncoderSends(t *testing.T) {
 }
 
 func TestAckOnlyAfterSync(t *testing.T) {
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
+	mem := arrowtest.CheckedMem(t)
 	dir := t.TempDir()
 
 	// A long interval: nothing is acked until Close syncs.
@@ -234,8 +232,7 @@ func TestAckOnlyAfterSync(t *testing.T) {
 }
 
 func TestAppendKeepsCompleteLinesTruncateStartsOver(t *testing.T) {
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
+	mem := arrowtest.CheckedMem(t)
 	for _, c := range []struct {
 		name     string
 		truncate bool
@@ -280,8 +277,7 @@ func TestAppendKeepsCompleteLinesTruncateStartsOver(t *testing.T) {
 }
 
 func TestFailuresAckWithError(t *testing.T) {
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
+	mem := arrowtest.CheckedMem(t)
 	dl := &deadLetters{Err: errors.New("too many rejects")}
 	s, err := New(Options{Path: filepath.Join(t.TempDir(), "m.ndjson")}, &pipeline.Env{Name: "p", DeadLetters: dl})
 	if err != nil {
@@ -400,8 +396,7 @@ func TestShardsWriteTheirOwnFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
+	mem := arrowtest.CheckedMem(t)
 	for shard := 0; shard < 2; shard++ {
 		sk, err := NewFromConf(cfg.Sink.Conf, &pipeline.Env{Name: "p", Shard: shard, Shards: 2, DeadLetters: &deadLetters{}})
 		if err != nil {

@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/apache/arrow/go/v15/arrow"
-	"github.com/apache/arrow/go/v15/arrow/memory"
+	"github.com/backfillhq/backfill/internal/arrowtest"
 	"github.com/backfillhq/backfill/pipeline"
 	"github.com/backfillhq/backfill/pipeline/record"
 	"github.com/google/uuid"
@@ -36,8 +36,7 @@ type result struct {
 
 func encode(t *testing.T, opts Options, split string, cols ...col) result {
 	t.Helper()
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
+	mem := arrowtest.CheckedMem(t)
 	rec := makeRecord(t, mem, cols...)
 	b := pipeline.NewBatch(split, 100, rec)
 	defer b.Release()
@@ -322,8 +321,7 @@ func TestMessageIDs(t *testing.T) {
 }
 
 func TestEncodeBatchRowsAndErrors(t *testing.T) {
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
+	mem := arrowtest.CheckedMem(t)
 	rec := makeRecord(t, mem, str("type", "track", "track", "track"), str("userId", "u", "u", "u"), str("event", "E", nil, "E"))
 	b := pipeline.NewBatch("s", 10, rec)
 	defer b.Release()
@@ -377,8 +375,7 @@ func arrowRecord(s *arrow.Schema, rec arrow.Record) arrow.Record {
 }
 
 func TestSchemaCache(t *testing.T) {
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
+	mem := arrowtest.CheckedMem(t)
 	e := NewEncoder(Options{Pipeline: "p"})
 	for i := 0; i < 3; i++ {
 		// A new but equal schema each time reuses the plan.
@@ -404,8 +401,7 @@ func TestSchemaCache(t *testing.T) {
 // A sliced record (array offsets != 0, as Batch.Drop and readers make)
 // encodes the same rows as the unsliced one.
 func TestSlicedRecord(t *testing.T) {
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
+	mem := arrowtest.CheckedMem(t)
 	dict := &arrow.DictionaryType{IndexType: arrow.PrimitiveTypes.Int16, ValueType: arrow.BinaryTypes.String}
 	st := arrow.StructOf(arrow.Field{Name: "a", Type: i64, Nullable: true})
 	rec := makeRecord(t, mem,

@@ -15,8 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/apache/arrow/go/v15/arrow/memory"
-
+	"github.com/backfillhq/backfill/internal/arrowtest"
 	"github.com/backfillhq/backfill/internal/segmenttest"
 	"github.com/backfillhq/backfill/pipeline"
 )
@@ -26,8 +25,7 @@ import (
 func TestDeliversEveryRowOnceThroughFaults(t *testing.T) {
 	for _, gz := range []bool{true, false} {
 		t.Run(fmt.Sprintf("gzip=%v", gz), func(t *testing.T) {
-			mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-			defer mem.AssertSize(t, 0)
+			mem := arrowtest.CheckedMem(t)
 			srv := segmenttest.NewServer(segmenttest.Options{WriteKeys: []string{"KEY"}, Seed: 42,
 				Fail500: 0.1, Fail429: 0.1, Drop: 0.02, RetryAfter: "0"})
 			defer srv.Close()
@@ -154,8 +152,7 @@ func TestDeliversEveryRowOnceThroughFaults(t *testing.T) {
 }
 
 func TestUnauthorizedStopsWithClearError(t *testing.T) {
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
+	mem := arrowtest.CheckedMem(t)
 	srv := segmenttest.NewServer(segmenttest.Options{WriteKeys: []string{"OTHER"}})
 	defer srv.Close()
 	s := newSink(t, srv.URL(), "", &deadLetters{})
@@ -185,8 +182,7 @@ func TestUnauthorizedStopsWithClearError(t *testing.T) {
 }
 
 func TestBadRequestSplitIsolatesOneMessage(t *testing.T) {
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
+	mem := arrowtest.CheckedMem(t)
 	bad := id("s", 777)
 	srv := segmenttest.NewServer(segmenttest.Options{Reject: func(m segmenttest.Message) string {
 		if m.MessageID == bad {
@@ -225,8 +221,7 @@ func TestBadRequestSplitIsolatesOneMessage(t *testing.T) {
 // Cancelling the run stops promptly and acks only batches whose every row
 // was delivered.
 func TestCancelAcksOnlyDelivered(t *testing.T) {
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
+	mem := arrowtest.CheckedMem(t)
 	srv := segmenttest.NewServer(segmenttest.Options{Slow: 1, SlowDelay: 50 * time.Millisecond})
 	defer srv.Close()
 	s := newSink(t, srv.URL(), "batch:\n  max_events: 100\nrequest:\n  concurrency: 2\n", &deadLetters{})
@@ -271,8 +266,7 @@ func TestCancelAcksOnlyDelivered(t *testing.T) {
 }
 
 func TestRetriesExhaustedFailsWithoutAck(t *testing.T) {
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
+	mem := arrowtest.CheckedMem(t)
 	srv := segmenttest.NewServer(segmenttest.Options{Fail500: 1})
 	defer srv.Close()
 	s := newSink(t, srv.URL(), "request:\n  retry:\n    max_attempts: 3\n    initial_backoff: 1ms\n    max_backoff: 5ms\n", &deadLetters{})
@@ -293,8 +287,7 @@ func TestRetriesExhaustedFailsWithoutAck(t *testing.T) {
 }
 
 func TestRetryAfterIsHonouredWithoutSpendingBudget(t *testing.T) {
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
+	mem := arrowtest.CheckedMem(t)
 	// Every other request is a 429 on average; max_attempts 1 would fail
 	// at the first 5xx, so success proves 429s are not counted.
 	srv := segmenttest.NewServer(segmenttest.Options{Seed: 3, Fail429: 0.5, RetryAfter: "0.05"})
@@ -317,8 +310,7 @@ func TestRetryAfterIsHonouredWithoutSpendingBudget(t *testing.T) {
 }
 
 func TestRateLimitHoldsEventsPerSecond(t *testing.T) {
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
+	mem := arrowtest.CheckedMem(t)
 	srv := segmenttest.NewServer(segmenttest.Options{})
 	defer srv.Close()
 	s := newSink(t, srv.URL(), "batch:\n  max_events: 200\nrequest:\n  rate_limit: 2000/s\n", &deadLetters{})
@@ -342,8 +334,7 @@ func TestRateLimitHoldsEventsPerSecond(t *testing.T) {
 // TestShardsShareTheRateLimit checks that each of 4 shards holds a
 // quarter of the workspace's rate.
 func TestShardsShareTheRateLimit(t *testing.T) {
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
+	mem := arrowtest.CheckedMem(t)
 	srv := segmenttest.NewServer(segmenttest.Options{})
 	defer srv.Close()
 	c, err := loadConf(t, "endpoint: "+srv.URL()+"\nwrite_key: KEY\nbatch:\n  max_events: 100\nrequest:\n  rate_limit: 4000/s\n")
@@ -374,8 +365,7 @@ func TestShardsShareTheRateLimit(t *testing.T) {
 }
 
 func TestFlushIntervalSendsPartialRequests(t *testing.T) {
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
+	mem := arrowtest.CheckedMem(t)
 	srv := segmenttest.NewServer(segmenttest.Options{})
 	defer srv.Close()
 	s := newSink(t, srv.URL(), "batch:\n  flush_interval: 100ms\n", &deadLetters{})
@@ -432,8 +422,7 @@ func TestConfigRejectsValuesOverSegmentLimits(t *testing.T) {
 }
 
 func TestWriteAfterCloseIsRefused(t *testing.T) {
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
+	mem := arrowtest.CheckedMem(t)
 	srv := segmenttest.NewServer(segmenttest.Options{})
 	defer srv.Close()
 	s := newSink(t, srv.URL(), "", &deadLetters{})
@@ -451,8 +440,7 @@ func TestWriteAfterCloseIsRefused(t *testing.T) {
 
 // A dead-letter file that refuses more rows (max_rejects) stops the run.
 func TestDeadLetterRefusalStops(t *testing.T) {
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
+	mem := arrowtest.CheckedMem(t)
 	srv := segmenttest.NewServer(segmenttest.Options{})
 	defer srv.Close()
 	s := newSink(t, srv.URL(), "", &deadLetters{Max: 5})
@@ -470,8 +458,7 @@ func TestDeadLetterRefusalStops(t *testing.T) {
 }
 
 func TestNotFoundStopsWithEndpointError(t *testing.T) {
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
+	mem := arrowtest.CheckedMem(t)
 	srv := segmenttest.NewServer(segmenttest.Options{})
 	defer srv.Close()
 	s := newSink(t, srv.URL()+"/wrong", "", &deadLetters{})
@@ -493,8 +480,7 @@ func TestNotFoundStopsWithEndpointError(t *testing.T) {
 // run and says where to point it: following a 301 or 302 would turn the
 // POST into a GET, whose 4xx would dead-letter every message.
 func TestRedirectStopsWithTheNewLocation(t *testing.T) {
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
+	mem := arrowtest.CheckedMem(t)
 	srv := segmenttest.NewServer(segmenttest.Options{})
 	defer srv.Close()
 	for _, code := range []int{http.StatusMovedPermanently, http.StatusFound, http.StatusPermanentRedirect} {
@@ -522,8 +508,7 @@ func TestRedirectStopsWithTheNewLocation(t *testing.T) {
 // the run stops at the first attempt with a hint (retrying cannot help);
 // with it, every row is delivered over TLS.
 func TestPrivateCertificateAuthority(t *testing.T) {
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
+	mem := arrowtest.CheckedMem(t)
 	rcv := segmenttest.NewHandler(segmenttest.Options{})
 	srv := httptest.NewTLSServer(rcv)
 	defer srv.Close()
@@ -603,8 +588,7 @@ func TestRetryAfterHeaders(t *testing.T) {
 
 // Slow responses past request.timeout are retried like network errors.
 func TestTimeoutIsRetried(t *testing.T) {
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
+	mem := arrowtest.CheckedMem(t)
 	srv := segmenttest.NewServer(segmenttest.Options{Seed: 1, Slow: 0.3, SlowDelay: time.Second})
 	defer srv.Close()
 	s := newSink(t, srv.URL(), "batch:\n  max_events: 100\nrequest:\n  timeout: 100ms\n  retry:\n    initial_backoff: 1ms\n    max_backoff: 10ms\n", &deadLetters{})
@@ -627,8 +611,7 @@ func TestTimeoutIsRetried(t *testing.T) {
 }
 
 func TestImportPathAndRequestRate(t *testing.T) {
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
+	mem := arrowtest.CheckedMem(t)
 	srv := segmenttest.NewServer(segmenttest.Options{})
 	defer srv.Close()
 	s := newSink(t, srv.URL(), "path: /v1/import\ngzip: false\nbatch:\n  max_events: 100\nrequest:\n  requests_rate_limit: 20/s\n", &deadLetters{})
@@ -651,8 +634,7 @@ func TestImportPathAndRequestRate(t *testing.T) {
 
 // Requests fill up to the configured limits exactly, never past them.
 func TestRequestsHoldConfiguredLimits(t *testing.T) {
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
+	mem := arrowtest.CheckedMem(t)
 	for _, c := range []struct{ events, bytes int }{{7, 500_000}, {2500, 5_000}} {
 		srv := segmenttest.NewServer(segmenttest.Options{MaxEvents: c.events, MaxBodyBytes: c.bytes})
 		s := newSink(t, srv.URL(), fmt.Sprintf("batch:\n  max_events: %d\n  max_bytes: %d\n", c.events, c.bytes), &deadLetters{})

@@ -9,9 +9,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/apache/arrow/go/v15/arrow/memory"
 	"github.com/klauspost/compress/gzip"
 
+	"github.com/backfillhq/backfill/internal/arrowtest"
 	"github.com/backfillhq/backfill/internal/sampledata"
 	"github.com/backfillhq/backfill/pipeline"
 )
@@ -103,8 +103,7 @@ func TestRelativeGlob(t *testing.T) {
 
 func TestSplitsAndRead(t *testing.T) {
 	dir := tree(t)
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
+	mem := arrowtest.CheckedMem(t)
 	s := &Source{Path: filepath.Join(dir, "a"), Exclude: []string{"*.tmp"}, Alloc: mem}
 	s.Opts.CSV.Header = true
 	ctx := context.Background()

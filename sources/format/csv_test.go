@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/backfillhq/backfill/internal/arrowtest"
 	"github.com/backfillhq/backfill/internal/sampledata"
 	"github.com/backfillhq/backfill/pipeline"
 )
@@ -87,7 +88,7 @@ func TestCSV(t *testing.T) {
 				}
 				data := compressBytes(t, []byte(tc.data), comp)
 				res, err := readAll(t, memInput(tc.file+compExt[comp], data), opts,
-					pipeline.ReadOptions{Columns: pipeline.AllColumns, BatchRows: 2}, checkedMem(t))
+					pipeline.ReadOptions{Columns: pipeline.AllColumns, BatchRows: 2}, arrowtest.CheckedMem(t))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -143,7 +144,7 @@ func TestCSVResume(t *testing.T) {
 	}
 	for _, off := range []int64{0, 1, 7, 8, 11, 49, 50} {
 		res, err := readAll(t, memInput("r.csv", []byte(b.String())), DefaultOptions(),
-			pipeline.ReadOptions{Offset: off, Columns: pipeline.Columns{Names: []string{"id", "missing"}}, BatchRows: 4}, checkedMem(t))
+			pipeline.ReadOptions{Offset: off, Columns: pipeline.Columns{Names: []string{"id", "missing"}}, BatchRows: 4}, arrowtest.CheckedMem(t))
 		if err != nil {
 			t.Fatal(off, err)
 		}
@@ -161,7 +162,7 @@ func TestCSVResume(t *testing.T) {
 			}
 		}
 	}
-	_, err := readAll(t, memInput("r.csv", []byte(b.String())), DefaultOptions(), pipeline.ReadOptions{Offset: 51}, checkedMem(t))
+	_, err := readAll(t, memInput("r.csv", []byte(b.String())), DefaultOptions(), pipeline.ReadOptions{Offset: 51}, arrowtest.CheckedMem(t))
 	if err == nil || !strings.Contains(err.Error(), "r.csv: resume offset 51 is past the end") {
 		t.Fatalf("err = %v", err)
 	}
@@ -170,7 +171,7 @@ func TestCSVResume(t *testing.T) {
 func TestCSVDeclaredColumnMissing(t *testing.T) {
 	opts := DefaultOptions()
 	opts.CSV.Columns = []Column{{"amont", "float64"}}
-	_, err := readAll(t, memInput("o.csv", []byte("id,amount\n1,2\n")), opts, pipeline.ReadOptions{}, checkedMem(t))
+	_, err := readAll(t, memInput("o.csv", []byte("id,amount\n1,2\n")), opts, pipeline.ReadOptions{}, arrowtest.CheckedMem(t))
 	if err == nil || !strings.Contains(err.Error(), `o.csv: declared column "amont" not in the file's columns (id, amount)`) {
 		t.Fatalf("err = %v", err)
 	}
@@ -179,7 +180,7 @@ func TestCSVDeclaredColumnMissing(t *testing.T) {
 // A header naming two columns alike fails the file: the second would be
 // unreachable, its values silently dropped.
 func TestCSVDuplicateHeader(t *testing.T) {
-	_, err := readAll(t, memInput("d.csv", []byte("id,email,email\n1,a,b\n")), DefaultOptions(), pipeline.ReadOptions{}, checkedMem(t))
+	_, err := readAll(t, memInput("d.csv", []byte("id,email,email\n1,a,b\n")), DefaultOptions(), pipeline.ReadOptions{}, arrowtest.CheckedMem(t))
 	if err == nil || !strings.Contains(err.Error(), `d.csv line 1: header: columns 2 and 3 are both named "email"`) {
 		t.Fatalf("err = %v", err)
 	}
@@ -192,7 +193,7 @@ func TestCSVSample(t *testing.T) {
 	}
 	opts := DefaultOptions()
 	opts.CSV.Columns = []Column{{"signed_up_at", "timestamp"}}
-	res, err := readAll(t, memInput("signups.csv", buf.Bytes()), opts, pipeline.ReadOptions{Columns: pipeline.AllColumns}, checkedMem(t))
+	res, err := readAll(t, memInput("signups.csv", buf.Bytes()), opts, pipeline.ReadOptions{Columns: pipeline.AllColumns}, arrowtest.CheckedMem(t))
 	if err != nil {
 		t.Fatal(err)
 	}

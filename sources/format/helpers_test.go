@@ -127,10 +127,4 @@ func readAll(t testing.TB, in Input, opts Options, ro pipeline.ReadOptions, mem 
 	}
 }
 
-func checkedMem(t *testing.T) *memory.CheckedAllocator {
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	t.Cleanup(func() { mem.AssertSize(t, 0) })
-	return mem
-}
-
 func newGzipWriter(w io.Writer) *gzip.Writer { return gzip.NewWriter(w) }

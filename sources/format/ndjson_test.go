@@ -8,6 +8,7 @@ import (
 
 	"github.com/apache/arrow/go/v15/arrow"
 
+	"github.com/backfillhq/backfill/internal/arrowtest"
 	"github.com/backfillhq/backfill/internal/sampledata"
 	"github.com/backfillhq/backfill/pipeline"
 	"github.com/backfillhq/backfill/pipeline/record"
@@ -52,7 +53,7 @@ func TestNDJSON(t *testing.T) {
 			t.Run(tc.name+"/"+comp, func(t *testing.T) {
 				data := compressBytes(t, []byte(tc.data), comp)
 				res, err := readAll(t, memInput("x.ndjson"+compExt[comp], data), DefaultOptions(),
-					pipeline.ReadOptions{Columns: pipeline.AllColumns, BatchRows: 100}, checkedMem(t))
+					pipeline.ReadOptions{Columns: pipeline.AllColumns, BatchRows: 100}, arrowtest.CheckedMem(t))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -68,7 +69,7 @@ func TestNDJSON(t *testing.T) {
 
 func TestNDJSONTypes(t *testing.T) {
 	data := `{"s":"x","i":1,"f":1.5,"b":true,"o":{"a":1},"mix":1,"null":null}` + "\n" + `{"mix":"y","f":2}` + "\n"
-	res, err := readAll(t, memInput("t.jsonl", []byte(data)), DefaultOptions(), pipeline.ReadOptions{Columns: pipeline.AllColumns}, checkedMem(t))
+	res, err := readAll(t, memInput("t.jsonl", []byte(data)), DefaultOptions(), pipeline.ReadOptions{Columns: pipeline.AllColumns}, arrowtest.CheckedMem(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +86,7 @@ func TestNDJSONTypes(t *testing.T) {
 // comes out.
 func TestNDJSONSchemaPerBatch(t *testing.T) {
 	data := "{\"a\":1}\n{\"a\":2}\n{\"a\":3,\"late\":\"x\"}\n"
-	res, err := readAll(t, memInput("t.json", []byte(data)), DefaultOptions(), pipeline.ReadOptions{Columns: pipeline.AllColumns, BatchRows: 2}, checkedMem(t))
+	res, err := readAll(t, memInput("t.json", []byte(data)), DefaultOptions(), pipeline.ReadOptions{Columns: pipeline.AllColumns, BatchRows: 2}, arrowtest.CheckedMem(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +105,7 @@ func TestNDJSONResumeAndProjection(t *testing.T) {
 	data := strings.Join(lines[:100], "") + "\n\nnot json\n" + strings.Join(lines[100:], "")
 	for _, off := range []int64{0, 99, 100, 101, 250, 501} {
 		res, err := readAll(t, memInput("a.ndjson.gz", compressBytes(t, []byte(data), Gzip)), DefaultOptions(),
-			pipeline.ReadOptions{Offset: off, BatchRows: 64, Columns: pipeline.Columns{Names: []string{"messageId", "properties.total", "nope"}}}, checkedMem(t))
+			pipeline.ReadOptions{Offset: off, BatchRows: 64, Columns: pipeline.Columns{Names: []string{"messageId", "properties.total", "nope"}}}, arrowtest.CheckedMem(t))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -124,7 +125,7 @@ func TestNDJSONResumeAndProjection(t *testing.T) {
 			t.Fatalf("offset %d: rejects %v", off, res.rejects)
 		}
 	}
-	_, err := readAll(t, memInput("a.ndjson", []byte(data)), DefaultOptions(), pipeline.ReadOptions{Offset: 502}, checkedMem(t))
+	_, err := readAll(t, memInput("a.ndjson", []byte(data)), DefaultOptions(), pipeline.ReadOptions{Offset: 502}, arrowtest.CheckedMem(t))
 	if err == nil || !strings.Contains(err.Error(), "past the end") {
 		t.Fatalf("err = %v", err)
 	}

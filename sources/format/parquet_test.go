@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/backfillhq/backfill/internal/arrowtest"
 	"github.com/backfillhq/backfill/internal/sampledata"
 	"github.com/backfillhq/backfill/pipeline"
 )
@@ -26,7 +27,7 @@ func TestParquetResume(t *testing.T) {
 	}
 	for _, off := range []int64{0, 1, 299, 999, 1000, 1001, 1999, 2000, 2499, 2500} {
 		t.Run(fmt.Sprint(off), func(t *testing.T) {
-			mem := checkedMem(t)
+			mem := arrowtest.CheckedMem(t)
 			res, err := readAll(t, memInput("orders.parquet", data), DefaultOptions(),
 				pipeline.ReadOptions{Offset: off, Columns: pipeline.AllColumns, BatchRows: 300}, mem)
 			if err != nil {
@@ -45,7 +46,7 @@ func TestParquetResume(t *testing.T) {
 			}
 		})
 	}
-	_, err = readAll(t, memInput("orders.parquet", data), DefaultOptions(), pipeline.ReadOptions{Offset: 2501, Columns: pipeline.AllColumns}, checkedMem(t))
+	_, err = readAll(t, memInput("orders.parquet", data), DefaultOptions(), pipeline.ReadOptions{Offset: 2501, Columns: pipeline.AllColumns}, arrowtest.CheckedMem(t))
 	if err == nil || !strings.Contains(err.Error(), "past the end") {
 		t.Fatalf("offset past the end: %v", err)
 	}
@@ -58,7 +59,7 @@ func TestParquetSkipsRowGroups(t *testing.T) {
 		ra := &countingReaderAt{r: bytes.NewReader(data)}
 		in := memInput("o.parquet", data)
 		in.ReaderAt = ra
-		if _, err := readAll(t, in, DefaultOptions(), pipeline.ReadOptions{Offset: off, Columns: pipeline.AllColumns}, checkedMem(t)); err != nil {
+		if _, err := readAll(t, in, DefaultOptions(), pipeline.ReadOptions{Offset: off, Columns: pipeline.AllColumns}, arrowtest.CheckedMem(t)); err != nil {
 			t.Fatal(err)
 		}
 		return ra.n.Load()
@@ -74,13 +75,13 @@ func TestParquetProjection(t *testing.T) {
 	full := &countingReaderAt{r: bytes.NewReader(data)}
 	in := memInput("o.parquet", data)
 	in.ReaderAt = full
-	if _, err := readAll(t, in, DefaultOptions(), pipeline.ReadOptions{Columns: pipeline.AllColumns}, checkedMem(t)); err != nil {
+	if _, err := readAll(t, in, DefaultOptions(), pipeline.ReadOptions{Columns: pipeline.AllColumns}, arrowtest.CheckedMem(t)); err != nil {
 		t.Fatal(err)
 	}
 	proj := &countingReaderAt{r: bytes.NewReader(data)}
 	in.ReaderAt = proj
 	res, err := readAll(t, in, DefaultOptions(), pipeline.ReadOptions{Offset: 150, BatchRows: 64,
-		Columns: pipeline.Columns{Names: []string{"amount", "order_id", "no_such_column"}}}, checkedMem(t))
+		Columns: pipeline.Columns{Names: []string{"amount", "order_id", "no_such_column"}}}, arrowtest.CheckedMem(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +98,7 @@ func TestParquetProjection(t *testing.T) {
 	}
 	// No requested column exists: batches still account for the rows.
 	res, err = readAll(t, memInput("o.parquet", data), DefaultOptions(), pipeline.ReadOptions{Offset: 10,
-		Columns: pipeline.Columns{Names: []string{"nope"}}, BatchRows: 100}, checkedMem(t))
+		Columns: pipeline.Columns{Names: []string{"nope"}}, BatchRows: 100}, arrowtest.CheckedMem(t))
 	if err != nil || res.end != 500 || len(res.rows) != 490 || len(res.rows[0]) != 0 {
 		t.Fatalf("no columns: %v, end %d, %d rows", err, res.end, len(res.rows))
 	}
@@ -110,13 +111,13 @@ func TestParquetErrors(t *testing.T) {
 		"truncated": ordersParquet(t, 100, 50)[:500],
 	} {
 		t.Run(name, func(t *testing.T) {
-			_, err := readAll(t, memInput("bad.parquet", data), DefaultOptions(), pipeline.ReadOptions{Columns: pipeline.AllColumns}, checkedMem(t))
+			_, err := readAll(t, memInput("bad.parquet", data), DefaultOptions(), pipeline.ReadOptions{Columns: pipeline.AllColumns}, arrowtest.CheckedMem(t))
 			if err == nil || !strings.Contains(err.Error(), "bad.parquet") {
 				t.Fatalf("err = %v", err)
 			}
 		})
 	}
-	_, err := readAll(t, memInput("x.parquet.gz", []byte("x")), DefaultOptions(), pipeline.ReadOptions{}, checkedMem(t))
+	_, err := readAll(t, memInput("x.parquet.gz", []byte("x")), DefaultOptions(), pipeline.ReadOptions{}, arrowtest.CheckedMem(t))
 	if err == nil || !strings.Contains(err.Error(), "cannot be gzip-compressed") {
 		t.Fatalf("err = %v", err)
 	}

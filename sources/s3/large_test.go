@@ -12,6 +12,7 @@ import (
 
 	"github.com/apache/arrow/go/v15/arrow/memory"
 
+	"github.com/backfillhq/backfill/internal/arrowtest"
 	"github.com/backfillhq/backfill/internal/s3test"
 	"github.com/backfillhq/backfill/pipeline"
 	"github.com/backfillhq/backfill/sources/format"
@@ -88,8 +89,7 @@ func TestLargeParquetBoundedMemory(t *testing.T) {
 	st, _ := os.Stat(path)
 	srv.PutFile(t, "big", "events/big.parquet", path)
 
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
+	mem := arrowtest.CheckedMem(t)
 	src := newSource(t, mem, minioConf(srv, "")+"bucket: big\nprefix: events/")
 	splits, err := src.Splits(context.Background())
 	if err != nil {

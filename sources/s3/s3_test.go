@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/apache/arrow/go/v15/arrow/memory"
 	"github.com/apache/arrow/go/v15/parquet/file"
 
+	"github.com/backfillhq/backfill/internal/arrowtest"
 	"github.com/backfillhq/backfill/internal/s3test"
 	"github.com/backfillhq/backfill/pipeline"
 )
@@ -70,8 +70,7 @@ func TestListingPagesGlobAndOrder(t *testing.T) {
 	slices.Sort(want)
 
 	counter := srv.Counting(t)
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
+	mem := arrowtest.CheckedMem(t)
 	_, splits := splitsOf(t, mem, minioConf(srv, counter.URL)+"bucket: lake\nprefix: data/\npattern: '**/*.parquet'\npage_size: 7")
 	if got := splitIDs(splits); !slices.Equal(got, want) {
 		t.Fatalf("got %d splits (first %v), want %d", len(got), got[:min(3, len(got))], len(want))
@@ -107,8 +106,7 @@ func TestParquetReadAndResumeSkipsRowGroups(t *testing.T) {
 	srv.Put(t, "pqt", "orders/2024/part-0.parquet", data)
 	counter := srv.Counting(t)
 
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
+	mem := arrowtest.CheckedMem(t)
 	src, splits := splitsOf(t, mem, minioConf(srv, counter.URL)+"bucket: pqt\nprefix: orders/\nread_ahead: 65536")
 	if len(splits) != 1 || splits[0].ID != "s3://pqt/orders/2024/part-0.parquet" || splits[0].Bytes != int64(len(data)) {
 		t.Fatalf("splits: %+v", splits)
@@ -191,8 +189,7 @@ func TestRangeReaderAgainstObject(t *testing.T) {
 		data[i] = byte(i * 7)
 	}
 	srv.Put(t, "raw", "blob.bin", data)
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
+	mem := arrowtest.CheckedMem(t)
 	src, splits := splitsOf(t, mem, minioConf(srv, "")+"bucket: raw\nread_ahead: 65536\nmax_buffered: 131072")
 	ra := newRangeReader(context.Background(), src, splits[0].Info.(*object))
 	buf := make([]byte, 4096)
@@ -229,8 +226,7 @@ func TestManifest(t *testing.T) {
   {"url":"s3://unload/orders/0000_part_00.json","mandatory":true},
   {"url":"s3://unload/orders/0002_part_00.json","mandatory":false}]}`))
 	srv.Put(t, "unload", "orders/bad-manifest", []byte(`{"entries":[{"url":"s3://unload/orders/missing.json","mandatory":true}]}`))
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
+	mem := arrowtest.CheckedMem(t)
 	src, splits := splitsOf(t, mem, minioConf(srv, "")+"bucket: unload\nmanifest: orders/manifest\nformat: ndjson")
 	want := []string{"s3://unload/orders/0000_part_00.json", "s3://unload/orders/0001_part_00.json"}
 	if got := splitIDs(splits); !slices.Equal(got, want) {
@@ -269,8 +265,7 @@ func TestSegmentArchive(t *testing.T) {
 	srv.PutParallel(t, "seg", objs)
 	counter := srv.Counting(t)
 
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
+	mem := arrowtest.CheckedMem(t)
 	base := minioConf(srv, counter.URL) + "bucket: seg\nprefix: logs\nlayout: segment-archive\n"
 	src, splits := splitsOf(t, mem, base+"from: 2024-01-02\nto: 2024-01-03")
 	if len(splits) != 4 {
@@ -315,8 +310,7 @@ func TestHivePartitions(t *testing.T) {
 		}
 	}
 	srv.PutParallel(t, "dlake", objs)
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
+	mem := arrowtest.CheckedMem(t)
 	base := minioConf(srv, "") + "bucket: dlake\nprefix: segment-data/data/SRC/\nlayout: hive\n"
 	src, splits := splitsOf(t, mem, base+"partitions:\n  segment_type: track\n  day: {from: 2024-01-02, to: 2024-01-03}\n  hr: {from: 6}")
 	want := []string{
@@ -354,8 +348,7 @@ func TestErrorsNameBucketAndCredentials(t *testing.T) {
 	srv.SetPolicy(t, "private", `{"Version":"2012-10-17","Statement":[
 	 {"Effect":"Allow","Principal":{"AWS":["*"]},"Action":["s3:GetObject"],"Resource":["arn:aws:s3:::private/public/*"]},
 	 {"Effect":"Allow","Principal":{"AWS":["*"]},"Action":["s3:ListBucket"],"Resource":["arn:aws:s3:::private"],"Condition":{"StringLike":{"s3:prefix":["public/*"]}}}]}`)
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
+	mem := arrowtest.CheckedMem(t)
 	ctx := context.Background()
 
 	splitsErr := func(body string) error {
@@ -417,8 +410,7 @@ func TestObjectRewritten(t *testing.T) {
 	srv := s3test.Start(t)
 	srv.CreateBucket(t, "bkt")
 	srv.Put(t, "bkt", "x.json", []byte("{\"v\":1}\n"))
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
+	mem := arrowtest.CheckedMem(t)
 	conf := minioConf(srv, "") + "bucket: bkt"
 	src, splits := splitsOf(t, mem, conf)
 	_, again := splitsOf(t, mem, conf)
@@ -445,8 +437,7 @@ func TestConnectionCutMidBodyResumes(t *testing.T) {
 	srv.Put(t, "cut", "logs/a.json.gz", gz)
 	srv.Put(t, "cut", "pq/a.parquet", parquetBytes(t, 20000, 5000, 40))
 	counter := srv.Counting(t)
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
+	mem := arrowtest.CheckedMem(t)
 
 	// NDJSON: one GET, cut twice; each retry asks for the rest only.
 	src, splits := splitsOf(t, mem, minioConf(srv, counter.URL)+"bucket: cut\nprefix: logs/")
@@ -491,8 +482,7 @@ func TestHivePruningSkipsFolders(t *testing.T) {
 	objs["events/segment_type=track/stray.parquet"] = small
 	srv.PutParallel(t, "dlake", objs)
 	cnt := srv.Counting(t)
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
+	mem := arrowtest.CheckedMem(t)
 	base := minioConf(srv, cnt.URL) + "bucket: dlake\nprefix: events/\nlayout: hive\n"
 
 	src, splits := splitsOf(t, mem, base+"partitions:\n  segment_type: [track, screen view]\n  day: {from: 2024-01-02, to: 2024-01-03}")

@@ -12,8 +12,8 @@ import (
 	"testing"
 
 	"github.com/apache/arrow/go/v15/arrow"
-	"github.com/apache/arrow/go/v15/arrow/memory"
 
+	"github.com/backfillhq/backfill/internal/arrowtest"
 	"github.com/backfillhq/backfill/pipeline"
 	"github.com/backfillhq/backfill/pipeline/record"
 	_ "github.com/backfillhq/backfill/sources/file"
@@ -26,8 +26,7 @@ func (nopSink) Write(context.Context, *pipeline.Batch) error { return nil }
 func (nopSink) Close(context.Context) error                  { return nil }
 
 func TestSegmentReplayConfig(t *testing.T) {
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
+	mem := arrowtest.CheckedMem(t)
 	reg := pipeline.NewRegistry()
 	for _, p := range pipeline.Default.All() {
 		if p.Kind != pipeline.SinkKind {
