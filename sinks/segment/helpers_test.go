@@ -1,6 +1,7 @@
 package segment
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"sync"
@@ -47,6 +48,12 @@ func indent(s, by string) string {
 // newSink builds a sink from YAML config against a receiver.
 func newSink(t *testing.T, url, extra string, dl pipeline.DeadLetters) *Sink {
 	t.Helper()
+	return newSinkEnv(t, url, extra, &pipeline.Env{Name: "test", Version: "1.2.3", DeadLetters: dl})
+}
+
+// newSinkEnv is newSink with a whole Env (shards, say).
+func newSinkEnv(t *testing.T, url, extra string, env *pipeline.Env) *Sink {
+	t.Helper()
 	c, err := loadConf(t, "endpoint: "+url+"\nwrite_key: KEY\n"+extra)
 	if err != nil {
 		t.Fatalf("config: %v", err)
@@ -55,11 +62,24 @@ func newSink(t *testing.T, url, extra string, dl pipeline.DeadLetters) *Sink {
 	if err != nil {
 		t.Fatalf("options: %v", err)
 	}
-	s, err := New(opts, &pipeline.Env{Name: "test", Version: "1.2.3", DeadLetters: dl})
+	s, err := New(opts, env)
 	if err != nil {
 		t.Fatalf("new: %v", err)
 	}
 	return s
+}
+
+// sendAll writes the batches and closes the sink, failing t on an error.
+func sendAll(t *testing.T, s *Sink, batches ...*pipeline.Batch) {
+	t.Helper()
+	for _, b := range batches {
+		if err := s.Write(context.Background(), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // rowKind says what a generated row is.

@@ -194,14 +194,11 @@ func TestBadRequestSplitIsolatesOneMessage(t *testing.T) {
 	dl := &deadLetters{}
 	s := newSink(t, srv.URL(), "", dl)
 	a := newAcks()
+	var batches []*pipeline.Batch
 	for start := 0; start < 3000; start += 1000 {
-		if err := s.Write(context.Background(), a.watch(makeBatch(mem, "s", start, 1000, nil))); err != nil {
-			t.Fatal(err)
-		}
+		batches = append(batches, a.watch(makeBatch(mem, "s", start, 1000, nil)))
 	}
-	if err := s.Close(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	sendAll(t, s, batches...)
 	if ok, _ := a.check(t, 3); ok != 3 {
 		t.Errorf("batches acked ok: %d of 3", ok)
 	}
@@ -294,12 +291,7 @@ func TestRetryAfterIsHonouredWithoutSpendingBudget(t *testing.T) {
 	defer srv.Close()
 	s := newSink(t, srv.URL(), "batch:\n  max_events: 50\nrequest:\n  retry:\n    max_attempts: 1\n", &deadLetters{})
 	a := newAcks()
-	if err := s.Write(context.Background(), a.watch(makeBatch(mem, "s", 0, 1000, nil))); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Close(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	sendAll(t, s, a.watch(makeBatch(mem, "s", 0, 1000, nil)))
 	if ok, _ := a.check(t, 1); ok != 1 {
 		t.Error("not acked")
 	}
@@ -316,12 +308,7 @@ func TestRateLimitHoldsEventsPerSecond(t *testing.T) {
 	s := newSink(t, srv.URL(), "batch:\n  max_events: 200\nrequest:\n  rate_limit: 2000/s\n", &deadLetters{})
 	a := newAcks()
 	start := time.Now()
-	if err := s.Write(context.Background(), a.watch(makeBatch(mem, "s", 0, 3000, nil))); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Close(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	sendAll(t, s, a.watch(makeBatch(mem, "s", 0, 3000, nil)))
 	// A burst of one request (200), then 2,800 events at 2,000/s = 1.4 s.
 	if d := time.Since(start); d < 1300*time.Millisecond || d > 3*time.Second {
 		t.Errorf("3000 events at 2000/s took %v", d)
@@ -337,26 +324,11 @@ func TestShardsShareTheRateLimit(t *testing.T) {
 	mem := arrowtest.CheckedMem(t)
 	srv := segmenttest.NewServer(segmenttest.Options{})
 	defer srv.Close()
-	c, err := loadConf(t, "endpoint: "+srv.URL()+"\nwrite_key: KEY\nbatch:\n  max_events: 100\nrequest:\n  rate_limit: 4000/s\n")
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts, err := OptionsFromConf(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := New(opts, &pipeline.Env{Name: "test", DeadLetters: &deadLetters{}, Shards: 4})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := newSinkEnv(t, srv.URL(), "batch:\n  max_events: 100\nrequest:\n  rate_limit: 4000/s\n",
+		&pipeline.Env{Name: "test", DeadLetters: &deadLetters{}, Shards: 4})
 	a := newAcks()
 	start := time.Now()
-	if err := s.Write(context.Background(), a.watch(makeBatch(mem, "s", 0, 1100, nil))); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Close(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	sendAll(t, s, a.watch(makeBatch(mem, "s", 0, 1100, nil)))
 	// A burst of one request (100), then 1,000 events at 1,000/s: 1 s
 	// (at the unshared 4,000/s it would take 0.25 s).
 	if d := time.Since(start); d < 900*time.Millisecond || d > 3*time.Second {
@@ -530,20 +502,14 @@ func TestPrivateCertificateAuthority(t *testing.T) {
 
 	s = newSink(t, srv.URL, "tls: {ca_file: "+ca+"}\n", &deadLetters{})
 	a = newAcks()
-	s.Write(context.Background(), a.watch(makeBatch(mem, "s", 0, 10, nil)))
-	if err := s.Close(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	sendAll(t, s, a.watch(makeBatch(mem, "s", 0, 10, nil)))
 	if ok, _ := a.check(t, 1); ok != 1 || rcv.Stats().Messages != 10 {
 		t.Fatalf("with tls.ca_file: acked %d, delivered %d", ok, rcv.Stats().Messages)
 	}
 
 	s = newSink(t, srv.URL, "tls: {insecure_skip_verify: true}\n", &deadLetters{})
 	a = newAcks()
-	s.Write(context.Background(), a.watch(makeBatch(mem, "s", 100, 10, nil)))
-	if err := s.Close(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	sendAll(t, s, a.watch(makeBatch(mem, "s", 100, 10, nil)))
 	if ok, _ := a.check(t, 1); ok != 1 || rcv.Stats().Messages != 20 {
 		t.Fatalf("with insecure_skip_verify: acked %d, delivered %d in all", ok, rcv.Stats().Messages)
 	}
@@ -593,12 +559,7 @@ func TestTimeoutIsRetried(t *testing.T) {
 	defer srv.Close()
 	s := newSink(t, srv.URL(), "batch:\n  max_events: 100\nrequest:\n  timeout: 100ms\n  retry:\n    initial_backoff: 1ms\n    max_backoff: 10ms\n", &deadLetters{})
 	a := newAcks()
-	if err := s.Write(context.Background(), a.watch(makeBatch(mem, "s", 0, 2000, nil))); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Close(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	sendAll(t, s, a.watch(makeBatch(mem, "s", 0, 2000, nil)))
 	if ok, _ := a.check(t, 1); ok != 1 {
 		t.Error("not acked")
 	}
@@ -617,12 +578,7 @@ func TestImportPathAndRequestRate(t *testing.T) {
 	s := newSink(t, srv.URL(), "path: /v1/import\ngzip: false\nbatch:\n  max_events: 100\nrequest:\n  requests_rate_limit: 20/s\n", &deadLetters{})
 	a := newAcks()
 	start := time.Now()
-	if err := s.Write(context.Background(), a.watch(makeBatch(mem, "s", 0, 1000, nil))); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Close(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	sendAll(t, s, a.watch(makeBatch(mem, "s", 0, 1000, nil)))
 	// 10 requests at 20/s, the first one free: at least 450 ms.
 	if d := time.Since(start); d < 400*time.Millisecond {
 		t.Errorf("10 requests at 20/s took %v", d)
