@@ -201,6 +201,21 @@ func dropColumns(rec arrow.Record, drop map[int]bool) arrow.Record {
 }
 
 // requireNames is a projection that adds names to out (out.All stays All).
+// internalNames are the internal columns (names starting with "_") that
+// out needs: transforms that build a new record carry them through.
+func internalNames(out pipeline.Columns) []string {
+	if out.All {
+		return nil
+	}
+	var names []string
+	for _, n := range out.Names {
+		if strings.HasPrefix(n, "_") {
+			names = append(names, n)
+		}
+	}
+	return names
+}
+
 func requireNames(out pipeline.Columns, names ...string) pipeline.Columns {
 	if out.All {
 		return out

@@ -61,14 +61,7 @@ func newExpand(conf *pipeline.Conf, env *pipeline.Env) (pipeline.Transform, erro
 // the output needs.
 func (x *Expand) Requires(out pipeline.Columns) pipeline.Columns {
 	names := append([]string{x.column}, x.keep...)
-	if !out.All {
-		for _, n := range out.Names {
-			if strings.HasPrefix(n, "_") {
-				names = append(names, n)
-			}
-		}
-	}
-	return requireNames(pipeline.Columns{}, names...)
+	return requireNames(pipeline.Columns{}, append(names, internalNames(out)...)...)
 }
 
 // expandKey is one message key: its value in each row (nil: absent or

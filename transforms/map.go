@@ -453,12 +453,5 @@ func (m *Map) Requires(out pipeline.Columns) pipeline.Columns {
 			names = append(names, t.column)
 		}
 	}
-	if !out.All {
-		for _, n := range out.Names {
-			if strings.HasPrefix(n, "_") {
-				names = append(names, n)
-			}
-		}
-	}
-	return requireNames(pipeline.Columns{}, names...)
+	return requireNames(pipeline.Columns{}, append(names, internalNames(out)...)...)
 }
