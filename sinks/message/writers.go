@@ -330,11 +330,11 @@ func (w *timeW) appendMillis(e *Encoder, dst []byte, ms int64) ([]byte, bool) {
 type timeTextW struct {
 	inner writer
 	t     texter
-	fmt   timeW // formats, with its day cache
+	out   timeW // writes the time, with its day cache
 }
 
 func newTimeTextW(inner writer, col string) *timeTextW {
-	return &timeTextW{inner: inner, t: inner.(texter), fmt: timeW{nulls: nulls{col: col}}}
+	return &timeTextW{inner: inner, t: inner.(texter), out: timeW{nulls: nulls{col: col}}}
 }
 
 func (w *timeTextW) bind(a arrow.Array) { w.inner.bind(a) }
@@ -343,11 +343,11 @@ func (w *timeTextW) write(e *Encoder, dst []byte, i int) ([]byte, bool) {
 	s := w.t.text(i)
 	t, err := time.Parse(time.RFC3339Nano, s)
 	if err != nil {
-		e.fail(w.fmt.col, fmt.Sprintf("%s %q is not an RFC 3339 time (2024-03-01T12:00:00Z); "+
-			"a timestamp transform reads other forms (no zone, a space, unix times, Go layouts)", w.fmt.col, s))
+		e.fail(w.out.col, fmt.Sprintf("%s %q is not an RFC 3339 time (2024-03-01T12:00:00Z); "+
+			"a timestamp transform reads other forms (no zone, a space, unix times, Go layouts)", w.out.col, s))
 		return dst, false
 	}
-	return w.fmt.appendMillis(e, dst, t.UnixMilli())
+	return w.out.appendMillis(e, dst, t.UnixMilli())
 }
 
 // jsonW splices JSON texts, validated (a broken text would fail a whole
