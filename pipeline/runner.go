@@ -525,6 +525,8 @@ func Run(ctx context.Context, cfg *Config, opts RunOptions) (rep *Report, err er
 			return &splitError{w.split.ID, err}
 		}
 		defer rd.Close()
+		ra := startReadAhead(runCtx, rd)
+		defer ra.Close() // before rd.Close
 		tr.open(w.split.ID, w.offset)
 		end := w.offset // the row after the last read
 		for {
@@ -532,7 +534,7 @@ func Run(ctx context.Context, cfg *Config, opts RunOptions) (rep *Report, err er
 				limitHit.Store(true)
 				return nil
 			}
-			b, err := rd.Next(runCtx)
+			b, err := ra.Next()
 			if err == io.EOF {
 				tr.finish(w.split.ID)
 				c.splitsDone.Add(1)

@@ -34,6 +34,7 @@ type genSource struct {
 	bytesOnly    bool  // splits say their size (100 bytes a row), not their rows
 	estimate     int64 // with neither rows nor size: the source's estimate
 	version      string
+	onNext       func() // called as each Next starts
 }
 
 func (g genSource) EstimatedRows() int64 { return g.estimate }
@@ -64,6 +65,9 @@ type genReader struct {
 }
 
 func (r *genReader) Next(ctx context.Context) (*pipeline.Batch, error) {
+	if r.g.onNext != nil {
+		r.g.onNext()
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -698,5 +702,72 @@ func TestCheckpointEncodingRoundTrips(t *testing.T) {
 		if n := bytes.Count(data, []byte(`"offset"`)); n != len(splits) || (len(splits) > 0 && bytes.Count(data, []byte("\n  \"")) < len(splits)) {
 			t.Fatalf("layout:\n%s", data)
 		}
+	}
+}
+
+// aheadSink's Write of a split's first batch returns only once the source
+// has been asked for the batch after it: it passes only when the runner
+// reads ahead, decoding the next batch while the sink encodes this one.
+type aheadSink struct {
+	*ackSink
+	asked chan struct{} // closed when the reader's second Next starts
+	once  sync.Once
+	late  atomic.Bool
+}
+
+func (s *aheadSink) Write(ctx context.Context, b *pipeline.Batch) error {
+	s.once.Do(func() {
+		select {
+		case <-s.asked:
+		case <-time.After(5 * time.Second):
+			s.late.Store(true)
+		}
+	})
+	return s.ackSink.Write(ctx, b)
+}
+
+func TestRunReadsTheNextBatchWhileTheSinkWrites(t *testing.T) {
+	f := newFixture(t, 1, 100, "")
+	defer f.mem.AssertSize(t, 0)
+	asked := make(chan struct{})
+	var calls atomic.Int64
+	f.src.onNext = func() {
+		if calls.Add(1) == 2 {
+			close(asked)
+		}
+	}
+	sink := &aheadSink{ackSink: newAckSink(0), asked: asked}
+	reg := pipeline.NewRegistry()
+	reg.RegisterSource("gen", pipeline.NewSpec("generated rows"), func(*pipeline.Conf, *pipeline.Env) (pipeline.Source, error) { return f.src, nil })
+	reg.RegisterSink("acks", pipeline.NewSpec("acks"), func(*pipeline.Conf, *pipeline.Env) (pipeline.Sink, error) { return sink, nil })
+	cfg, err := pipeline.Load("gen.yaml", []byte(f.yaml), pipeline.LoadOptions{Registry: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := pipeline.Run(context.Background(), cfg, pipeline.RunOptions{Registry: reg, Alloc: f.mem})
+	if err != nil || rep.RowsDelivered != 100 || len(sink.got) != 100 {
+		t.Fatalf("delivered %d, report %+v, err %v", len(sink.got), rep, err)
+	}
+	if sink.late.Load() {
+		t.Fatal("the second batch was read only after the first was written: no read-ahead")
+	}
+}
+
+// A run stopped by --limit releases the batch it read ahead and does not
+// count it: rows read stop at the first batch boundary past the limit.
+func TestRunLimitReleasesTheBatchReadAhead(t *testing.T) {
+	f := newFixture(t, 1, 100, "")
+	defer f.mem.AssertSize(t, 0)
+	sink := newAckSink(0)
+	rep, err := f.run(context.Background(), sink, pipeline.RunOptions{Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// batch_rows is 7: two batches reach the limit.
+	if rep.RowsRead != 14 || len(sink.got) != 14 {
+		t.Fatalf("read %d, delivered %d; want 14", rep.RowsRead, len(sink.got))
+	}
+	if st := f.checkpoint().Splits["s00"]; st.Done || st.Offset != 14 {
+		t.Fatalf("checkpoint %+v, want offset 14 and not done", st)
 	}
 }

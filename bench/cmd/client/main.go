@@ -113,17 +113,37 @@ func runBackfill(path, url string, gz bool, level, conc, repeat int) (result, er
 	var rows int64
 	for r := 0; r < repeat && err == nil; r++ {
 		split, offset := fmt.Sprintf("events.parquet#%d", r), int64(0)
-		err = events.Read(ctx, path, 8192, func(rec arrow.Record) error {
-			b := pipeline.NewBatch(split, offset, rec)
-			offset += rec.NumRows()
-			rows += rec.NumRows()
-			b.SetAck(func(err error) {
+		// As the runner does: the next batch is decoded while this one
+		// is encoded.
+		recs := make(chan arrow.Record, 1)
+		werr := make(chan error, 1)
+		go func() {
+			var err error
+			for rec := range recs {
 				if err != nil {
-					failed.Add(1)
+					rec.Release()
+					continue
 				}
-			})
-			return s.Write(ctx, b)
+				b := pipeline.NewBatch(split, offset, rec)
+				offset += rec.NumRows()
+				rows += rec.NumRows()
+				b.SetAck(func(err error) {
+					if err != nil {
+						failed.Add(1)
+					}
+				})
+				err = s.Write(ctx, b)
+			}
+			werr <- err
+		}()
+		err = events.Read(ctx, path, 8192, func(rec arrow.Record) error {
+			recs <- rec
+			return nil
 		})
+		close(recs)
+		if e := <-werr; err == nil {
+			err = e
+		}
 	}
 	if cerr := s.Close(ctx); err == nil {
 		err = cerr
