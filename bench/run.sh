@@ -38,12 +38,16 @@ sink:
     request: {rate_limit: "0", concurrency: 4}
 state: $WORK/state
 EOF
+# The same without gzip: analytics-go sends plain JSON, so this is the
+# like-for-like row.
+sed -e 's/write_key: bench/write_key: bench\n    gzip: false/' "$WORK/bench.yaml" >"$WORK/bench-plain.yaml"
 
 configs=(
   "read|-mode read"
   "backfill gzip|-mode backfill -gzip=true"
   "backfill plain|-mode backfill -gzip=false"
   "backfill run (CLI) gzip|!"
+  "backfill run (CLI) plain|!-plain"
   "analytics-go batch=100|-mode analytics -batch 100"
   "analytics-go batch=500|-mode analytics -batch 500"
 )
@@ -61,9 +65,9 @@ for rep in $(seq "$REPS"); do
     name=${c%%|*}; args=${c#*|}; bin=$WORK/client
     if [ "${args:0:1}" = "@" ]; then bin=$BASELINE; args=${args:1}; fi
     r0=$(recv_ticks)
-    if [ "$args" = "!" ]; then
+    if [ "${args:0:1}" = "!" ]; then
       m0=$(received)
-      /usr/bin/time -v "$WORK/backfill" run --fresh --progress none "$WORK/bench.yaml" >/dev/null 2>"$WORK/time.txt" \
+      /usr/bin/time -v "$WORK/backfill" run --fresh --progress none "$WORK/bench${args:1}.yaml" >/dev/null 2>"$WORK/time.txt" \
         || echo "  !! backfill run failed: $(grep -v "^\s" "$WORK/time.txt" | tail -3)"
       m1=$(received)
       # wall clock from time -v ("h:mm:ss" or "m:ss.ss")
