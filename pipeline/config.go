@@ -40,6 +40,9 @@ func pipelineSpec() *Field {
 		String("max_rejects", `stop the run once more rows than this are rejected: a count ("1000") or a share of rows read ("1%")`).
 			Optional().Check(func(v any) error { _, err := ParseMaxRejects(v.(string)); return err }),
 		Duration("checkpoint_interval", "how often acknowledged progress is saved").Default(defaultCheckpointEvery),
+		Duration("checkpoint_failure_timeout", "how long periodic checkpoint saves may keep failing (the state store is down, the disk is full) "+
+			"before the run stops; delivery goes on meanwhile, and if the run dies, rows delivered since the last save are resent with the same messageIds").
+			Default(defaultCheckpointFailureTimeout),
 	)
 }
 
@@ -178,6 +181,12 @@ func Load(file string, data []byte, opts LoadOptions) (*Config, error) {
 
 // CheckpointInterval is how often progress is saved.
 func (c *Config) CheckpointInterval() time.Duration { return c.root.Duration("checkpoint_interval") }
+
+// CheckpointFailureTimeout is how long periodic saves may fail before the
+// run stops.
+func (c *Config) CheckpointFailureTimeout() time.Duration {
+	return c.root.Duration("checkpoint_failure_timeout")
+}
 
 func syntaxError(file string, err error) *ConfigError {
 	e := &ConfigError{File: file, Code: CodeSyntax, Msg: err.Error()}

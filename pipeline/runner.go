@@ -21,6 +21,11 @@ import (
 // before reading everything; progress up to the stop is saved.
 var ErrInterrupted = errors.New("run interrupted")
 
+// ErrCheckpointConflict is returned by a CheckpointStore whose checkpoint
+// another run wrote since this one read it: two runs of one pipeline and
+// shard. Unlike other save failures it stops the run at once.
+var ErrCheckpointConflict = errors.New("checkpoint written by another run")
+
 // RunOptions change how Run runs a pipeline.
 type RunOptions struct {
 	Registry *Registry
@@ -104,6 +109,10 @@ type Report struct {
 	DeadLetterCopy string           `json:"dead_letter_copy,omitempty"` // where a remote state store keeps them too
 	Checkpoint     string           `json:"checkpoint,omitempty"`
 	Sink           map[string]int64 `json:"sink,omitempty"`
+
+	// CheckpointSaveFailures counts periodic saves that failed and were
+	// retried at the next interval.
+	CheckpointSaveFailures int `json:"checkpoint_save_failures,omitempty"`
 }
 
 // StatsSink is implemented by sinks that count what they did (requests,
@@ -444,27 +453,31 @@ func Run(ctx context.Context, cfg *Config, opts RunOptions) (rep *Report, err er
 	// ~5% of the time whatever the checkpoint's size.
 	var lastSave time.Duration
 	var lastSaved time.Time
-	save := func(force bool) error {
+	unsaved := false // the last save failed after taking the tracker's changes
+	// save reports whether it wrote a checkpoint: a periodic save with
+	// nothing new, or backing off, writes none.
+	save := func(force bool) (saved bool, err error) {
 		if opts.DryRun {
-			return nil
+			return false, nil
 		}
 		if !force && time.Since(lastSaved) < 20*lastSave {
-			return nil
+			return false, nil
 		}
 		began := time.Now()
 		defer func() { lastSave, lastSaved = time.Since(began), time.Now() }()
 		if err := dl.Sync(); err != nil {
-			return fmt.Errorf("syncing dead letters: %w", err)
+			return false, fmt.Errorf("syncing dead letters: %w", err)
 		}
 		snap, changed := tr.snapshot()
-		if !changed && !force {
-			return nil
+		if !changed && !force && !unsaved {
+			return false, nil
 		}
+		defer func() { unsaved = err != nil }()
 		var copier func(saved bool)
 		if dlCopy != nil {
 			end, err := dlCopy.before(cp)
 			if err != nil {
-				return err
+				return false, err
 			}
 			copier = func(saved bool) { dlCopy.after(cp, end, saved) }
 		}
@@ -479,11 +492,11 @@ func Run(ctx context.Context, cfg *Config, opts RunOptions) (rep *Report, err er
 		}
 		cp.SourceState = bag.Copy()
 		cp.UpdatedAt = time.Now().UTC()
-		err := store.Save(cp)
+		err = store.Save(cp)
 		if copier != nil {
 			copier(err == nil)
 		}
-		return err
+		return err == nil, err
 	}
 
 	// runCtx stops reading (a signal, a fatal error). writeCtx lets the
@@ -582,6 +595,7 @@ func Run(ctx context.Context, cfg *Config, opts RunOptions) (rep *Report, err er
 			opts.Progress(p)
 		}
 	}
+	saveFailures := &saveFailures{timeout: cfg.CheckpointFailureTimeout(), log: log, fail: fail}
 	go func() {
 		defer tickWG.Done()
 		every := cfg.CheckpointInterval()
@@ -598,9 +612,7 @@ func Run(ctx context.Context, cfg *Config, opts RunOptions) (rep *Report, err er
 			case <-tickDone:
 				return
 			case <-ck.C:
-				if err := save(false); err != nil {
-					fail(err)
-				}
+				saveFailures.check(save(false))
 			case <-pg.C:
 				progress(false)
 			}
@@ -681,7 +693,7 @@ feed:
 			}
 		}
 	}
-	if serr := save(true); serr != nil {
+	if _, serr := save(true); serr != nil {
 		fail(serr)
 	}
 	progress(true)
@@ -695,6 +707,7 @@ feed:
 	rep.RowsFiltered = c.filtered.Load()
 	rep.RowsUnacked = tr.unacked()
 	rep.RejectsByStage = dl.stages()
+	rep.CheckpointSaveFailures = saveFailures.count
 	rep.SplitsDone = int(c.splitsDone.Load())
 	if rep.Seconds > 0 {
 		rep.RowsPerSecond = float64(rep.RowsRead) / rep.Seconds
@@ -767,4 +780,49 @@ func handleBatch(ctx context.Context, b *Batch, built *Built, dl *deadLetterFile
 		ack(err)
 	})
 	return built.Sink.Write(ctx, b)
+}
+
+// saveFailures decides what a failed periodic checkpoint save does. A
+// multi-hour run must not die of one S3 error: delivery goes on, the save
+// is retried at the next interval, and the run stops only when saves have
+// failed for the timeout (or at once when another run wrote the
+// checkpoint). Used by the one goroutine that saves periodically.
+type saveFailures struct {
+	timeout time.Duration
+	log     *slog.Logger
+	fail    func(error)
+
+	count    int       // failed saves in the run, for the report
+	since    time.Time // first failure of the current streak
+	lastWarn time.Time
+}
+
+func (f *saveFailures) check(saved bool, err error) {
+	now := time.Now()
+	switch {
+	case err == nil:
+		if saved && !f.since.IsZero() {
+			f.log.Info("checkpoint saves work again", "failed_for", now.Sub(f.since).Round(time.Millisecond))
+			f.since = time.Time{}
+		}
+	case errors.Is(err, ErrCheckpointConflict):
+		f.fail(err)
+	default:
+		f.count++
+		if f.since.IsZero() {
+			f.since = now
+		}
+		failing := now.Sub(f.since)
+		if failing >= f.timeout {
+			f.fail(fmt.Errorf("checkpoint saves failed for %s (checkpoint_failure_timeout %s): %w",
+				failing.Round(time.Second), f.timeout, err))
+			return
+		}
+		// The first failure of a streak, then one line every 30 s.
+		if now.Sub(f.lastWarn) >= 30*time.Second || f.since == now {
+			f.lastWarn = now
+			f.log.Warn("saving the checkpoint failed; delivery goes on and the save is retried",
+				"error", err, "failing_for", failing.Round(time.Millisecond), "stop_after", f.timeout)
+		}
+	}
 }

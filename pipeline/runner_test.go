@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/rand"
 	"os"
 	"path/filepath"
@@ -769,5 +770,106 @@ func TestRunLimitReleasesTheBatchReadAhead(t *testing.T) {
 	}
 	if st := f.checkpoint().Splits["s00"]; st.Done || st.Offset != 14 {
 		t.Fatalf("checkpoint %+v, want offset 14 and not done", st)
+	}
+}
+
+// warnSignal is a log handler that closes warned at the first warning
+// whose message holds want.
+type warnSignal struct {
+	want   string
+	warned chan struct{}
+	once   sync.Once
+}
+
+func (h *warnSignal) Enabled(context.Context, slog.Level) bool { return true }
+func (h *warnSignal) Handle(_ context.Context, r slog.Record) error {
+	if r.Level == slog.LevelWarn && strings.Contains(r.Message, h.want) {
+		h.once.Do(func() { close(h.warned) })
+	}
+	return nil
+}
+func (h *warnSignal) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *warnSignal) WithGroup(string) slog.Handler      { return h }
+
+// breakStateDir makes checkpoint saves fail for real, once the run has
+// saved a first checkpoint in dir: dir is moved away and a plain file put
+// in its place (open files, the dead letters and the lock, keep working).
+// It sends the func that undoes it.
+func breakStateDir(t *testing.T, dir string) <-chan func() {
+	broken := make(chan func(), 1)
+	go func() {
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+			if _, err := os.Stat(filepath.Join(dir, pipeline.CheckpointFile(0, 1))); err == nil {
+				break
+			}
+		}
+		away := dir + ".away"
+		if err := os.Rename(dir, away); err != nil {
+			t.Error(err)
+		}
+		if err := os.WriteFile(dir, nil, 0o644); err != nil {
+			t.Error(err)
+		}
+		broken <- func() {
+			os.Remove(dir)
+			if err := os.Rename(away, dir); err != nil {
+				t.Error(err)
+			}
+		}
+	}()
+	return broken
+}
+
+// A multi-hour run must not die of one failed checkpoint save (an S3
+// error, a full disk): delivery goes on, the save is retried at the next
+// interval, and the final checkpoint records everything.
+func TestRunRidesOutFailedCheckpointSaves(t *testing.T) {
+	f := newFixture(t, 5, 100, "")
+	defer f.mem.AssertSize(t, 0)
+	sink := newAckSink(0)
+	sink.delay = 5 * time.Millisecond // ~75 batches: 375 ms or more
+	h := &warnSignal{want: "saving the checkpoint failed", warned: make(chan struct{})}
+	broken := breakStateDir(t, filepath.Join(f.dir, "gen"))
+	restored := make(chan struct{})
+	go func() {
+		defer close(restored)
+		restore := <-broken
+		select {
+		case <-h.warned:
+		case <-time.After(5 * time.Second):
+		}
+		restore()
+	}()
+	rep, err := f.run(context.Background(), sink, pipeline.RunOptions{Logger: slog.New(h)})
+	<-restored
+	if err != nil {
+		t.Fatalf("the run stopped: %v", err)
+	}
+	if rep.CheckpointSaveFailures == 0 {
+		t.Fatal("no save failed: the state directory was restored before any periodic save (the run was too quick)")
+	}
+	if len(sink.got) != 500 || rep.RowsDelivered != 500 {
+		t.Fatalf("delivered %d, report %+v", len(sink.got), rep)
+	}
+	for id, st := range f.checkpoint().Splits {
+		if !st.Done || st.Offset != 100 {
+			t.Fatalf("split %s saved as %+v", id, st)
+		}
+	}
+}
+
+// Saves that keep failing past checkpoint_failure_timeout stop the run,
+// naming the setting and the cause.
+func TestRunStopsWhenCheckpointSavesKeepFailing(t *testing.T) {
+	f := newFixture(t, 5, 100, "checkpoint_failure_timeout: 50ms\n")
+	defer f.mem.AssertSize(t, 0)
+	sink := newAckSink(0)
+	sink.delay = 20 * time.Millisecond // 1.5 s or more: far past the timeout
+	broken := breakStateDir(t, filepath.Join(f.dir, "gen"))
+	_, err := f.run(context.Background(), sink, pipeline.RunOptions{})
+	(<-broken)()
+	if err == nil || !strings.Contains(err.Error(), "checkpoint_failure_timeout 50ms") ||
+		!strings.Contains(err.Error(), "not a directory") {
+		t.Fatalf("err = %v, want the timeout and the cause", err)
 	}
 }

@@ -119,8 +119,8 @@ func (s *CheckpointStore) Save(c *pipeline.Checkpoint) error {
 	if err != nil {
 		var ae smithy.APIError
 		if errors.As(err, &ae) && (ae.ErrorCode() == "PreconditionFailed" || ae.ErrorCode() == "ConditionalRequestConflict") {
-			return fmt.Errorf("checkpoint %s was written by another run of the same pipeline and shard since this one "+
-				"read it; stop the other run (or give each worker its own --shard)", s.Location())
+			return fmt.Errorf("%w: checkpoint %s was written by another run of the same pipeline and shard since this one "+
+				"read it; stop the other run (or give each worker its own --shard)", pipeline.ErrCheckpointConflict, s.Location())
 		}
 		return s.wrap("writing", err)
 	}
