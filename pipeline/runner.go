@@ -452,7 +452,7 @@ func Run(ctx context.Context, cfg *Config, opts RunOptions) (rep *Report, err er
 	// until 20 times its last duration has passed, which keeps saving under
 	// ~5% of the time whatever the checkpoint's size.
 	var lastSave time.Duration
-	var lastSaved time.Time
+	var lastSaved, lastFailed time.Time
 	unsaved := false // the last save failed after taking the tracker's changes
 	// save reports whether it wrote a checkpoint: a periodic save with
 	// nothing new, or backing off, writes none.
@@ -460,11 +460,20 @@ func Run(ctx context.Context, cfg *Config, opts RunOptions) (rep *Report, err er
 		if opts.DryRun {
 			return false, nil
 		}
-		if !force && time.Since(lastSaved) < 20*lastSave {
+		if !force && (time.Since(lastSaved) < 20*lastSave || time.Since(lastFailed) < cfg.CheckpointInterval()) {
 			return false, nil
 		}
 		began := time.Now()
-		defer func() { lastSave, lastSaved = time.Since(began), time.Now() }()
+		defer func() {
+			// A failed save says nothing of a checkpoint's cost (it may
+			// have waited out S3's retries): it is retried one interval
+			// after it ended.
+			if err == nil {
+				lastSave, lastSaved = time.Since(began), time.Now()
+			} else {
+				lastFailed = time.Now()
+			}
+		}()
 		if err := dl.Sync(); err != nil {
 			return false, fmt.Errorf("syncing dead letters: %w", err)
 		}

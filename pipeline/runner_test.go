@@ -873,3 +873,38 @@ func TestRunStopsWhenCheckpointSavesKeepFailing(t *testing.T) {
 		t.Fatalf("err = %v, want the timeout and the cause", err)
 	}
 }
+
+// failingStore is a DirStore whose saves fail after a delay, as an S3 PUT
+// does once the SDK's retries run out.
+type failingStore struct {
+	*pipeline.DirStore
+	delay    time.Duration
+	attempts atomic.Int64
+}
+
+func (s *failingStore) Save(*pipeline.Checkpoint) error {
+	s.attempts.Add(1)
+	time.Sleep(s.delay)
+	return errors.New("InternalError: we encountered an internal error, please try again")
+}
+
+// A slow failing save does not push the next attempt back as a slow
+// successful save does (20 times its duration): it is tried again one
+// interval after it ended, until checkpoint_failure_timeout.
+func TestFailedSavesAreRetriedEachInterval(t *testing.T) {
+	f := newFixture(t, 5, 100, "checkpoint_failure_timeout: 600ms\n")
+	defer f.mem.AssertSize(t, 0)
+	sink := newAckSink(0)
+	sink.delay = 20 * time.Millisecond // 1.5 s or more: past the timeout
+	store := &failingStore{DirStore: pipeline.NewDirStore(f.dir, "gen", 0, 1), delay: 30 * time.Millisecond}
+	_, err := f.run(context.Background(), sink, pipeline.RunOptions{Store: store})
+	if err == nil || !strings.Contains(err.Error(), "checkpoint_failure_timeout") {
+		t.Fatalf("err = %v", err)
+	}
+	// 600 ms of 30 ms saves, each one interval (10 ms) after the last:
+	// about 15. Backing off 20 times the first's duration would make 3
+	// (the final save included).
+	if n := store.attempts.Load(); n < 6 {
+		t.Fatalf("%d save attempts before the run stopped, want several", n)
+	}
+}
