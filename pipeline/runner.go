@@ -80,6 +80,11 @@ type Progress struct {
 	// Sink is the sink's own counters (StatsSink): requests, retries,
 	// responses by status, ...; nil when it keeps none.
 	Sink map[string]int64
+	// CheckpointSaveFailures counts failed periodic saves; LastCheckpoint
+	// is when a save last succeeded (zero before the first): what to alert
+	// on when the state store is down.
+	CheckpointSaveFailures int
+	LastCheckpoint         time.Time
 }
 
 // Report is a run's outcome, printed as a summary and written by --report.
@@ -583,6 +588,8 @@ func Run(ctx context.Context, cfg *Config, opts RunOptions) (rep *Report, err er
 	tickDone := make(chan struct{})
 	var tickWG sync.WaitGroup
 	tickWG.Add(1)
+	saveFailures := &saveFailures{timeout: cfg.CheckpointFailureTimeout(), log: log, fail: fail}
+	// progress runs on the goroutine that saves, or after it ended.
 	progress := func(final bool) {
 		if opts.Progress != nil {
 			rejected := dl.count.Load()
@@ -593,6 +600,7 @@ func Run(ctx context.Context, cfg *Config, opts RunOptions) (rep *Report, err er
 			if ss, ok := built.Sink.(StatsSink); ok {
 				p.Sink = ss.Stats()
 			}
+			p.CheckpointSaveFailures, p.LastCheckpoint = saveFailures.count, lastSaved
 			switch rows, bytes := c.wholeRows.Load(), c.wholeBytes.Load(); {
 			case total >= 0:
 			case totalBytes > 0 && bytes > 0:
@@ -604,7 +612,6 @@ func Run(ctx context.Context, cfg *Config, opts RunOptions) (rep *Report, err er
 			opts.Progress(p)
 		}
 	}
-	saveFailures := &saveFailures{timeout: cfg.CheckpointFailureTimeout(), log: log, fail: fail}
 	go func() {
 		defer tickWG.Done()
 		every := cfg.CheckpointInterval()

@@ -840,7 +840,9 @@ func TestRunRidesOutFailedCheckpointSaves(t *testing.T) {
 		}
 		restore()
 	}()
-	rep, err := f.run(context.Background(), sink, pipeline.RunOptions{Logger: slog.New(h)})
+	var last pipeline.Progress // the final progress, which the metrics show
+	rep, err := f.run(context.Background(), sink, pipeline.RunOptions{Logger: slog.New(h),
+		Progress: func(p pipeline.Progress) { last = p }})
 	<-restored
 	if err != nil {
 		t.Fatalf("the run stopped: %v", err)
@@ -850,6 +852,9 @@ func TestRunRidesOutFailedCheckpointSaves(t *testing.T) {
 	}
 	if len(sink.got) != 500 || rep.RowsDelivered != 500 {
 		t.Fatalf("delivered %d, report %+v", len(sink.got), rep)
+	}
+	if !last.Final || last.CheckpointSaveFailures != rep.CheckpointSaveFailures || time.Since(last.LastCheckpoint) > time.Minute {
+		t.Fatalf("final progress %+v", last)
 	}
 	for id, st := range f.checkpoint().Splits {
 		if !st.Done || st.Offset != 100 {

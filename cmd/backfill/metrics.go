@@ -35,6 +35,8 @@ func newRunMetrics(name string) *runMetrics {
 		{"backfill_rows_expected", "Rows this run expects to read (-1: unknown)."},
 		{"backfill_splits_done", "Splits finished by this run."},
 		{"backfill_splits", "Splits this run reads."},
+		{"backfill_checkpoint_save_failures_total", "Periodic checkpoint saves that failed (and were retried)."},
+		{"backfill_checkpoint_last_success_timestamp_seconds", "When a checkpoint was last saved (Unix time; 0 before the first)."},
 	} {
 		m.descs[d.name] = prometheus.NewDesc(d.name, d.help, nil, prometheus.Labels{"pipeline": name})
 	}
@@ -95,6 +97,12 @@ func (m *runMetrics) Collect(ch chan<- prometheus.Metric) {
 	gauge("backfill_rows_expected", p.TotalRows)
 	gauge("backfill_splits_done", int64(p.SplitsDone))
 	gauge("backfill_splits", int64(p.SplitsAll))
+	counter("backfill_checkpoint_save_failures_total", int64(p.CheckpointSaveFailures))
+	var last float64
+	if !p.LastCheckpoint.IsZero() {
+		last = float64(p.LastCheckpoint.UnixMilli()) / 1e3
+	}
+	ch <- prometheus.MustNewConstMetric(m.descs["backfill_checkpoint_last_success_timestamp_seconds"], prometheus.GaugeValue, last)
 }
 
 // serveMetrics serves /metrics on addr until the process exits, and

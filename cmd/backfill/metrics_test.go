@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/backfillhq/backfill/pipeline"
 )
@@ -17,7 +18,8 @@ func TestMetricsServeRunCounters(t *testing.T) {
 		t.Fatal(err)
 	}
 	m.update(pipeline.Progress{Read: 1200, Delivered: 1100, Rejected: 60, Filtered: 40, TotalRows: 5000, SplitsDone: 2, SplitsAll: 7,
-		Sink: map[string]int64{"requests": 12, "retries": 3, "status_200": 10, "status_429": 2, "status_0": 1}})
+		Sink:                   map[string]int64{"requests": 12, "retries": 3, "status_200": 10, "status_429": 2, "status_0": 1},
+		CheckpointSaveFailures: 4, LastCheckpoint: time.UnixMilli(1764547200500)})
 	resp, err := http.Get("http://" + addr + "/metrics")
 	if err != nil {
 		t.Fatal(err)
@@ -36,6 +38,8 @@ func TestMetricsServeRunCounters(t *testing.T) {
 		`backfill_sink_retries_total{pipeline="orders"} 3`,
 		`backfill_sink_responses_total{code="429",pipeline="orders"} 2`,
 		`backfill_sink_responses_total{code="0",pipeline="orders"} 1`,
+		`backfill_checkpoint_save_failures_total{pipeline="orders"} 4`,
+		`backfill_checkpoint_last_success_timestamp_seconds{pipeline="orders"} 1.7645472005e+09`,
 		`go_goroutines`,
 	} {
 		if !strings.Contains(string(body), want) {
