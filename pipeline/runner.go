@@ -709,8 +709,23 @@ feed:
 			}
 		}
 	}
-	if _, serr := save(true); serr != nil {
-		fail(serr)
+	// The last save records the whole run: a failure is tried twice more,
+	// one interval apart, before the run reports it.
+	for attempt := 1; ; attempt++ {
+		_, serr := save(true)
+		if serr == nil {
+			break
+		}
+		if attempt == 3 || errors.Is(serr, ErrCheckpointConflict) {
+			fail(serr)
+			break
+		}
+		saveFailures.count++
+		log.Warn("saving the final checkpoint failed; trying again", "error", serr, "attempt", attempt)
+		select {
+		case <-time.After(cfg.CheckpointInterval()):
+		case <-opts.Abort.Done(): // a second Ctrl-C: one last try
+		}
 	}
 	progress(true)
 

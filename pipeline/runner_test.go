@@ -201,14 +201,14 @@ func newFixture(t *testing.T, splits, rows int, extra string) *fixture {
 	return f
 }
 
-func (f *fixture) registry(sink *ackSink) *pipeline.Registry {
+func (f *fixture) registry(sink pipeline.Sink) *pipeline.Registry {
 	reg := pipeline.NewRegistry()
 	reg.RegisterSource("gen", pipeline.NewSpec("generated rows"), func(*pipeline.Conf, *pipeline.Env) (pipeline.Source, error) { return f.src, nil })
 	reg.RegisterSink("acks", pipeline.NewSpec("acks out of order"), func(*pipeline.Conf, *pipeline.Env) (pipeline.Sink, error) { return sink, nil })
 	return reg
 }
 
-func (f *fixture) run(ctx context.Context, sink *ackSink, opts pipeline.RunOptions) (*pipeline.Report, error) {
+func (f *fixture) run(ctx context.Context, sink pipeline.Sink, opts pipeline.RunOptions) (*pipeline.Report, error) {
 	f.t.Helper()
 	reg := f.registry(sink)
 	cfg, err := pipeline.Load("gen.yaml", []byte(f.yaml), pipeline.LoadOptions{Registry: reg})
@@ -738,14 +738,7 @@ func TestRunReadsTheNextBatchWhileTheSinkWrites(t *testing.T) {
 		}
 	}
 	sink := &aheadSink{ackSink: newAckSink(0), asked: asked}
-	reg := pipeline.NewRegistry()
-	reg.RegisterSource("gen", pipeline.NewSpec("generated rows"), func(*pipeline.Conf, *pipeline.Env) (pipeline.Source, error) { return f.src, nil })
-	reg.RegisterSink("acks", pipeline.NewSpec("acks"), func(*pipeline.Conf, *pipeline.Env) (pipeline.Sink, error) { return sink, nil })
-	cfg, err := pipeline.Load("gen.yaml", []byte(f.yaml), pipeline.LoadOptions{Registry: reg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rep, err := pipeline.Run(context.Background(), cfg, pipeline.RunOptions{Registry: reg, Alloc: f.mem})
+	rep, err := f.run(context.Background(), sink, pipeline.RunOptions{})
 	if err != nil || rep.RowsDelivered != 100 || len(sink.got) != 100 {
 		t.Fatalf("delivered %d, report %+v, err %v", len(sink.got), rep, err)
 	}
@@ -911,5 +904,52 @@ func TestFailedSavesAreRetriedEachInterval(t *testing.T) {
 	// (the final save included).
 	if n := store.attempts.Load(); n < 6 {
 		t.Fatalf("%d save attempts before the run stopped, want several", n)
+	}
+}
+
+// flakyStore is a DirStore whose next failNext saves fail.
+type flakyStore struct {
+	*pipeline.DirStore
+	failNext atomic.Int64
+}
+
+func (s *flakyStore) Save(c *pipeline.Checkpoint) error {
+	if s.failNext.Add(-1) >= 0 {
+		return errors.New("SlowDown: please reduce your request rate")
+	}
+	return s.DirStore.Save(c)
+}
+
+// closeHookSink runs onClose as the run closes its sink, just before the
+// final checkpoint save.
+type closeHookSink struct {
+	*ackSink
+	onClose func()
+}
+
+func (s *closeHookSink) Close(ctx context.Context) error {
+	s.onClose()
+	return s.ackSink.Close(ctx)
+}
+
+// The final save records the whole run: a failure or two there (S3
+// throttling at the wrong moment) is retried, not reported as a failed run
+// whose rerun would resend everything since the last periodic save.
+func TestFinalCheckpointSaveIsRetried(t *testing.T) {
+	f := newFixture(t, 2, 50, "")
+	defer f.mem.AssertSize(t, 0)
+	store := &flakyStore{DirStore: pipeline.NewDirStore(f.dir, "gen", 0, 1)}
+	sink := &closeHookSink{ackSink: newAckSink(0), onClose: func() { store.failNext.Store(2) }}
+	rep, err := f.run(context.Background(), sink, pipeline.RunOptions{Store: store})
+	if err != nil {
+		t.Fatalf("the run failed: %v", err)
+	}
+	if rep.CheckpointSaveFailures == 0 || store.failNext.Load() >= 0 {
+		t.Fatalf("the final save never failed: report %+v", rep)
+	}
+	for id, st := range f.checkpoint().Splits {
+		if !st.Done || st.Offset != 50 {
+			t.Fatalf("split %s saved as %+v", id, st)
+		}
 	}
 }
