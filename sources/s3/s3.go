@@ -178,9 +178,10 @@ type Source struct {
 	maxAttempts, pageSize  int
 	readAhead, maxBuffered int64
 
-	opts format.Options
-	mem  memory.Allocator
-	log  *slog.Logger
+	opts     format.Options
+	mem      memory.Allocator
+	log      *slog.Logger
+	estimate int64 // rows, from Parquet footers (countParquetRows)
 }
 
 // New builds the source from its config. It reaches no network: the
@@ -398,8 +399,13 @@ func (s *Source) Splits(ctx context.Context) ([]pipeline.Split, error) {
 			out[i].Version = "etag " + strings.Trim(o.ETag, `"`)
 		}
 	}
+	s.estimate = s.countParquetRows(ctx, out)
 	return out, nil
 }
+
+// EstimatedRows is the rows the Parquet footers read by Splits count or
+// suggest (0 when the objects are not all Parquet).
+func (s *Source) EstimatedRows() int64 { return s.estimate }
 
 // Open reads one object from row ro.Offset.
 func (s *Source) Open(ctx context.Context, split pipeline.Split, ro pipeline.ReadOptions) (pipeline.RecordReader, error) {

@@ -525,3 +525,58 @@ func TestHivePruningSkipsFolders(t *testing.T) {
 		t.Errorf("listings %q, want one flat listing of events/segment_type=page/", p)
 	}
 }
+
+// Parquet footers give the progress its total before any data is read:
+// every object's rows when the listing is small, an estimate from a sample
+// of footers when it is large, nothing when the objects are not all
+// Parquet.
+func TestParquetFootersCountRows(t *testing.T) {
+	srv := s3test.Start(t)
+	srv.CreateBucket(t, "pqrows")
+	sizes := []int64{3000, 500, 12000, 7000, 1000, 9000}
+	var total int64
+	objs := map[string][]byte{}
+	for i, n := range sizes {
+		objs[fmt.Sprintf("t/part-%d.parquet", i)] = parquetBytes(t, n, 1000, 40)
+		total += n
+	}
+	objs["t/part-9.parquet"] = []byte("not parquet") // its footer cannot be read
+	srv.PutParallel(t, "pqrows", objs)
+	mem := arrowtest.CheckedMem(t)
+	conf := minioConf(srv, "") + "bucket: pqrows\nprefix: t/\n"
+
+	src, splits := splitsOf(t, mem, conf)
+	for i, sp := range splits[:len(sizes)] {
+		if sp.Rows != sizes[i] {
+			t.Errorf("%s: Rows %d, want %d", sp.ID, sp.Rows, sizes[i])
+		}
+	}
+	if bad := splits[len(sizes)]; bad.Rows != -1 {
+		t.Errorf("%s: Rows %d, want -1 (unknown)", bad.ID, bad.Rows)
+	}
+	// The unreadable object counts at the others' rows per byte: 11 bytes.
+	if est := src.EstimatedRows(); est < total || est > total+5 {
+		t.Errorf("estimate %d, want %d and a few rows for the bad object", est, total)
+	}
+
+	// A large listing reads a sample: no split knows its rows, and the
+	// estimate is the sample's rows per byte times all the bytes.
+	defer func(all, sample int) { footersAll, footersSample = all, sample }(footersAll, footersSample)
+	footersAll, footersSample = 3, 3
+	src, splits = splitsOf(t, mem, conf)
+	for _, sp := range splits {
+		if sp.Rows != -1 {
+			t.Errorf("%s: Rows %d from a sample", sp.ID, sp.Rows)
+		}
+	}
+	if est := src.EstimatedRows(); est < total*8/10 || est > total*12/10 {
+		t.Errorf("sampled estimate %d, want about %d", est, total)
+	}
+
+	// Not all Parquet: no estimate.
+	srv.Put(t, "pqrows", "t/notes.csv", []byte("a\n1\n"))
+	src, _ = splitsOf(t, mem, conf)
+	if est := src.EstimatedRows(); est != 0 {
+		t.Errorf("estimate %d with a CSV object listed", est)
+	}
+}
