@@ -31,18 +31,19 @@ func pipelineSpec() *Field {
 		pluginField("sink", "where messages go: one key, the sink's name", SinkKind),
 		String("state", "checkpoint store: a local directory").Default(".backfill/state"),
 		Int("workers", "splits read in parallel (default: the number of CPUs)").Default(0).
-			Check(nonNegative),
-		Int("batch_rows", "rows per record batch read from a split").Default(8192).Check(positive),
+			Check(NonNegative),
+		Int("batch_rows", "rows per record batch read from a split").Default(8192).Check(Positive),
 		String("on_error", "what a row that cannot be delivered does: go to the dead-letter file, or stop the run").
 			Default(OnErrorDeadLetter).Enum(OnErrorDeadLetter, OnErrorStop),
 		String("dead_letter", "the dead-letter file (NDJSON); default: <state>/<name>/dead-letters.ndjson. A shard of a sharded run writes its own, with -shard-I-of-N before the extension").
 			Optional(),
 		String("max_rejects", `stop the run once more rows than this are rejected: a count ("1000") or a share of rows read ("1%")`).
 			Optional().Check(func(v any) error { _, err := ParseMaxRejects(v.(string)); return err }),
-		Duration("checkpoint_interval", "how often acknowledged progress is saved").Default(defaultCheckpointEvery),
+		Duration("checkpoint_interval", "how often acknowledged progress is saved").Default(defaultCheckpointEvery).
+			Check(PositiveDuration),
 		Duration("checkpoint_failure_timeout", "how long periodic checkpoint saves may keep failing (the state store is down, the disk is full) "+
-			"before the run stops; delivery goes on meanwhile, and if the run dies, rows delivered since the last save are resent with the same messageIds").
-			Default(defaultCheckpointFailureTimeout),
+			"before the run stops (0: at the first); delivery goes on meanwhile, and if the run dies, rows delivered since the last save are resent with the same messageIds").
+			Default(defaultCheckpointFailureTimeout).Check(NonNegativeDuration),
 	)
 }
 
@@ -59,16 +60,37 @@ func checkName(v any) error {
 	return nil
 }
 
-func nonNegative(v any) error {
+// NonNegative is a Check for Int fields where 0 means "none" or "let the
+// service decide".
+func NonNegative(v any) error {
 	if v.(int) < 0 {
 		return errors.New("must not be negative")
 	}
 	return nil
 }
 
-func positive(v any) error {
+// Positive is a Check for Int fields that must be above zero.
+func Positive(v any) error {
 	if v.(int) <= 0 {
 		return errors.New("must be positive")
+	}
+	return nil
+}
+
+// PositiveDuration is a Check for Duration fields that must be above zero
+// (an interval, a timeout).
+func PositiveDuration(v any) error {
+	if v.(time.Duration) <= 0 {
+		return errors.New("must be positive")
+	}
+	return nil
+}
+
+// NonNegativeDuration is a Check for Duration fields where 0 means "at
+// once" or "none".
+func NonNegativeDuration(v any) error {
+	if v.(time.Duration) < 0 {
+		return errors.New("must not be negative")
 	}
 	return nil
 }

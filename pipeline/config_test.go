@@ -184,6 +184,20 @@ max_rejects: lots
 			},
 		},
 		{
+			// A zero interval used to reach time.NewTicker and panic.
+			name: "checkpoint durations",
+			yaml: `name: x
+source: {s3: {bucket: b}}
+sink: {segment: {write_key: k}}
+checkpoint_interval: 0s
+checkpoint_failure_timeout: -1m
+`,
+			want: []want{
+				{"4:22", "invalid_value", `/checkpoint_interval: must be positive`},
+				{"5:29", "invalid_value", `/checkpoint_failure_timeout: must not be negative`},
+			},
+		},
+		{
 			name: "syntax error has a line",
 			yaml: "name: x\nsource: [\n",
 			want: []want{{"3:1", "syntax", ""}},

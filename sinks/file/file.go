@@ -30,22 +30,12 @@ func Spec() *pipeline.Spec {
 	return pipeline.NewSpec("write messages as NDJSON to a local file, exactly as they would be sent",
 		pipeline.String("path", "the NDJSON file to write; its directory is created. Each shard of a sharded run writes its own, with -shard-I-of-N before the extension").Example("out/messages.ndjson"),
 		pipeline.Duration("sync_interval", "how often written lines are fsynced and their rows acknowledged; 0 syncs after every batch").
-			Default(time.Second).Check(func(v any) error {
-			if v.(time.Duration) < 0 {
-				return errors.New("must not be negative")
-			}
-			return nil
-		}),
+			Default(time.Second).Check(pipeline.NonNegativeDuration),
 		pipeline.String("mode", "what happens to an existing file: auto starts it over on a new or --fresh run and "+
 			"appends when resuming (the rows already acknowledged are in it); append and truncate always do that").
 			Default(ModeAuto).Enum(ModeAuto, ModeAppend, ModeTruncate),
 		pipeline.Int("max_message_bytes", "reject messages larger than this, as the segment sink does").
-			Default(message.DefaultMaxMessageBytes).Check(func(v any) error {
-			if v.(int) <= 0 {
-				return errors.New("must be positive")
-			}
-			return nil
-		}),
+			Default(message.DefaultMaxMessageBytes).Check(pipeline.Positive),
 		pipeline.Strings("id_columns", "columns identifying a row, for derived message ids (default: split and row offset); "+
 			"use the segment sink's value to diff against it").Optional(),
 	).WithDescription("A batch is acknowledged once its lines are written and fsynced (syncs are batched every "+

@@ -37,20 +37,6 @@ func between(lo, hi int, why string) func(any) error {
 	}
 }
 
-func nonNegativeDuration(v any) error {
-	if v.(time.Duration) < 0 {
-		return errors.New("must not be negative")
-	}
-	return nil
-}
-
-func positiveDuration(v any) error {
-	if v.(time.Duration) <= 0 {
-		return errors.New("must be positive")
-	}
-	return nil
-}
-
 // BatchBlock is the shared `batch` block: how messages are grouped into
 // requests. Other sinks may mount it too.
 var BatchBlock = pipeline.Object("batch", "how messages are grouped into one request",
@@ -59,7 +45,7 @@ var BatchBlock = pipeline.Object("batch", "how messages are grouped into one req
 	pipeline.Int("max_bytes", "uncompressed request body size, sentAt included; Segment answers 400 past 500,000").
 		Default(MaxBatchBytes).Check(between(1024, MaxBatchBytes, "Segment rejects a larger body")),
 	pipeline.Duration("flush_interval", "send a partly filled request after it has waited this long").
-		Default(time.Second).Check(positiveDuration),
+		Default(time.Second).Check(pipeline.PositiveDuration),
 )
 
 // RetryBlock is the shared `request.retry` block.
@@ -67,11 +53,11 @@ var RetryBlock = pipeline.Object("retry", "how failed requests are retried",
 	pipeline.Int("max_attempts", "attempts per request for 5xx, 408 and network errors (429s do not count)").
 		Default(10).Check(between(1, 1000, "")),
 	pipeline.Duration("initial_backoff", "first backoff; it doubles per attempt, with full jitter").
-		Default(200*time.Millisecond).Check(positiveDuration),
-	pipeline.Duration("max_backoff", "cap on one backoff").Default(30*time.Second).Check(positiveDuration),
-	pipeline.Duration("max_retry_after", "cap on a 429's Retry-After wait").Default(60*time.Second).Check(positiveDuration),
+		Default(200*time.Millisecond).Check(pipeline.PositiveDuration),
+	pipeline.Duration("max_backoff", "cap on one backoff").Default(30*time.Second).Check(pipeline.PositiveDuration),
+	pipeline.Duration("max_retry_after", "cap on a 429's Retry-After wait").Default(60*time.Second).Check(pipeline.PositiveDuration),
 	pipeline.Duration("default_retry_after", "wait after a 429 without Retry-After or X-RateLimit-Reset").
-		Default(time.Second).Check(nonNegativeDuration),
+		Default(time.Second).Check(pipeline.NonNegativeDuration),
 )
 
 // RequestBlock is the shared `request` block: concurrency, rate and retries.
@@ -81,7 +67,7 @@ var RequestBlock = pipeline.Object("request", "how requests are sent",
 		Default("0").Example("1000/s").Check(func(v any) error { _, err := ParseRate(v.(string)); return err }),
 	pipeline.String("requests_rate_limit", `requests per second, "0" for none; same forms as rate_limit`).
 		Default("0").Check(func(v any) error { _, err := ParseRate(v.(string)); return err }),
-	pipeline.Duration("timeout", "one attempt's deadline, response included").Default(30*time.Second).Check(positiveDuration),
+	pipeline.Duration("timeout", "one attempt's deadline, response included").Default(30*time.Second).Check(pipeline.PositiveDuration),
 	RetryBlock,
 )
 

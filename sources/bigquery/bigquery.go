@@ -83,12 +83,7 @@ var Spec = pipeline.NewSpec("read a BigQuery table or query result through the S
 	pipeline.String("snapshot_time", "read the table as of this RFC 3339 time (default: when the run first started)").Optional().
 		Check(func(v any) error { _, err := time.Parse(time.RFC3339Nano, v.(string)); return err }),
 	pipeline.Int("max_streams", "most read streams (splits) to ask for; 0 lets BigQuery decide").Default(0).
-		Check(func(v any) error {
-			if v.(int) < 0 {
-				return errors.New("must not be negative")
-			}
-			return nil
-		}),
+		Check(pipeline.NonNegative),
 	pipeline.String("compression", "how the Storage Read API compresses Arrow buffers on the wire: "+
 		"lz4 (fast to decode; what Google's own clients ask for), zstd (smaller, more CPU), or none").
 		Default("lz4").Enum("lz4", "zstd", "none"),
@@ -99,12 +94,7 @@ var Spec = pipeline.NewSpec("read a BigQuery table or query result through the S
 	pipeline.String("on_session_expired", "when resuming after the read session expired (~6 h): restart the snapshot in a new session, or fail").
 		Default("restart").Enum("restart", "fail"),
 	pipeline.Int("max_retries", "retries of a transient stream error (unavailable, throttled) before the split fails").Default(8).
-		Check(func(v any) error {
-			if v.(int) < 0 {
-				return errors.New("must not be negative")
-			}
-			return nil
-		}),
+		Check(pipeline.NonNegative),
 	pipeline.String("credentials_file", "a service account (or other) JSON key; default: Application Default Credentials").Optional(),
 	pipeline.String("endpoint", "REST endpoint (e.g. http://127.0.0.1:9050 for a local server); default: Google's").Optional(),
 	pipeline.String("storage_endpoint", "Storage Read API gRPC endpoint host:port; default: Google's").Optional(),

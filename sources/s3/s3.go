@@ -81,7 +81,7 @@ func Spec() *pipeline.Spec {
 		pipeline.String("secret_access_key", "static secret key, with access_key_id").Optional().Secret(),
 		pipeline.String("session_token", "session token for temporary static keys").Optional().Secret(),
 		pipeline.Int("max_attempts", "attempts per request, transient errors (throttling, 5xx, resets) retried with backoff").
-			Default(5).Check(positiveInt),
+			Default(5).Check(pipeline.Positive),
 		pipeline.Int("page_size", "keys per ListObjectsV2 page (max 1000)").Default(1000).Check(func(v any) error {
 			if n := v.(int); n < 1 || n > 1000 {
 				return errors.New("page_size must be between 1 and 1000")
@@ -89,8 +89,8 @@ func Spec() *pipeline.Spec {
 			return nil
 		}),
 		pipeline.Int("read_ahead", "Parquet: bytes fetched per ranged GET when a column is read sequentially").
-			Default(4 << 20).Check(positiveInt),
-		pipeline.Int("max_buffered", "Parquet: cap on read-ahead bytes held per open object, shared by the columns being read").Default(16 << 20).Check(positiveInt),
+			Default(4 << 20).Check(pipeline.Positive),
+		pipeline.Int("max_buffered", "Parquet: cap on read-ahead bytes held per open object, shared by the columns being read").Default(16 << 20).Check(pipeline.Positive),
 	}
 	fields = append(fields, format.FieldSpecs()...)
 	return pipeline.NewSpec("objects of an S3 (or S3-compatible) bucket: Parquet, CSV or NDJSON", fields...).
@@ -133,13 +133,6 @@ func init() {
 func nonEmpty(v any) error {
 	if strings.TrimSpace(v.(string)) == "" {
 		return errors.New("must not be empty")
-	}
-	return nil
-}
-
-func positiveInt(v any) error {
-	if v.(int) <= 0 {
-		return errors.New("must be positive")
 	}
 	return nil
 }
