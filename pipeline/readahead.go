@@ -2,7 +2,7 @@ package pipeline
 
 import (
 	"context"
-	"io"
+	"sync"
 )
 
 // readAhead reads a split's batches on its own goroutine, one batch ahead
@@ -10,9 +10,12 @@ import (
 // the sink encode this one. Without it a split (one large file is one
 // split) is read and encoded by turns, on one core at a time.
 type readAhead struct {
-	out  chan fetched
-	stop chan struct{}
-	done chan struct{}
+	out    chan fetched // unbuffered: the goroutine holds at most one batch
+	stop   chan struct{}
+	cancel context.CancelFunc
+	done   chan struct{}
+	once   sync.Once
+	err    error // the error that ended the reads, once Next returned it
 }
 
 type fetched struct {
@@ -23,12 +26,26 @@ type fetched struct {
 // startReadAhead calls rd.Next until it returns an error (io.EOF included),
 // which Next hands on as the last result.
 func startReadAhead(ctx context.Context, rd RecordReader) *readAhead {
-	ra := &readAhead{out: make(chan fetched, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	ctx, cancel := context.WithCancel(ctx)
+	ra := &readAhead{out: make(chan fetched), stop: make(chan struct{}), cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(ra.done)
 		defer close(ra.out)
 		for {
+			select {
+			case <-ra.stop: // a stop wins over reading once more
+				return
+			default:
+			}
 			b, err := rd.Next(ctx)
+			select {
+			case <-ra.stop:
+				if b != nil {
+					b.Release()
+				}
+				return
+			default:
+			}
 			select {
 			case ra.out <- fetched{b, err}:
 			case <-ra.stop:
@@ -45,23 +62,34 @@ func startReadAhead(ctx context.Context, rd RecordReader) *readAhead {
 	return ra
 }
 
-// Next returns the next batch, or the error that ended the reads.
+// Next returns the next batch, or the error that ended the reads (again on
+// every later call).
 func (ra *readAhead) Next() (*Batch, error) {
+	if ra.err != nil {
+		return nil, ra.err
+	}
 	f, ok := <-ra.out
 	if !ok {
-		return nil, io.EOF // the reads ended with the error already returned
+		return nil, context.Canceled // closed: not reached by readSplit
+	}
+	if f.err != nil {
+		ra.err = f.err
 	}
 	return f.b, f.err
 }
 
-// Close stops reading, releases the batches read but not taken, and
-// returns once the reader is no longer used, so it can then be closed.
+// Close stops reading (cancelling a Next in progress), releases a batch
+// read but not taken, and returns once the reader is no longer used, so it
+// can then be closed. Later calls do nothing.
 func (ra *readAhead) Close() {
-	close(ra.stop)
-	for f := range ra.out {
-		if f.b != nil {
-			f.b.Release()
+	ra.once.Do(func() {
+		close(ra.stop)
+		ra.cancel()
+		for f := range ra.out {
+			if f.b != nil {
+				f.b.Release()
+			}
 		}
-	}
-	<-ra.done
+		<-ra.done
+	})
 }

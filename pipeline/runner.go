@@ -579,6 +579,10 @@ func Run(ctx context.Context, cfg *Config, opts RunOptions) (rep *Report, err er
 			}
 			end = b.End
 			if err := handleBatch(writeCtx, b, built, dl, tr, &c); err != nil {
+				// Stop the run now, not after the deferred closes: they wait
+				// for a read in progress, and other splits would go on
+				// delivering meanwhile.
+				fail(err)
 				return err
 			}
 		}

@@ -35,7 +35,7 @@ type genSource struct {
 	bytesOnly    bool  // splits say their size (100 bytes a row), not their rows
 	estimate     int64 // with neither rows nor size: the source's estimate
 	version      string
-	onNext       func() // called as each Next starts
+	onNext       func(ctx context.Context, split string) // called as each Next starts
 }
 
 func (g genSource) EstimatedRows() int64 { return g.estimate }
@@ -67,7 +67,7 @@ type genReader struct {
 
 func (r *genReader) Next(ctx context.Context) (*pipeline.Batch, error) {
 	if r.g.onNext != nil {
-		r.g.onNext()
+		r.g.onNext(ctx, r.split)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -732,7 +732,7 @@ func TestRunReadsTheNextBatchWhileTheSinkWrites(t *testing.T) {
 	defer f.mem.AssertSize(t, 0)
 	asked := make(chan struct{})
 	var calls atomic.Int64
-	f.src.onNext = func() {
+	f.src.onNext = func(context.Context, string) {
 		if calls.Add(1) == 2 {
 			close(asked)
 		}
@@ -951,5 +951,51 @@ func TestFinalCheckpointSaveIsRetried(t *testing.T) {
 		if !st.Done || st.Offset != 50 {
 			t.Fatalf("split %s saved as %+v", id, st)
 		}
+	}
+}
+
+// refuseSink fails every Write of one split, as a sink does on a fatal
+// error (a revoked write key).
+type refuseSink struct {
+	*ackSink
+	split string
+}
+
+func (s *refuseSink) Write(ctx context.Context, b *pipeline.Batch) error {
+	if b.Split == s.split {
+		b.Release()
+		return errors.New("write key revoked")
+	}
+	return s.ackSink.Write(ctx, b)
+}
+
+// A fatal sink error stops the whole run at once, even while the split's
+// reader is in the middle of reading ahead (a slow S3 GET): other splits
+// must not go on delivering until that read ends.
+func TestRunStopsAtOnceWhileReadingAhead(t *testing.T) {
+	f := newFixture(t, 2, 1000, "")
+	defer f.mem.AssertSize(t, 0)
+	var s00calls atomic.Int64
+	f.src.onNext = func(ctx context.Context, split string) {
+		if split == "s00" && s00calls.Add(1) == 2 {
+			select { // a read that only a cancel cuts short
+			case <-ctx.Done():
+			case <-time.After(3 * time.Second):
+			}
+		}
+	}
+	sink := &refuseSink{ackSink: newAckSink(0), split: "s00"}
+	sink.delay = time.Millisecond // s01 alone takes 143 ms or more
+	start := time.Now()
+	_, err := f.run(context.Background(), sink, pipeline.RunOptions{})
+	took := time.Since(start)
+	if err == nil || !strings.Contains(err.Error(), "write key revoked") {
+		t.Fatalf("err = %v", err)
+	}
+	if took > 2*time.Second {
+		t.Fatalf("the run took %v to stop: it waited for the read ahead", took)
+	}
+	if n := len(sink.got); n == 1000 {
+		t.Fatalf("s01 delivered all %d rows after the run failed", n)
 	}
 }

@@ -115,7 +115,7 @@ func runBackfill(path, url string, gz bool, level, conc, repeat int) (result, er
 		split, offset := fmt.Sprintf("events.parquet#%d", r), int64(0)
 		// As the runner does: the next batch is decoded while this one
 		// is encoded.
-		recs := make(chan arrow.Record, 1)
+		recs := make(chan arrow.Record)
 		werr := make(chan error, 1)
 		go func() {
 			var err error
