@@ -18,7 +18,11 @@ import (
 
 // ParquetRows returns the number of rows of a Parquet file from its
 // footer, without reading any data page (for Split.Rows).
-func ParquetRows(ra io.ReaderAt, size int64) (int64, error) {
+func ParquetRows(ra io.ReaderAt, size int64) (_ int64, err error) {
+	// Some corrupt footers make arrow's metadata decoder panic; the
+	// caller may be a goroutine of a source's plan, where a panic would
+	// end the process.
+	defer recoverInto(&err, "footer")
 	pf, err := file.NewParquetReader(io.NewSectionReader(ra, 0, size))
 	if err != nil {
 		return 0, err

@@ -3,8 +3,14 @@ package format
 import (
 	"bytes"
 	"fmt"
+	"math/rand"
 	"strings"
 	"testing"
+
+	"github.com/apache/arrow/go/v15/arrow"
+	"github.com/apache/arrow/go/v15/arrow/array"
+	"github.com/apache/arrow/go/v15/arrow/memory"
+	"github.com/apache/arrow/go/v15/parquet/pqarrow"
 
 	"github.com/backfillhq/backfill/internal/arrowtest"
 	"github.com/backfillhq/backfill/internal/sampledata"
@@ -120,5 +126,53 @@ func TestParquetErrors(t *testing.T) {
 	_, err := readAll(t, memInput("x.parquet.gz", []byte("x")), DefaultOptions(), pipeline.ReadOptions{}, arrowtest.CheckedMem(t))
 	if err == nil || !strings.Contains(err.Error(), "cannot be gzip-compressed") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// A corrupt footer is an error from ParquetRows, never a panic: arrow's
+// metadata decoder dereferences nil on some, and sources count rows on a
+// plan-time goroutine, where a panic would end the process.
+func TestParquetRowsSurvivesCorruptFooters(t *testing.T) {
+	// A small file of two columns: its footer is short, so random bytes
+	// hit the schema (the orders file's statistics mostly absorb them).
+	mem := memory.NewGoAllocator()
+	schema := arrow.NewSchema([]arrow.Field{{Name: "id", Type: arrow.BinaryTypes.String},
+		{Name: "n", Type: arrow.PrimitiveTypes.Int64, Nullable: true}}, nil)
+	rb := array.NewRecordBuilder(mem, schema)
+	defer rb.Release()
+	for i := 0; i < 100; i++ {
+		rb.Field(0).(*array.StringBuilder).Append(fmt.Sprint(i))
+		rb.Field(1).(*array.Int64Builder).Append(int64(i))
+	}
+	rec := rb.NewRecord()
+	defer rec.Release()
+	var buf bytes.Buffer
+	w, err := pqarrow.NewFileWriter(schema, &buf, nil, pqarrow.DefaultWriterProps())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Write(rec); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	good := buf.Bytes()
+	if n, err := ParquetRows(bytes.NewReader(good), int64(len(good))); err != nil || n != 100 {
+		t.Fatalf("good file: %d rows, %v", n, err)
+	}
+	rng := rand.New(rand.NewSource(1))
+	failed := 0
+	for i := 0; i < 3000; i++ {
+		bad := bytes.Clone(good)
+		for k := 0; k < 1+rng.Intn(4); k++ {
+			bad[len(bad)-9-rng.Intn(300)] = byte(rng.Intn(256))
+		}
+		if _, err := ParquetRows(bytes.NewReader(bad), int64(len(bad))); err != nil {
+			failed++
+		}
+	}
+	if failed == 0 {
+		t.Fatal("no corrupted footer was refused")
 	}
 }
