@@ -115,8 +115,8 @@ type Report struct {
 	Checkpoint     string           `json:"checkpoint,omitempty"`
 	Sink           map[string]int64 `json:"sink,omitempty"`
 
-	// CheckpointSaveFailures counts periodic saves that failed and were
-	// retried at the next interval.
+	// CheckpointSaveFailures counts saves that failed and were retried
+	// (periodic ones, and the final one before its last try).
 	CheckpointSaveFailures int `json:"checkpoint_save_failures,omitempty"`
 }
 
@@ -465,14 +465,16 @@ func Run(ctx context.Context, cfg *Config, opts RunOptions) (rep *Report, err er
 		if opts.DryRun {
 			return false, nil
 		}
-		if !force && (time.Since(lastSaved) < 20*lastSave || time.Since(lastFailed) < cfg.CheckpointInterval()) {
+		// After a failure the tick that waited during the save is skipped
+		// (half an interval: the next regular tick is not).
+		if !force && (time.Since(lastSaved) < 20*lastSave || time.Since(lastFailed) < cfg.CheckpointInterval()/2) {
 			return false, nil
 		}
 		began := time.Now()
 		defer func() {
 			// A failed save says nothing of a checkpoint's cost (it may
-			// have waited out S3's retries): it is retried one interval
-			// after it ended.
+			// have waited out S3's retries): it is retried at the next
+			// tick.
 			if err == nil {
 				lastSave, lastSaved = time.Since(began), time.Now()
 			} else {
@@ -480,7 +482,10 @@ func Run(ctx context.Context, cfg *Config, opts RunOptions) (rep *Report, err er
 			}
 		}()
 		if err := dl.Sync(); err != nil {
-			return false, fmt.Errorf("syncing dead letters: %w", err)
+			// Not retried: after a failed fsync the kernel may drop the
+			// unwritten pages and the next one succeeds, so a later
+			// checkpoint would count rejects whose dead letters are gone.
+			return false, permanentSaveError{fmt.Errorf("syncing dead letters: %w", err)}
 		}
 		snap, changed := tr.snapshot()
 		if !changed && !force && !unsaved {
@@ -586,6 +591,14 @@ func Run(ctx context.Context, cfg *Config, opts RunOptions) (rep *Report, err er
 				return err
 			}
 		}
+	}
+
+	// A first save before reading anything: a state store that cannot be
+	// written (a denied bucket, a read-only disk) stops the run before it
+	// delivers what it could not record. Later failures are then taken as
+	// passing, and retried (saveFailures).
+	if _, err := save(true); err != nil {
+		fail(fmt.Errorf("the checkpoint cannot be saved, so nothing is read: %w", err))
 	}
 
 	// Progress and checkpoints tick until the workers are done.
@@ -720,7 +733,7 @@ feed:
 		if serr == nil {
 			break
 		}
-		if attempt == 3 || errors.Is(serr, ErrCheckpointConflict) {
+		if attempt == 3 || errors.Is(serr, ErrCheckpointConflict) || errors.As(serr, new(permanentSaveError)) {
 			fail(serr)
 			break
 		}
@@ -728,7 +741,7 @@ feed:
 		log.Warn("saving the final checkpoint failed; trying again", "error", serr, "attempt", attempt)
 		select {
 		case <-time.After(cfg.CheckpointInterval()):
-		case <-opts.Abort.Done(): // a second Ctrl-C: one last try
+		case <-opts.Abort.Done(): // a second Ctrl-C: the tries left, without waiting
 		}
 	}
 	progress(true)
@@ -817,6 +830,11 @@ func handleBatch(ctx context.Context, b *Batch, built *Built, dl *deadLetterFile
 	return built.Sink.Write(ctx, b)
 }
 
+// permanentSaveError is a save failure that retrying cannot mend.
+type permanentSaveError struct{ error }
+
+func (e permanentSaveError) Unwrap() error { return e.error }
+
 // saveFailures decides what a failed periodic checkpoint save does. A
 // multi-hour run must not die of one S3 error: delivery goes on, the save
 // is retried at the next interval, and the run stops only when saves have
@@ -840,7 +858,7 @@ func (f *saveFailures) check(saved bool, err error) {
 			f.log.Info("checkpoint saves work again", "failed_for", now.Sub(f.since).Round(time.Millisecond))
 			f.since = time.Time{}
 		}
-	case errors.Is(err, ErrCheckpointConflict):
+	case errors.Is(err, ErrCheckpointConflict) || errors.As(err, new(permanentSaveError)):
 		f.fail(err)
 	default:
 		f.count++

@@ -784,28 +784,25 @@ func (h *warnSignal) Handle(_ context.Context, r slog.Record) error {
 func (h *warnSignal) WithAttrs([]slog.Attr) slog.Handler { return h }
 func (h *warnSignal) WithGroup(string) slog.Handler      { return h }
 
-// breakStateDir makes checkpoint saves fail for real, once the run has
-// saved a first checkpoint in dir: dir is moved away and a plain file put
-// in its place (open files, the dead letters and the lock, keep working).
-// It sends the func that undoes it.
-func breakStateDir(t *testing.T, dir string) <-chan func() {
+// breakCheckpoint makes checkpoint saves fail for real, once the run has
+// saved a checkpoint at path: path becomes an empty directory, which the
+// save's final rename cannot replace. It sends the func that undoes it
+// (removing the directory: the next save writes the file again).
+func breakCheckpoint(t *testing.T, path string) <-chan func() {
 	broken := make(chan func(), 1)
 	go func() {
-		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
-			if _, err := os.Stat(filepath.Join(dir, pipeline.CheckpointFile(0, 1))); err == nil {
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Error("no checkpoint was saved")
+				break
+			}
+			// A save may put the file back between the two calls.
+			if os.Remove(path) == nil && os.Mkdir(path, 0o755) == nil {
 				break
 			}
 		}
-		away := dir + ".away"
-		if err := os.Rename(dir, away); err != nil {
-			t.Error(err)
-		}
-		if err := os.WriteFile(dir, nil, 0o644); err != nil {
-			t.Error(err)
-		}
 		broken <- func() {
-			os.Remove(dir)
-			if err := os.Rename(away, dir); err != nil {
+			if err := os.Remove(path); err != nil {
 				t.Error(err)
 			}
 		}
@@ -822,7 +819,7 @@ func TestRunRidesOutFailedCheckpointSaves(t *testing.T) {
 	sink := newAckSink(0)
 	sink.delay = 5 * time.Millisecond // ~75 batches: 375 ms or more
 	h := &warnSignal{want: "saving the checkpoint failed", warned: make(chan struct{})}
-	broken := breakStateDir(t, filepath.Join(f.dir, "gen"))
+	broken := breakCheckpoint(t, pipeline.NewDirStore(f.dir, "gen", 0, 1).Path)
 	restored := make(chan struct{})
 	go func() {
 		defer close(restored)
@@ -863,44 +860,64 @@ func TestRunStopsWhenCheckpointSavesKeepFailing(t *testing.T) {
 	defer f.mem.AssertSize(t, 0)
 	sink := newAckSink(0)
 	sink.delay = 20 * time.Millisecond // 1.5 s or more: far past the timeout
-	broken := breakStateDir(t, filepath.Join(f.dir, "gen"))
+	broken := breakCheckpoint(t, pipeline.NewDirStore(f.dir, "gen", 0, 1).Path)
 	_, err := f.run(context.Background(), sink, pipeline.RunOptions{})
 	(<-broken)()
 	if err == nil || !strings.Contains(err.Error(), "checkpoint_failure_timeout 50ms") ||
-		!strings.Contains(err.Error(), "not a directory") {
+		!strings.Contains(err.Error(), "writing checkpoint") {
 		t.Fatalf("err = %v, want the timeout and the cause", err)
 	}
 }
 
-// failingStore is a DirStore whose saves fail after a delay, as an S3 PUT
-// does once the SDK's retries run out.
+// failingStore is a DirStore whose saves after the first ok fail after a
+// delay, as an S3 PUT does once the SDK's retries run out.
 type failingStore struct {
 	*pipeline.DirStore
+	ok       int64
 	delay    time.Duration
 	attempts atomic.Int64
 }
 
-func (s *failingStore) Save(*pipeline.Checkpoint) error {
-	s.attempts.Add(1)
+func (s *failingStore) Save(c *pipeline.Checkpoint) error {
+	if s.attempts.Add(1) <= s.ok {
+		return s.DirStore.Save(c)
+	}
 	time.Sleep(s.delay)
 	return errors.New("InternalError: we encountered an internal error, please try again")
 }
 
+// A state store that cannot be written stops the run before it reads
+// anything: it would deliver what it cannot record, for
+// checkpoint_failure_timeout.
+func TestRunStopsBeforeReadingWhenTheStateCannotBeSaved(t *testing.T) {
+	f := newFixture(t, 2, 50, "")
+	defer f.mem.AssertSize(t, 0)
+	sink := newAckSink(0)
+	store := &failingStore{DirStore: pipeline.NewDirStore(f.dir, "gen", 0, 1)}
+	rep, err := f.run(context.Background(), sink, pipeline.RunOptions{Store: store})
+	if err == nil || !strings.Contains(err.Error(), "cannot be saved, so nothing is read") {
+		t.Fatalf("err = %v", err)
+	}
+	if rep.RowsRead != 0 || len(sink.got) != 0 {
+		t.Fatalf("read %d rows, delivered %d", rep.RowsRead, len(sink.got))
+	}
+}
+
 // A slow failing save does not push the next attempt back as a slow
-// successful save does (20 times its duration): it is tried again one
-// interval after it ended, until checkpoint_failure_timeout.
+// successful save does (20 times its duration): it is tried again at the
+// next tick, until checkpoint_failure_timeout.
 func TestFailedSavesAreRetriedEachInterval(t *testing.T) {
 	f := newFixture(t, 5, 100, "checkpoint_failure_timeout: 600ms\n")
 	defer f.mem.AssertSize(t, 0)
 	sink := newAckSink(0)
 	sink.delay = 20 * time.Millisecond // 1.5 s or more: past the timeout
-	store := &failingStore{DirStore: pipeline.NewDirStore(f.dir, "gen", 0, 1), delay: 30 * time.Millisecond}
+	store := &failingStore{DirStore: pipeline.NewDirStore(f.dir, "gen", 0, 1), ok: 1, delay: 30 * time.Millisecond}
 	_, err := f.run(context.Background(), sink, pipeline.RunOptions{Store: store})
 	if err == nil || !strings.Contains(err.Error(), "checkpoint_failure_timeout") {
 		t.Fatalf("err = %v", err)
 	}
-	// 600 ms of 30 ms saves, each one interval (10 ms) after the last:
-	// about 15. Backing off 20 times the first's duration would make 3
+	// 600 ms of 30 ms saves, each at the next tick (every 10 ms) after
+	// the last: about 15. Backing off 20 times the first's duration would make 3
 	// (the final save included).
 	if n := store.attempts.Load(); n < 6 {
 		t.Fatalf("%d save attempts before the run stopped, want several", n)

@@ -275,7 +275,7 @@ func writeSummary(w io.Writer, r *pipeline.Report) {
 		fmt.Fprintf(w, "  in flight  %d rows not acknowledged (they will be resent on resume)\n", r.RowsUnacked)
 	}
 	if r.CheckpointSaveFailures > 0 {
-		fmt.Fprintf(w, "  checkpoint %d periodic save(s) failed and were retried (see the log)\n", r.CheckpointSaveFailures)
+		fmt.Fprintf(w, "  checkpoint %d save(s) failed and were retried (see the log)\n", r.CheckpointSaveFailures)
 	}
 	for _, k := range sortedKeys(r.Sink) {
 		fmt.Fprintf(w, "  sink %-10s %d\n", k, r.Sink[k])
