@@ -24,6 +24,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -263,6 +264,7 @@ type Counter struct {
 	mu       sync.Mutex
 	cuts     int   // object GETs still to cut short
 	cutAfter int64 // bytes a cut GET delivers before the connection drops
+	failPuts int   // PUT responses still to replace with a 500
 	gets     int64
 	getBytes int64
 	lists    int64
@@ -293,6 +295,29 @@ func (s *Server) Counting(t testing.TB) *Counter {
 	rp.ErrorLog = log.New(io.Discard, "", 0) // cut connections are intended
 	rp.ModifyResponse = func(resp *http.Response) error {
 		r := resp.Request
+		if r.Method == http.MethodPut {
+			c.mu.Lock()
+			fail := c.failPuts > 0
+			if fail {
+				c.failPuts--
+			}
+			c.mu.Unlock()
+			if fail {
+				// The server has handled the PUT (it may have stored the
+				// object); the client sees an error, as when a response is
+				// lost.
+				resp.Body.Close()
+				body := `<?xml version="1.0" encoding="UTF-8"?><Error><Code>InternalError</Code>` +
+					`<Message>s3test: response replaced</Message></Error>`
+				resp.StatusCode, resp.Status = http.StatusInternalServerError, "500 Internal Server Error"
+				resp.Body = io.NopCloser(strings.NewReader(body))
+				resp.ContentLength = int64(len(body))
+				resp.Header.Set("Content-Length", strconv.Itoa(len(body)))
+				resp.Header.Set("Content-Type", "application/xml")
+				resp.Header.Del("ETag")
+			}
+			return nil
+		}
 		if r.Method != http.MethodGet {
 			return nil
 		}
@@ -336,6 +361,14 @@ func (c *Counter) CutNextGets(n int, after int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.cuts, c.cutAfter = n, after
+}
+
+// FailNextPuts makes the next n PUT responses 500s after the server has
+// handled the PUTs: a write that landed while its client saw it fail.
+func (c *Counter) FailNextPuts(n int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.failPuts = n
 }
 
 // Stats returns the totals so far.

@@ -37,6 +37,9 @@ type CheckpointStore struct {
 	mu     sync.Mutex
 	etag   string // of the object as last loaded or saved; "" = none yet
 	loaded bool
+	// inDoubt is the body of the last PUT that failed: it may have landed
+	// all the same (a lost response), leaving etag stale.
+	inDoubt []byte
 }
 
 // OpenCheckpointStore opens the store a state URL names.
@@ -107,6 +110,43 @@ func (s *CheckpointStore) Save(c *pipeline.Checkpoint) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	err = s.put(data)
+	if !preconditionFailed(err) {
+		if err != nil {
+			s.inDoubt = data
+			return s.wrap("writing", err)
+		}
+		s.inDoubt = nil
+		return nil
+	}
+	// Someone wrote since the ETag this store knows. It may have been this
+	// store: a PUT whose response was lost (a reset, a timeout) can land,
+	// and the SDK's retry or the next save then asks for the old ETag.
+	cur, etag, gerr := s.get()
+	if gerr != nil {
+		return s.wrap("reading (after a conditional write failed)", gerr)
+	}
+	switch {
+	case bytes.Equal(cur, data):
+		s.etag, s.inDoubt = etag, nil
+		return nil
+	case s.inDoubt != nil && bytes.Equal(cur, s.inDoubt):
+		s.etag, s.inDoubt = etag, nil
+		if err = s.put(data); err == nil {
+			return nil
+		}
+		if !preconditionFailed(err) {
+			s.inDoubt = data
+			return s.wrap("writing", err)
+		}
+	}
+	return fmt.Errorf("%w: checkpoint %s was written by another run of the same pipeline and shard since this one "+
+		"read it; stop the other run (or give each worker its own --shard)", pipeline.ErrCheckpointConflict, s.Location())
+}
+
+// put writes data on condition that the object is still the one this
+// store last saw (or, when it saw none, that there is none).
+func (s *CheckpointStore) put(data []byte) error {
 	in := &s3.PutObjectInput{Bucket: &s.bucket, Key: &s.key, Body: bytes.NewReader(data),
 		ContentType: aws.String("application/json")}
 	switch {
@@ -117,15 +157,26 @@ func (s *CheckpointStore) Save(c *pipeline.Checkpoint) error {
 	}
 	out, err := s.client.PutObject(context.Background(), in)
 	if err != nil {
-		var ae smithy.APIError
-		if errors.As(err, &ae) && (ae.ErrorCode() == "PreconditionFailed" || ae.ErrorCode() == "ConditionalRequestConflict") {
-			return fmt.Errorf("%w: checkpoint %s was written by another run of the same pipeline and shard since this one "+
-				"read it; stop the other run (or give each worker its own --shard)", pipeline.ErrCheckpointConflict, s.Location())
-		}
-		return s.wrap("writing", err)
+		return err
 	}
 	s.etag = aws.ToString(out.ETag)
 	return nil
+}
+
+// get reads the object as it is now.
+func (s *CheckpointStore) get() ([]byte, string, error) {
+	out, err := s.client.GetObject(context.Background(), &s3.GetObjectInput{Bucket: &s.bucket, Key: &s.key})
+	if err != nil {
+		return nil, "", err
+	}
+	defer out.Body.Close()
+	data, err := io.ReadAll(out.Body)
+	return data, aws.ToString(out.ETag), err
+}
+
+func preconditionFailed(err error) bool {
+	var ae smithy.APIError
+	return errors.As(err, &ae) && (ae.ErrorCode() == "PreconditionFailed" || ae.ErrorCode() == "ConditionalRequestConflict")
 }
 
 func (s *CheckpointStore) wrap(op string, err error) error {

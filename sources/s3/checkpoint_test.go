@@ -61,3 +61,65 @@ func TestCheckpointStoreOnS3(t *testing.T) {
 		t.Fatalf("bad option: %v", err)
 	}
 }
+
+// A save whose PUT landed while its response was lost is not taken for
+// another run's write: the SDK's retry (same body) and the next save (new
+// body) both meet a 412 on the ETag the store last knew, and find the
+// object is what this store sent.
+func TestCheckpointSaveSurvivesALostResponse(t *testing.T) {
+	srv := s3test.Start(t)
+	srv.CreateBucket(t, "lost")
+	t.Setenv("AWS_ACCESS_KEY_ID", srv.AccessKey)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", srv.SecretKey)
+	proxy := srv.Counting(t)
+	ctx := context.Background()
+	url := "s3://lost/b?endpoint=" + proxy.URL + "&path_style=true&region=us-east-1"
+	st, err := pipeline.OpenCheckpointStore(ctx, url, "orders", 0, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Load(); err != nil {
+		t.Fatal(err)
+	}
+	cp := &pipeline.Checkpoint{Version: 1, Name: "orders", Splits: map[string]pipeline.SplitState{"a": {Offset: 1}}}
+	if err := st.Save(cp); err != nil {
+		t.Fatal(err)
+	}
+
+	// The first attempt lands and answers 500; the SDK retries the same
+	// body on the old ETag.
+	cp.Splits["a"] = pipeline.SplitState{Offset: 2}
+	proxy.FailNextPuts(1)
+	if err := st.Save(cp); err != nil {
+		t.Fatalf("a retried PUT that had landed: %v", err)
+	}
+
+	// Every attempt answers 500 (the first landed): the save fails, and
+	// the next one, with a new body, must still go through.
+	cp.Splits["a"] = pipeline.SplitState{Offset: 3}
+	proxy.FailNextPuts(100)
+	if err := st.Save(cp); err == nil || errors.Is(err, pipeline.ErrCheckpointConflict) {
+		t.Fatalf("a save that saw only 500s: %v", err)
+	}
+	proxy.FailNextPuts(0)
+	cp.Splits["a"] = pipeline.SplitState{Offset: 4, Done: true}
+	if err := st.Save(cp); err != nil {
+		t.Fatalf("the save after a PUT in doubt: %v", err)
+	}
+	got, err := st.Load()
+	if err != nil || got.Splits["a"] != (pipeline.SplitState{Offset: 4, Done: true}) {
+		t.Fatalf("stored %+v, %v", got, err)
+	}
+
+	// Another run's write is still a conflict.
+	other, _ := pipeline.OpenCheckpointStore(ctx, url, "orders", 0, 1)
+	if _, err := other.Load(); err != nil {
+		t.Fatal(err)
+	}
+	if err := other.Save(&pipeline.Checkpoint{Version: 1, Name: "orders"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Save(cp); !errors.Is(err, pipeline.ErrCheckpointConflict) {
+		t.Fatalf("another run's write: %v", err)
+	}
+}
