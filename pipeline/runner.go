@@ -733,7 +733,7 @@ feed:
 		if serr == nil {
 			break
 		}
-		if attempt == 3 || errors.Is(serr, ErrCheckpointConflict) || errors.As(serr, new(permanentSaveError)) {
+		if attempt == 3 || !retryable(serr) {
 			fail(serr)
 			break
 		}
@@ -835,6 +835,12 @@ type permanentSaveError struct{ error }
 
 func (e permanentSaveError) Unwrap() error { return e.error }
 
+// retryable says whether a failed save may succeed when tried again: not
+// when another run wrote the checkpoint, nor after a permanentSaveError.
+func retryable(err error) bool {
+	return !errors.Is(err, ErrCheckpointConflict) && !errors.As(err, new(permanentSaveError))
+}
+
 // saveFailures decides what a failed periodic checkpoint save does. A
 // multi-hour run must not die of one S3 error: delivery goes on, the save
 // is retried at the next interval, and the run stops only when saves have
@@ -858,7 +864,7 @@ func (f *saveFailures) check(saved bool, err error) {
 			f.log.Info("checkpoint saves work again", "failed_for", now.Sub(f.since).Round(time.Millisecond))
 			f.since = time.Time{}
 		}
-	case errors.Is(err, ErrCheckpointConflict) || errors.As(err, new(permanentSaveError)):
+	case !retryable(err):
 		f.fail(err)
 	default:
 		f.count++
