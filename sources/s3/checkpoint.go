@@ -79,8 +79,7 @@ func (s *CheckpointStore) Location() string { return "s3://" + s.bucket + "/" + 
 
 // Load reads the checkpoint; nil when there is none yet.
 func (s *CheckpointStore) Load() (*pipeline.Checkpoint, error) {
-	ctx := context.Background()
-	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.bucket, Key: &s.key})
+	data, etag, err := s.get()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.loaded = true
@@ -92,12 +91,7 @@ func (s *CheckpointStore) Load() (*pipeline.Checkpoint, error) {
 		}
 		return nil, s.wrap("reading", err)
 	}
-	defer out.Body.Close()
-	data, err := io.ReadAll(out.Body)
-	if err != nil {
-		return nil, s.wrap("reading", err)
-	}
-	s.etag = aws.ToString(out.ETag)
+	s.etag = etag
 	return pipeline.DecodeCheckpoint(data, s.Location())
 }
 
