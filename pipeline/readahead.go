@@ -31,35 +31,34 @@ func startReadAhead(ctx context.Context, rd RecordReader) *readAhead {
 	go func() {
 		defer close(ra.done)
 		defer close(ra.out)
-		for {
-			select {
-			case <-ra.stop: // a stop wins over reading once more
-				return
-			default:
-			}
+		for !ra.stopped() { // a stop wins over reading once more
 			b, err := rd.Next(ctx)
-			select {
-			case <-ra.stop:
-				if b != nil {
-					b.Release()
+			sent := false
+			if !ra.stopped() { // and over sending (a select picks at random)
+				select {
+				case ra.out <- fetched{b, err}:
+					sent = true
+				case <-ra.stop:
 				}
-				return
-			default:
 			}
-			select {
-			case ra.out <- fetched{b, err}:
-			case <-ra.stop:
-				if b != nil {
-					b.Release()
-				}
-				return
+			if !sent && b != nil {
+				b.Release()
 			}
-			if err != nil {
+			if !sent || err != nil {
 				return
 			}
 		}
 	}()
 	return ra
+}
+
+func (ra *readAhead) stopped() bool {
+	select {
+	case <-ra.stop:
+		return true
+	default:
+		return false
+	}
 }
 
 // Next returns the next batch, or the error that ended the reads (again on
