@@ -15,6 +15,7 @@ import (
 
 	"github.com/backfillhq/backfill/internal/ndjsontest"
 	"github.com/backfillhq/backfill/internal/sampledata"
+	"github.com/backfillhq/backfill/pipeline"
 )
 
 // repoRoot is where configs/ lives, so tests run the shipped pipelines.
@@ -390,5 +391,20 @@ func TestBadParquetFilesFailAsSplits(t *testing.T) {
 	}
 	if n := len(messages(t, filepath.Join(dir, "out.ndjson"))); n != 1500 {
 		t.Fatalf("%d messages after the rerun, want 1500", n)
+	}
+}
+
+// The summary says when checkpoint saves failed and were retried, and
+// stays silent when none did.
+func TestSummaryCountsRetriedCheckpointSaves(t *testing.T) {
+	var b strings.Builder
+	writeSummary(&b, &pipeline.Report{Pipeline: "orders", Status: "ok", CheckpointSaveFailures: 2})
+	if !strings.Contains(b.String(), "checkpoint 2 save(s) failed and were retried") {
+		t.Fatalf("summary:\n%s", b.String())
+	}
+	b.Reset()
+	writeSummary(&b, &pipeline.Report{Pipeline: "orders", Status: "ok"})
+	if strings.Contains(b.String(), "save(s) failed") {
+		t.Fatalf("summary without failures:\n%s", b.String())
 	}
 }
