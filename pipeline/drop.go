@@ -120,8 +120,8 @@ func (b *Batch) DropMask(mem memory.Allocator, mask []uint8, rejects map[int]*Re
 }
 
 // takeRuns copies the rows in runs (n rows in all) of arr into a new array.
-// Flat types are copied directly; anything else (lists, structs,
-// dictionaries) is concatenated from slices, which is linear too but costs
+// Flat types and dictionaries' indices are copied directly; anything else
+// (lists, structs) is concatenated from slices, which is linear too but costs
 // an allocation per run.
 func takeRuns(mem memory.Allocator, arr arrow.Array, runs [][2]int, n int) (arrow.Array, error) {
 	if n == 0 {
@@ -135,6 +135,15 @@ func takeRuns(mem memory.Allocator, arr arrow.Array, runs [][2]int, n int) (arro
 		}
 		defer st.Release()
 		return array.NewExtensionArrayWithStorage(dt.(arrow.ExtensionType), st), nil
+	}
+	if d, ok := arr.(*array.Dictionary); ok {
+		// The indices are a flat column; the dictionary is shared as is.
+		idx, err := takeRuns(mem, d.Indices(), runs, n)
+		if err != nil {
+			return nil, err
+		}
+		defer idx.Release()
+		return array.NewDictionaryArray(dt, idx, d.Dictionary()), nil
 	}
 	data := arr.Data()
 	off := data.Offset()

@@ -195,6 +195,40 @@ func TestDropRowsMatchesCompute(t *testing.T) {
 			}
 		})
 	}
+	// A dictionary column (as the Parquet source reads repetitive strings),
+	// which arrow's filter kernel does not take: its kept rows must hold
+	// the same values, still as a dictionary.
+	vals := `["w","x",null,"y","x","x","z",null,"y","x","z"]` // sliced from row 1
+	dict := asDictionaries(t, mem, mkRecord(t, mem, col{"d", str, vals}))
+	defer dict.Release()
+	plain := mkRecord(t, mem, col{"d", str, vals})
+	defer plain.Release()
+	for _, keep := range []string{"1111111111", "0000000000", "1010101010", "0110011100", "0000000001"} {
+		mask := make([]uint8, len(keep))
+		var want []string
+		for i, c := range keep {
+			if c == '0' {
+				mask[i] = pipeline.FateFilter
+			} else {
+				want = append(want, plain.Column(0).ValueStr(i+1))
+			}
+		}
+		sliced := dict.NewSlice(1, 11)
+		b := pipeline.NewBatch("s", 0, sliced)
+		if err := b.DropMask(mem, mask, nil); err != nil {
+			t.Fatal(err)
+		}
+		checkAccounting(t, b)
+		var got []string
+		d, ok := b.Record.Column(0).(*array.Dictionary)
+		for i := 0; ok && i < d.Len(); i++ {
+			got = append(got, d.ValueStr(i))
+		}
+		if !ok || !equalStrings(got, want) {
+			t.Errorf("keep %s: dictionary column %v holds %q, want %q", keep, b.Record.Column(0).DataType(), got, want)
+		}
+		b.Release()
+	}
 }
 
 // TestExtractJSONPathUTF8 checks what the test column cannot hold: a
