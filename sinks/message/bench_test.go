@@ -17,18 +17,20 @@ func segmentLike(mem memory.Allocator, n int) arrow.Record { return sampledata.T
 // BenchmarkEncode encodes 8192-row batches of the Segment-like record; one
 // op is one event.
 func BenchmarkEncode(b *testing.B) {
-	for _, keyed := range []bool{false, true} {
-		name := "derived-id"
+	for _, mode := range []string{"derived-id", "key-columns-id", "dictionaries"} {
 		opts := Options{Pipeline: "bench", Version: "1.0.0"}
-		if keyed {
-			name = "key-columns-id"
+		if mode == "key-columns-id" {
 			opts.IDColumns = []string{"properties.orderId"}
 		}
-		b.Run(name, func(b *testing.B) {
+		b.Run(mode, func(b *testing.B) {
 			mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 			defer mem.AssertSize(b, 0)
 			const rows = 8192
 			rec := segmentLike(mem, rows)
+			if mode == "dictionaries" {
+				// the repetitive columns, as the Parquet source reads them
+				rec = dictionaryColumns(b, mem, rec, arrow.PrimitiveTypes.Int32, "type", "event", "properties.currency", "properties.coupon")
+			}
 			defer rec.Release()
 			batch := pipeline.NewBatch("split-0", 0, rec)
 			e := NewEncoder(opts)

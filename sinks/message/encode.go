@@ -82,6 +82,28 @@ func (e *Encoder) writeSteps(dst []byte, steps []step, row int) ([]byte, bool) {
 			dst = append(dst, s.keyAfter(first)...)
 			first = false
 			dst = appendString(dst, v)
+		case stepDict:
+			w := s.dict
+			if !w.cache {
+				// not cached (a dictionary far larger than the batch)
+				if s.w.null(row) {
+					continue
+				}
+				dst = append(dst, s.keyAfter(first)...)
+				first = false
+				dst, _ = s.w.write(e, dst, row) // strings always encode
+				continue
+			}
+			if w.null(row) {
+				continue
+			}
+			v := w.json(row)
+			if s.id && len(v) == 2 { // "": an absent id
+				continue
+			}
+			dst = append(dst, s.keyAfter(first)...)
+			first = false
+			dst = append(dst, v...)
 		case stepLeaf:
 			if s.w.null(row) {
 				continue

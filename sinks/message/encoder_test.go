@@ -2,9 +2,11 @@ package message
 
 import (
 	"encoding/json"
+	"fmt"
 	"math"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -444,5 +446,85 @@ func TestSlicedRecord(t *testing.T) {
 	}
 	if len(full) != 4 { // row 2 is a track without event
 		t.Fatalf("%d messages", len(full))
+	}
+}
+
+// String dictionaries (what the Parquet source reads repetitive columns
+// as) encode exactly as the same strings do: escaping, nulls, an empty id
+// left out, and the uncached paths (int8 indices; a dictionary far larger
+// than the batch).
+func TestDictionaryColumnsEncodeAsStrings(t *testing.T) {
+	mem := arrowtest.CheckedMem(t)
+	defer mem.AssertSize(t, 0)
+	names := []string{"type", "userId", "anonymousId", "event", "properties.plan", "context.page.path"}
+	plainRecord := func(reversed bool) arrow.Record {
+		cols := []col{
+			str("type", "track", "track", "identify", "track", "track", "track"),
+			str("userId", "u1", "u1", "", "u1", nil, "u\"2"),
+			str("anonymousId", "", "a1", "a1", nil, "a1", "a1"),
+			str("event", "Order \"Completed\"", "Order \"Completed\"", nil, "caf\u00e9 \u2028", "\x01ctl", "Order \"Completed\""),
+			str("properties.plan", nil, "pro", "pro", "", "pro", "free"),
+			str("context.page.path", "/a", "/a", "/b\\c", "/a", nil, "/\xffbad")}
+		if reversed { // the next batch: other dictionaries, in another order
+			for _, c := range cols {
+				slices.Reverse(c.vals)
+			}
+		}
+		return makeRecord(t, mem, cols...)
+	}
+	// Each record once, through one encoder: a batch's cached values must
+	// not leak into the next batch's.
+	encodeAll := func(recs ...arrow.Record) []string {
+		var out []string
+		e := NewEncoder(Options{Pipeline: "p"})
+		for _, rec := range recs {
+			rejects, err := e.Encode(pipeline.NewBatch("s", 0, rec), func(row int, m []byte) error {
+				out = append(out, fmt.Sprintf("%d %s", row, m))
+				return nil
+			})
+			rec.Release()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range rejects {
+				out = append(out, fmt.Sprintf("reject %d %s %s", r.Row, r.Column, r.Reason))
+			}
+		}
+		return out
+	}
+	want := encodeAll(plainRecord(false), plainRecord(true))
+	if len(want) < 10 {
+		t.Fatalf("only %d results: the case tests little", len(want))
+	}
+	for _, idx := range []arrow.DataType{arrow.PrimitiveTypes.Int32, arrow.PrimitiveTypes.Int8} {
+		got := encodeAll(dictionaryColumns(t, mem, plainRecord(false), idx, names...),
+			dictionaryColumns(t, mem, plainRecord(true), idx, names...))
+		if strings.Join(got, "\n") != strings.Join(want, "\n") {
+			t.Errorf("%s indices:\n%s\nwant\n%s", idx, strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
+	}
+	// Two rows of a 200-value dictionary: too large to cache per batch.
+	var vals []any
+	for i := 0; i < 200; i++ {
+		vals = append(vals, fmt.Sprintf("E%d", i))
+	}
+	types := make([]any, 200)
+	for i := range types {
+		types[i] = "track"
+	}
+	big := dictionaryColumns(t, mem, makeRecord(t, mem, col{"type", arrow.BinaryTypes.String, types}, str("userId", append([]any{"u"}, types[1:]...)...),
+		col{"event", arrow.BinaryTypes.String, vals}), arrow.PrimitiveTypes.Int32, "event")
+	defer big.Release()
+	part := big.NewSlice(198, 200)
+	defer part.Release()
+	var msgs []string
+	if _, err := NewEncoder(Options{Pipeline: "p"}).Encode(pipeline.NewBatch("s", 198, part), func(_ int, m []byte) error {
+		msgs = append(msgs, string(m))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(msgs) != 2 || !strings.Contains(msgs[0], `"event":"E198"`) || !strings.Contains(msgs[1], `"event":"E199"`) {
+		t.Fatalf("large dictionary: %q", msgs)
 	}
 }

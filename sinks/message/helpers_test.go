@@ -178,3 +178,36 @@ func noDupKeys(d *json.Decoder) error {
 func arrayNewRecord(s *arrow.Schema, cols []arrow.Array, n int64) arrow.Record {
 	return array.NewRecord(s, cols, n)
 }
+
+// dictionaryColumns returns rec with the named string columns
+// dictionary-encoded with index type idx, releasing rec.
+func dictionaryColumns(t testing.TB, mem memory.Allocator, rec arrow.Record, idx arrow.DataType, names ...string) arrow.Record {
+	t.Helper()
+	defer rec.Release()
+	fields := append([]arrow.Field(nil), rec.Schema().Fields()...)
+	cols := append([]arrow.Array(nil), rec.Columns()...)
+	var made []arrow.Array
+	defer func() {
+		for _, a := range made {
+			a.Release()
+		}
+	}()
+	for _, name := range names {
+		i := rec.Schema().FieldIndices(name)[0]
+		dt := &arrow.DictionaryType{IndexType: idx, ValueType: fields[i].Type}
+		b := array.NewDictionaryBuilder(mem, dt).(*array.BinaryDictionaryBuilder)
+		src := cols[i].(*array.String)
+		for j := 0; j < src.Len(); j++ {
+			if src.IsNull(j) {
+				b.AppendNull()
+			} else if err := b.AppendString(src.Value(j)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		cols[i] = b.NewArray()
+		b.Release()
+		made = append(made, cols[i])
+		fields[i].Type = dt
+	}
+	return array.NewRecord(arrow.NewSchema(fields, nil), cols, rec.NumRows())
+}

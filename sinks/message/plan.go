@@ -62,7 +62,8 @@ type step struct {
 	ckey []byte   // stepLeaf, stepString: `,"name":`
 	w    writer   // stepLeaf
 	str  *stringW // stepString
-	id   bool     // stepString: an id field, where "" is absent
+	dict *dictW   // stepDict
+	id   bool     // stepString, stepDict: an id field, where "" is absent
 	n    *node    // stepNode
 }
 
@@ -78,6 +79,7 @@ func (s *step) keyAfter(first bool) []byte {
 const (
 	stepLeaf   = iota // write w's value under key unless null
 	stepString        // the same for a utf8 column, devirtualized
+	stepDict          // the same for a string dictionary column
 	stepOpen          // open an object under key
 	stepClose         // close it, or drop it when nothing was written inside
 	stepNode          // an object merged with its own column: writeNode's slow path
@@ -99,9 +101,18 @@ func compile(steps []step, n *node) []step {
 			switch w := k.w.(type) {
 			case *stringW:
 				st.op, st.str = stepString, w
+			case *dictW:
+				if w.str != nil {
+					st.op, st.dict = stepDict, w
+				}
 			case *idW:
-				if sw, ok := w.inner.(*stringW); ok {
-					st.op, st.str, st.id = stepString, sw, true
+				switch iw := w.inner.(type) {
+				case *stringW:
+					st.op, st.str, st.id = stepString, iw, true
+				case *dictW:
+					if iw.str != nil {
+						st.op, st.dict, st.id = stepDict, iw, true
+					}
 				}
 			}
 			steps = append(steps, st)

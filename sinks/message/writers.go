@@ -512,23 +512,75 @@ func (w *mapW) write(e *Encoder, dst []byte, i int) ([]byte, bool) {
 }
 
 // dictW writes a dictionary-encoded column through its dictionary's
-// writer.
+// writer. A string dictionary (what the Parquet source reads a repetitive
+// column as) has each value it uses escaped once per batch, then copied
+// per row: no escape scan and no value lookup through the dictionary.
 type dictW struct {
 	nulls
 	d     *array.Dictionary
 	inner writer
+	str   *stringW // inner, for a string dictionary; nil otherwise
+	idx32 []int32  // the indices when they are int32 (pqarrow's type)
+	cache bool     // str != nil and idx32 != nil: values are cached
+	enc   []byte   // the JSON of the values written so far this batch
+	spans []span   // per dictionary value: its JSON in enc, or end 0
+}
+
+type span struct{ start, end int }
+
+func newDictW(n nulls, valueType arrow.DataType, col string) *dictW {
+	w := &dictW{nulls: n, inner: newWriter(valueType, col)}
+	w.str, _ = w.inner.(*stringW)
+	return w
 }
 
 func (w *dictW) bind(a arrow.Array) {
 	w.bindNulls(a)
 	w.d = a.(*array.Dictionary)
-	w.inner.bind(w.d.Dictionary())
+	dict := w.d.Dictionary()
+	w.inner.bind(dict)
+	w.idx32 = nil
+	if ix, ok := w.d.Indices().(*array.Int32); ok {
+		w.idx32 = ix.Int32Values()
+	}
+	// A dictionary much larger than the batch would cost more to clear
+	// than caching saves.
+	w.cache = w.str != nil && w.idx32 != nil && dict.Len() <= 4*a.Len()+64
+	if w.cache {
+		if cap(w.spans) < dict.Len() {
+			w.spans = make([]span, dict.Len())
+		}
+		w.spans = w.spans[:dict.Len()]
+		clear(w.spans)
+		w.enc = w.enc[:0]
+	}
 }
-func (w *dictW) null(i int) bool { return w.nulls.null(i) || w.inner.null(w.d.GetValueIndex(i)) }
+func (w *dictW) key(i int) int {
+	if w.idx32 != nil {
+		return int(w.idx32[i])
+	}
+	return w.d.GetValueIndex(i)
+}
+func (w *dictW) null(i int) bool { return w.nulls.null(i) || w.inner.null(w.key(i)) }
 func (w *dictW) write(e *Encoder, dst []byte, i int) ([]byte, bool) {
-	return w.inner.write(e, dst, w.d.GetValueIndex(i))
+	if w.cache {
+		return append(dst, w.json(i)...), true
+	}
+	return w.inner.write(e, dst, w.key(i))
 }
-func (w *dictW) text(i int) string { return w.inner.(texter).text(w.d.GetValueIndex(i)) }
+
+// json is row i's value as a JSON string (w.cache; row i not null).
+func (w *dictW) json(i int) []byte {
+	k := w.idx32[i]
+	sp := &w.spans[k]
+	if sp.end == 0 {
+		sp.start = len(w.enc)
+		w.enc = appendString(w.enc, w.str.text(int(k)))
+		sp.end = len(w.enc)
+	}
+	return w.enc[sp.start:sp.end]
+}
+func (w *dictW) text(i int) string { return w.inner.(texter).text(w.key(i)) }
 
 // extW writes an extension column through its storage's writer.
 type extW struct{ storage writer }
@@ -683,7 +735,7 @@ func newWriter(dt arrow.DataType, col string) writer {
 	case *arrow.ListType, *arrow.LargeListType, *arrow.FixedSizeListType:
 		return &listW{nulls: n, elem: newWriter(t.(arrow.ListLikeType).Elem(), col+"[]")}
 	case *arrow.DictionaryType:
-		return &dictW{nulls: n, inner: newWriter(t.ValueType, col)}
+		return newDictW(n, t.ValueType, col)
 	case *arrow.NullType:
 		return nullW{}
 	case arrow.ExtensionType:
