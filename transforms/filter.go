@@ -183,6 +183,7 @@ func (f *Filter) Apply(_ context.Context, b *pipeline.Batch) error {
 	if b.Record == nil {
 		return nil
 	}
+	plainStrings(f.mem, b, f.reads)
 	rec := b.Record
 	n := int(rec.NumRows())
 	mask := make([]uint8, n) // pipeline.FateKeep, pipeline.FateFilter or pipeline.FateReject per row
@@ -306,6 +307,17 @@ func exprValue(a arrow.Array, i int) any {
 		return x.Value(i).ToTime()
 	}
 	return a.ValueStr(i)
+}
+
+// reads selects the columns the expression reads: its roots, and the
+// sub-path columns under a root (properties.plan under properties).
+func (f *Filter) reads(name string) bool {
+	for _, r := range f.roots {
+		if !isExprBuiltin(r) && (name == r || strings.HasPrefix(name, r+".")) {
+			return true
+		}
+	}
+	return false
 }
 
 // Requires adds the columns the expression and the bounds read.

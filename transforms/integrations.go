@@ -152,6 +152,8 @@ func (t *Integrations) Apply(_ context.Context, b *pipeline.Batch) error {
 	if idx < 0 {
 		out = t.konst.get(n)
 	} else {
+		plainStrings(t.mem, b, named(base))
+		rec = b.Record
 		in := rec.Column(idx)
 		if !isStringLike(in.DataType()) {
 			return fmt.Errorf("integrations: column %q is %s; want JSON text", base, in.DataType())
