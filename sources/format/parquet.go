@@ -12,6 +12,7 @@ import (
 	"github.com/apache/arrow/go/v15/parquet"
 	"github.com/apache/arrow/go/v15/parquet/file"
 	"github.com/apache/arrow/go/v15/parquet/pqarrow"
+	"github.com/apache/arrow/go/v15/parquet/schema"
 
 	"github.com/backfillhq/backfill/pipeline"
 )
@@ -35,7 +36,10 @@ type parquetReader struct {
 	name  string
 	split string
 	pf    *file.Reader
-	rr    pqarrow.RecordReader // nil when no column is read
+	fr    *pqarrow.FileReader
+	cols  []int                // leaf columns read; nil: all
+	rgs   []int                // row groups still to read after rr's
+	rr    pqarrow.RecordReader // the current row group's; nil when no column is read
 	next  int64                // row offset of the next batch
 	skip  int64                // rows still to drop before ro.Offset
 	total int64
@@ -84,7 +88,13 @@ func openParquet(ctx context.Context, in Input, split string, ro pipeline.ReadOp
 	// file no longer reads at one core's pace. Every Input.ReaderAt must
 	// allow concurrent ReadAt calls, as io.ReaderAt documents (os.File and
 	// the S3 range reader do).
-	fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{BatchSize: p.batch, Parallel: true}, mem)
+	arrowProps := pqarrow.ArrowReadProperties{BatchSize: p.batch, Parallel: true}
+	if readDictionaries {
+		for _, c := range dictionaryColumns(pf, rowGroups) {
+			arrowProps.SetReadDict(c, true)
+		}
+	}
+	fr, err := pqarrow.NewFileReader(pf, arrowProps, mem)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", in.Name, err)
 	}
@@ -106,11 +116,59 @@ func openParquet(ctx context.Context, in Input, split string, ro pipeline.ReadOp
 			return p, nil
 		}
 	}
-	p.rr, err = fr.GetRecordReader(ctx, cols, rowGroups)
+	// One row group at a time: a batch never spans two, so a dictionary
+	// column's batch has one dictionary (pqarrow cannot join two).
+	p.fr, p.cols, p.rgs = fr, cols, rowGroups[1:]
+	p.rr, err = fr.GetRecordReader(ctx, cols, rowGroups[:1])
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", in.Name, err)
 	}
 	return p, nil
+}
+
+// readDictionaries is off only in benchmarks, to measure what it saves.
+var readDictionaries = true
+
+// dictionaryColumns lists the top-level string columns to read as Arrow
+// dictionaries: those whose column chunks (in rowGroups) hold only
+// dictionary-encoded data pages, with a dictionary page of at most a byte
+// per row. Such a column (an event name, a currency, a plan) is then
+// decoded as one index per row instead of a copy of its string, and the
+// sink escapes each distinct value once per batch. A column of many
+// distinct values is left as strings: Arrow hashes every dictionary entry
+// it reads, which costs more than the copies it saves.
+func dictionaryColumns(pf *file.Reader, rowGroups []int) []int {
+	const dictionaryPage = 2 // format.PageType_DICTIONARY_PAGE
+	md := pf.MetaData()
+	var out []int
+columns:
+	for c := 0; c < md.Schema.NumColumns(); c++ {
+		col := md.Schema.Column(c)
+		if col.PhysicalType() != parquet.Types.ByteArray || len(col.ColumnPath()) != 1 || col.MaxRepetitionLevel() > 0 {
+			continue
+		}
+		if _, ok := col.LogicalType().(schema.StringLogicalType); !ok && col.ConvertedType() != schema.ConvertedTypes.UTF8 {
+			continue
+		}
+		for _, rg := range rowGroups {
+			cc, err := md.RowGroup(rg).ColumnChunk(c)
+			if err != nil || !cc.HasDictionaryPage() || cc.DictionaryPageOffset() <= 0 ||
+				cc.DataPageOffset()-cc.DictionaryPageOffset() > cc.NumValues() {
+				continue columns
+			}
+			stats := cc.EncodingStats()
+			if len(stats) == 0 {
+				continue columns // no page list: a plain page may follow
+			}
+			for _, st := range stats {
+				if st.PageType != dictionaryPage && st.Encoding != parquet.Encodings.RLEDict && st.Encoding != parquet.Encodings.PlainDict {
+					continue columns
+				}
+			}
+		}
+		out = append(out, c)
+	}
+	return out
 }
 
 func appendLeaves(dst []int, f pqarrow.SchemaField) []int {
@@ -138,7 +196,7 @@ func (p *parquetReader) Next(ctx context.Context) (_ *pipeline.Batch, err error)
 	if p.next >= p.total {
 		return nil, io.EOF
 	}
-	if p.rr == nil {
+	if p.fr == nil {
 		n := min(p.batch, p.total-p.next)
 		rec := array.NewRecord(arrow.NewSchema(nil, nil), nil, n)
 		b := pipeline.NewBatch(p.split, p.next, rec)
@@ -146,7 +204,22 @@ func (p *parquetReader) Next(ctx context.Context) (_ *pipeline.Batch, err error)
 		return b, nil
 	}
 	defer recoverInto(&err, p.name)
-	for p.rr.Next() {
+	for {
+		if !p.rr.Next() {
+			if err := p.rr.Err(); err != nil && !errors.Is(err, io.EOF) {
+				return nil, fmt.Errorf("%s: reading row %d: %w", p.name, p.next, err)
+			}
+			if len(p.rgs) == 0 {
+				break
+			}
+			rr, err := p.fr.GetRecordReader(ctx, p.cols, p.rgs[:1])
+			if err != nil {
+				return nil, fmt.Errorf("%s: row group %d: %w", p.name, p.rgs[0], err)
+			}
+			p.rr.Release()
+			p.rr, p.rgs = rr, p.rgs[1:]
+			continue
+		}
 		rec := p.rr.Record()
 		n := rec.NumRows()
 		if p.skip >= n {
@@ -162,9 +235,6 @@ func (p *parquetReader) Next(ctx context.Context) (_ *pipeline.Batch, err error)
 		b := pipeline.NewBatch(p.split, p.next, rec)
 		p.next = b.End
 		return b, nil
-	}
-	if err := p.rr.Err(); err != nil && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("%s: reading row %d: %w", p.name, p.next, err)
 	}
 	if p.next != p.total {
 		return nil, fmt.Errorf("%s: data ended at row %d but the footer says %d rows", p.name, p.next, p.total)

@@ -2,6 +2,7 @@ package format
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"math/rand"
 	"strings"
@@ -10,6 +11,8 @@ import (
 	"github.com/apache/arrow/go/v15/arrow"
 	"github.com/apache/arrow/go/v15/arrow/array"
 	"github.com/apache/arrow/go/v15/arrow/memory"
+	"github.com/apache/arrow/go/v15/parquet"
+	"github.com/apache/arrow/go/v15/parquet/file"
 	"github.com/apache/arrow/go/v15/parquet/pqarrow"
 
 	"github.com/backfillhq/backfill/internal/arrowtest"
@@ -174,5 +177,113 @@ func TestParquetRowsSurvivesCorruptFooters(t *testing.T) {
 	}
 	if failed == 0 {
 		t.Fatal("no corrupted footer was refused")
+	}
+}
+
+// Columns that repeat a few values come back as dictionaries, holding the
+// same values as a plain read; others stay strings. Batches that do not
+// line up with row groups and resume offsets inside them still work.
+func TestParquetReadsRepetitiveColumnsAsDictionaries(t *testing.T) {
+	data := ordersParquet(t, 2500, 1000)
+	// the reference: arrow's own read, without dictionaries
+	pf, err := file.NewParquetReader(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{}, memory.DefaultAllocator)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tbl, err := fr.ReadTable(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tbl.Release()
+	want := func(row int64, name string) string {
+		col := tbl.Column(tbl.Schema().FieldIndices(name)[0]).Data()
+		for _, c := range col.Chunks() {
+			if row < int64(c.Len()) {
+				if c.IsNull(int(row)) {
+					return "(null)"
+				}
+				return c.ValueStr(int(row))
+			}
+			row -= int64(c.Len())
+		}
+		t.Fatalf("row %d past the table", row)
+		return ""
+	}
+	for _, off := range []int64{0, 999, 1001} {
+		mem := arrowtest.CheckedMem(t)
+		res, err := readAll(t, memInput("orders.parquet", data), DefaultOptions(),
+			pipeline.ReadOptions{Offset: off, Columns: pipeline.AllColumns, BatchRows: 300}, mem)
+		if err != nil {
+			t.Fatalf("offset %d: %v", off, err)
+		}
+		for _, s := range res.schemas {
+			for _, f := range s.Fields() {
+				_, isDict := f.Type.(*arrow.DictionaryType)
+				repetitive := map[string]bool{"event_name": true, "currency": true, "plan": true, "country": true, "user_agent": true}[f.Name]
+				if isDict != repetitive {
+					t.Fatalf("column %s is %s", f.Name, f.Type)
+				}
+			}
+		}
+		if int64(len(res.rows)) != 2500-off {
+			t.Fatalf("offset %d: %d rows", off, len(res.rows))
+		}
+		for i, r := range res.rows {
+			for name, got := range r {
+				if w := want(off+int64(i), name); got != w {
+					t.Fatalf("row %d %s = %q, want %q", off+int64(i), name, got, w)
+				}
+			}
+		}
+	}
+}
+
+// A column whose dictionary overflowed into plain pages is read as
+// strings: arrow would hash every plain value into a dictionary.
+func TestParquetPlainPagesStayStrings(t *testing.T) {
+	schema := arrow.NewSchema([]arrow.Field{{Name: "kind", Type: arrow.BinaryTypes.String}}, nil)
+	write := func(opts ...parquet.WriterProperty) []byte {
+		b := array.NewStringBuilder(memory.DefaultAllocator)
+		defer b.Release()
+		for i := 0; i < 2000; i++ {
+			b.Append([]string{"Order Completed", "Order Refunded", "Checkout Started", "Product Viewed"}[i%4])
+		}
+		arr := b.NewArray()
+		defer arr.Release()
+		rec := array.NewRecord(schema, []arrow.Array{arr}, 2000)
+		defer rec.Release()
+		var buf bytes.Buffer
+		w, err := pqarrow.NewFileWriter(schema, &buf, parquet.NewWriterProperties(opts...), pqarrow.DefaultWriterProps())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Write(rec); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		return buf.Bytes()
+	}
+	for _, tc := range []struct {
+		name string
+		data []byte
+		dict bool
+	}{
+		{"dictionary pages only", write(), true},
+		{"dictionary overflowed", write(parquet.WithDictionaryPageSizeLimit(20), parquet.WithDataPageSize(512)), false},
+	} {
+		res, err := readAll(t, memInput("k.parquet", tc.data), DefaultOptions(), pipeline.ReadOptions{Columns: pipeline.AllColumns}, arrowtest.CheckedMem(t))
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		_, isDict := res.schemas[0].Field(0).Type.(*arrow.DictionaryType)
+		if isDict != tc.dict || len(res.rows) != 2000 || res.rows[1999]["kind"] != "Product Viewed" {
+			t.Fatalf("%s: read as %s, %d rows", tc.name, res.schemas[0].Field(0).Type, len(res.rows))
+		}
 	}
 }
