@@ -163,6 +163,27 @@ type quiet struct{}
 func (quiet) Logf(string, ...interface{})   {}
 func (quiet) Errorf(string, ...interface{}) {}
 
+// texts reads a string column, plain or dictionary-encoded (as the
+// reader gives repetitive columns).
+type texts struct {
+	s *array.String
+	d *array.Dictionary
+}
+
+func textsOf(a arrow.Array) texts {
+	if d, ok := a.(*array.Dictionary); ok {
+		return texts{s: d.Dictionary().(*array.String), d: d}
+	}
+	return texts{s: a.(*array.String)}
+}
+
+func (t texts) Value(i int) string {
+	if t.d != nil {
+		return t.s.Value(t.d.GetValueIndex(i))
+	}
+	return t.s.Value(i)
+}
+
 // runAnalytics sends the same rows the way analytics-go's users do: one
 // Track per row, properties in a map, through Enqueue.
 func runAnalytics(path, url string, batchSize int) (result, error) {
@@ -176,7 +197,7 @@ func runAnalytics(path, url string, batchSize int) (result, error) {
 	var rows int64
 	err = events.Read(context.Background(), path, 8192, func(rec arrow.Record) error {
 		defer rec.Release()
-		str := func(i int) *array.String { return rec.Column(i).(*array.String) }
+		str := func(i int) texts { return textsOf(rec.Column(i)) }
 		ts := rec.Column(4).(*array.Timestamp)
 		rev := rec.Column(6).(*array.Float64)
 		qty := rec.Column(8).(*array.Int64)

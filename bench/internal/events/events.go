@@ -13,10 +13,11 @@ import (
 	"github.com/apache/arrow/go/v15/arrow/memory"
 	"github.com/apache/arrow/go/v15/parquet"
 	"github.com/apache/arrow/go/v15/parquet/compress"
-	"github.com/apache/arrow/go/v15/parquet/file"
 	"github.com/apache/arrow/go/v15/parquet/pqarrow"
 
 	"github.com/backfillhq/backfill/internal/sampledata"
+	"github.com/backfillhq/backfill/pipeline"
+	"github.com/backfillhq/backfill/sources/format"
 )
 
 // Schema is the data set's 12 columns.
@@ -52,33 +53,40 @@ func Write(path string, rows int) error {
 	return w.Close()
 }
 
-// Read streams a Parquet file's records of batchRows rows to fn; fn owns
-// each record it gets (it must Release it).
+// Read streams a Parquet file's records of batchRows rows to fn, read as
+// backfill's sources read it (sources/format: repetitive columns as
+// dictionaries, a row group at a time); fn owns each record it gets (it
+// must Release it).
 func Read(ctx context.Context, path string, batchRows int, fn func(arrow.Record) error) error {
-	pf, err := file.OpenParquetFile(path, false)
+	f, err := os.Open(path)
 	if err != nil {
 		return err
 	}
-	defer pf.Close()
-	mem := memory.NewGoAllocator()
-	fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{BatchSize: int64(batchRows)}, mem)
+	defer f.Close()
+	st, err := f.Stat()
 	if err != nil {
 		return err
 	}
-	rr, err := fr.GetRecordReader(ctx, nil, nil)
+	in := format.Input{Name: path, Size: st.Size(), ReaderAt: f}
+	rr, err := format.Open(ctx, in, path, format.DefaultOptions(),
+		pipeline.ReadOptions{Columns: pipeline.AllColumns, BatchRows: batchRows}, memory.NewGoAllocator())
 	if err != nil {
 		return err
 	}
-	defer rr.Release()
-	for rr.Next() {
-		rec := rr.Record()
+	defer rr.Close()
+	for {
+		b, err := rr.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		rec := b.Record
 		rec.Retain()
+		b.Release()
 		if err := fn(rec); err != nil {
 			return err
 		}
 	}
-	if err := rr.Err(); err != nil && !errors.Is(err, io.EOF) {
-		return err
-	}
-	return nil
 }
