@@ -89,7 +89,13 @@ func openParquet(ctx context.Context, in Input, split string, ro pipeline.ReadOp
 	// allow concurrent ReadAt calls, as io.ReaderAt documents (os.File and
 	// the S3 range reader do).
 	arrowProps := pqarrow.ArrowReadProperties{BatchSize: p.batch, Parallel: true}
-	if readDictionaries {
+	// Dictionaries need a row group at a time (below), which makes small
+	// batches of small row groups: not worth it under half a batch.
+	var rgRows int64
+	for _, rg := range rowGroups {
+		rgRows += md.RowGroup(rg).NumRows()
+	}
+	if readDictionaries && rgRows/int64(len(rowGroups)) >= p.batch/2 {
 		for _, c := range dictionaryColumns(pf, rowGroups) {
 			arrowProps.SetReadDict(c, true)
 		}
@@ -116,14 +122,29 @@ func openParquet(ctx context.Context, in Input, split string, ro pipeline.ReadOp
 			return p, nil
 		}
 	}
-	// One row group at a time: a batch never spans two, so a dictionary
-	// column's batch has one dictionary (pqarrow cannot join two).
-	p.fr, p.cols, p.rgs = fr, cols, rowGroups[1:]
-	p.rr, err = fr.GetRecordReader(ctx, cols, rowGroups[:1])
+	// With a dictionary column (chosen above, or stored so in the file's
+	// Arrow schema), one row group at a time: a batch never spans two, so
+	// it has one dictionary (pqarrow cannot join two).
+	first := rowGroups
+	if readsDictionaries(fr.Manifest.Fields) {
+		first, p.rgs = rowGroups[:1], rowGroups[1:]
+	}
+	p.fr, p.cols = fr, cols
+	p.rr, err = fr.GetRecordReader(ctx, cols, first)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", in.Name, err)
 	}
 	return p, nil
+}
+
+// readsDictionaries reports whether any of fields is read as a dictionary.
+func readsDictionaries(fields []pqarrow.SchemaField) bool {
+	for _, f := range fields {
+		if f.Field.Type.ID() == arrow.DICTIONARY || readsDictionaries(f.Children) {
+			return true
+		}
+	}
+	return false
 }
 
 // readDictionaries is off only in benchmarks, to measure what it saves.

@@ -277,13 +277,77 @@ func TestParquetPlainPagesStayStrings(t *testing.T) {
 		{"dictionary pages only", write(), true},
 		{"dictionary overflowed", write(parquet.WithDictionaryPageSizeLimit(20), parquet.WithDataPageSize(512)), false},
 	} {
-		res, err := readAll(t, memInput("k.parquet", tc.data), DefaultOptions(), pipeline.ReadOptions{Columns: pipeline.AllColumns}, arrowtest.CheckedMem(t))
+		res, err := readAll(t, memInput("k.parquet", tc.data), DefaultOptions(), pipeline.ReadOptions{Columns: pipeline.AllColumns, BatchRows: 1000}, arrowtest.CheckedMem(t))
 		if err != nil {
 			t.Fatalf("%s: %v", tc.name, err)
 		}
 		_, isDict := res.schemas[0].Field(0).Type.(*arrow.DictionaryType)
 		if isDict != tc.dict || len(res.rows) != 2000 || res.rows[1999]["kind"] != "Product Viewed" {
 			t.Fatalf("%s: read as %s, %d rows", tc.name, res.schemas[0].Field(0).Type, len(res.rows))
+		}
+	}
+}
+
+// Row groups under half a batch are read as before, batches spanning
+// them, without dictionaries: a batch per small row group would cost more.
+func TestParquetSmallRowGroupsStayStrings(t *testing.T) {
+	data := ordersParquet(t, 2000, 100)
+	res, err := readAll(t, memInput("o.parquet", data), DefaultOptions(),
+		pipeline.ReadOptions{Columns: pipeline.AllColumns, BatchRows: 1000}, arrowtest.CheckedMem(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.batches != 2 || len(res.rows) != 2000 {
+		t.Fatalf("%d batches, %d rows", res.batches, len(res.rows))
+	}
+	for _, f := range res.schemas[0].Fields() {
+		if f.Type.ID() == arrow.DICTIONARY {
+			t.Fatalf("column %s read as %s", f.Name, f.Type)
+		}
+	}
+}
+
+// A file whose stored Arrow schema has a dictionary column is read with
+// batches that do not line up with its row groups (pqarrow fails to join
+// two row groups' dictionaries in one batch).
+func TestParquetStoredDictionaryColumn(t *testing.T) {
+	dt := &arrow.DictionaryType{IndexType: arrow.PrimitiveTypes.Int32, ValueType: arrow.BinaryTypes.String}
+	schema := arrow.NewSchema([]arrow.Field{{Name: "kind", Type: dt}}, nil)
+	mem := memory.DefaultAllocator
+	b := array.NewDictionaryBuilder(mem, dt).(*array.BinaryDictionaryBuilder)
+	defer b.Release()
+	for i := 0; i < 2500; i++ {
+		if err := b.AppendString(fmt.Sprintf("k%d", i/700)); err != nil { // row groups hold different values
+			t.Fatal(err)
+		}
+	}
+	arr := b.NewArray()
+	defer arr.Release()
+	rec := array.NewRecord(schema, []arrow.Array{arr}, 2500)
+	defer rec.Release()
+	var buf bytes.Buffer
+	w, err := pqarrow.NewFileWriter(schema, &buf, parquet.NewWriterProperties(parquet.WithMaxRowGroupLength(1000)),
+		pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Write(rec); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	res, err := readAll(t, memInput("k.parquet", buf.Bytes()), DefaultOptions(),
+		pipeline.ReadOptions{Columns: pipeline.AllColumns, BatchRows: 300}, arrowtest.CheckedMem(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.rows) != 2500 {
+		t.Fatalf("%d rows", len(res.rows))
+	}
+	for i, r := range res.rows {
+		if want := fmt.Sprintf("k%d", i/700); r["kind"] != want {
+			t.Fatalf("row %d: %q, want %q", i, r["kind"], want)
 		}
 	}
 }
