@@ -90,7 +90,10 @@ type RecordReader interface {
 }
 
 // Transform rewrites a batch in place: it may replace the record, drop rows
-// (Batch.Drop) or reject them with a reason. It must not Ack.
+// (Batch.Drop) or reject them with a reason. It must not Ack. A string
+// column may come dictionary-encoded (the Parquet reader gives repetitive
+// columns so): a transform that reads values calls Batch.DecodeDictionaries
+// for the columns it reads.
 type Transform interface {
 	Apply(ctx context.Context, b *Batch) error
 }

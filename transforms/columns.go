@@ -170,7 +170,7 @@ func (c *Cast) Apply(_ context.Context, b *pipeline.Batch) error {
 	if b.Record == nil {
 		return nil
 	}
-	plainStrings(c.mem, b, named(c.cols...))
+	b.DecodeDictionaries(c.mem, named(c.cols...))
 	rec := b.Record
 	var fates map[int]pipeline.RowFate
 	bad := func(i int, col, format string, args ...any) {

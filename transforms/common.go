@@ -305,62 +305,6 @@ func withoutName(out pipeline.Columns, name string) pipeline.Columns {
 	return res
 }
 
-// plainStrings decodes the dictionary-encoded string columns of b whose
-// names want selects into plain ones. The Parquet source reads columns
-// that repeat few values as dictionaries, which the sink writes directly;
-// the transforms that read values take plain columns, so each decodes
-// only the columns it reads.
-func plainStrings(mem memory.Allocator, b *pipeline.Batch, want func(name string) bool) {
-	if b.Record == nil {
-		return
-	}
-	var names []string
-	var cols []arrow.Array
-	for i, f := range b.Record.Schema().Fields() {
-		if dt, ok := f.Type.(*arrow.DictionaryType); ok && isStringLike(dt.ValueType) && want(f.Name) {
-			names = append(names, f.Name)
-			cols = append(cols, undict(mem, b.Record.Column(i).(*array.Dictionary)))
-		}
-	}
-	if len(cols) == 0 {
-		return
-	}
-	b.ReplaceRecord(replaceColumns(b.Record, names, cols))
-	for _, c := range cols {
-		c.Release()
-	}
-}
-
-// undict decodes a dictionary of strings or binaries into its value type.
-func undict(mem memory.Allocator, d *array.Dictionary) arrow.Array {
-	vals := d.Dictionary()
-	bl := array.NewBuilder(mem, vals.DataType())
-	defer bl.Release()
-	app := bl.(interface{ AppendString(string) })
-	size := 0
-	for i := 0; i < d.Len(); i++ {
-		if d.IsValid(i) {
-			s, _ := stringAt(vals, d.GetValueIndex(i))
-			size += len(s)
-		}
-	}
-	bl.Reserve(d.Len())
-	bl.(interface{ ReserveData(int) }).ReserveData(size)
-	for i := 0; i < d.Len(); i++ {
-		k := 0
-		if d.IsValid(i) {
-			k = d.GetValueIndex(i)
-		}
-		if d.IsNull(i) || vals.IsNull(k) {
-			bl.AppendNull()
-			continue
-		}
-		s, _ := stringAt(vals, k)
-		app.AppendString(s)
-	}
-	return bl.NewArray()
-}
-
 // named selects the columns called one of names.
 func named(names ...string) func(string) bool {
 	return func(n string) bool {

@@ -66,6 +66,8 @@ func TestTransformsReadDictionaryColumns(t *testing.T) {
 			[]col{{"dest", s, `["{\"Vero\":true}","{\"Vero\":true}","[1]",null]`}}},
 		{"message_id from keys", "message_id", "key: [order, kind]",
 			[]col{{"order", s, `["o1","o2","o1",null]`}, {"kind", s, `["a","a","b","b"]`}}},
+		{"message_id keeps the ids there are", "message_id", "key: [order]\nmode: keep",
+			[]col{{"messageId", s, `["keep-me",null,"keep-me",null]`}, {"order", s, `["o1","o2","o3","o4"]`}}},
 		{"expand", "expand", "column: message",
 			[]col{{"message", s, `["{\"type\":\"track\",\"event\":\"A\"}","{\"type\":\"track\",\"event\":\"A\"}","{bad",null]`}}},
 	}

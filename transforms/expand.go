@@ -77,7 +77,7 @@ func (x *Expand) Apply(_ context.Context, b *pipeline.Batch) error {
 	if b.Record == nil {
 		return nil
 	}
-	plainStrings(x.mem, b, named(x.column))
+	b.DecodeDictionaries(x.mem, named(x.column))
 	rec := b.Record
 	ci := colIndex(rec.Schema(), x.column)
 	if ci < 0 {

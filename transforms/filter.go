@@ -183,7 +183,7 @@ func (f *Filter) Apply(_ context.Context, b *pipeline.Batch) error {
 	if b.Record == nil {
 		return nil
 	}
-	plainStrings(f.mem, b, f.reads)
+	b.DecodeDictionaries(f.mem, f.reads)
 	rec := b.Record
 	n := int(rec.NumRows())
 	mask := make([]uint8, n) // pipeline.FateKeep, pipeline.FateFilter or pipeline.FateReject per row

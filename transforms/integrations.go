@@ -152,7 +152,7 @@ func (t *Integrations) Apply(_ context.Context, b *pipeline.Batch) error {
 	if idx < 0 {
 		out = t.konst.get(n)
 	} else {
-		plainStrings(t.mem, b, named(base))
+		b.DecodeDictionaries(t.mem, named(base))
 		rec = b.Record
 		in := rec.Column(idx)
 		if !isStringLike(in.DataType()) {

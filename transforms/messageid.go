@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -81,6 +82,9 @@ func (m *MessageID) Apply(_ context.Context, b *pipeline.Batch) error {
 	if b.Record == nil {
 		return nil
 	}
+	// Keys hash through their text, and a kept messageId must be read as
+	// a string: both as plain columns.
+	b.DecodeDictionaries(m.mem, func(n string) bool { return n == record.MessageID && m.keep || slices.Contains(m.keys, n) })
 	rec := b.Record
 	keys := make([]arrow.Array, len(m.keys))
 	for k, name := range m.keys {

@@ -193,7 +193,7 @@ func (t *Timestamp) Apply(_ context.Context, b *pipeline.Batch) error {
 	if b.Record == nil {
 		return nil
 	}
-	plainStrings(t.mem, b, named(t.field))
+	b.DecodeDictionaries(t.mem, named(t.field))
 	rec := b.Record
 	idx := colIndex(rec.Schema(), t.field)
 	if idx < 0 {
