@@ -58,8 +58,8 @@ type plan struct {
 // per schema instead of once per row.
 type step struct {
 	op   int
-	key  []byte   // stepLeaf, stepString: `"name":`; stepOpen: `"name":{`
-	ckey []byte   // stepLeaf, stepString: `,"name":`
+	key  []byte   // stepLeaf, stepString, stepDict: `"name":`; stepOpen: `"name":{`
+	ckey []byte   // stepLeaf, stepString, stepDict: `,"name":`
 	w    writer   // stepLeaf
 	str  *stringW // stepString
 	dict *dictW   // stepDict

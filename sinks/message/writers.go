@@ -521,7 +521,7 @@ type dictW struct {
 	inner writer
 	str   *stringW // inner, for a string dictionary; nil otherwise
 	idx32 []int32  // the indices when they are int32 (pqarrow's type)
-	cache bool     // str != nil and idx32 != nil: values are cached
+	cache bool     // str, idx32, and a dictionary at most ~4x the batch: values are cached
 	enc   []byte   // the JSON of the values written so far this batch
 	spans []span   // per dictionary value: its JSON in enc, or end 0
 }

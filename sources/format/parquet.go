@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 
 	"github.com/apache/arrow/go/v15/arrow"
 	"github.com/apache/arrow/go/v15/arrow/array"
@@ -39,7 +40,7 @@ type parquetReader struct {
 	fr    *pqarrow.FileReader
 	cols  []int                // leaf columns read; nil: all
 	rgs   []int                // row groups still to read after rr's
-	rr    pqarrow.RecordReader // the current row group's; nil when no column is read
+	rr    pqarrow.RecordReader // over rgs' predecessors: one row group, or all when rgs is empty
 	next  int64                // row offset of the next batch
 	skip  int64                // rows still to drop before ro.Offset
 	total int64
@@ -126,7 +127,7 @@ func openParquet(ctx context.Context, in Input, split string, ro pipeline.ReadOp
 	// Arrow schema), one row group at a time: a batch never spans two, so
 	// it has one dictionary (pqarrow cannot join two).
 	first := rowGroups
-	if readsDictionaries(fr.Manifest.Fields) {
+	if readsDictionaries(fr.Manifest.Fields, cols) {
 		first, p.rgs = rowGroups[:1], rowGroups[1:]
 	}
 	p.fr, p.cols = fr, cols
@@ -137,10 +138,15 @@ func openParquet(ctx context.Context, in Input, split string, ro pipeline.ReadOp
 	return p, nil
 }
 
-// readsDictionaries reports whether any of fields is read as a dictionary.
-func readsDictionaries(fields []pqarrow.SchemaField) bool {
+// readsDictionaries reports whether any leaf of fields among cols (nil:
+// all) is read as a dictionary.
+func readsDictionaries(fields []pqarrow.SchemaField, cols []int) bool {
 	for _, f := range fields {
-		if f.Field.Type.ID() == arrow.DICTIONARY || readsDictionaries(f.Children) {
+		if f.IsLeaf() {
+			if f.Field.Type.ID() == arrow.DICTIONARY && (cols == nil || slices.Contains(cols, f.ColIndex)) {
+				return true
+			}
+		} else if readsDictionaries(f.Children, cols) {
 			return true
 		}
 	}
