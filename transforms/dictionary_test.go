@@ -9,6 +9,7 @@ import (
 	"github.com/apache/arrow/go/v15/arrow/array"
 	"github.com/apache/arrow/go/v15/arrow/memory"
 
+	"github.com/backfillhq/backfill/internal/arrowtest"
 	"github.com/backfillhq/backfill/pipeline"
 )
 
@@ -19,25 +20,15 @@ func asDictionaries(t testing.TB, mem memory.Allocator, rec arrow.Record) arrow.
 	defer rec.Release()
 	fields := append([]arrow.Field(nil), rec.Schema().Fields()...)
 	cols := make([]arrow.Array, len(fields))
-	for i, f := range fields {
+	for i := range fields {
 		src, ok := rec.Column(i).(*array.String)
 		if !ok {
 			cols[i] = rec.Column(i)
 			cols[i].Retain()
 			continue
 		}
-		dt := &arrow.DictionaryType{IndexType: arrow.PrimitiveTypes.Int32, ValueType: f.Type}
-		b := array.NewDictionaryBuilder(mem, dt).(*array.BinaryDictionaryBuilder)
-		for j := 0; j < src.Len(); j++ {
-			if src.IsNull(j) {
-				b.AppendNull()
-			} else if err := b.AppendString(src.Value(j)); err != nil {
-				t.Fatal(err)
-			}
-		}
-		cols[i] = b.NewArray()
-		b.Release()
-		fields[i].Type = dt
+		cols[i] = arrowtest.Dictionary(t, mem, src, arrow.PrimitiveTypes.Int32)
+		fields[i].Type = cols[i].DataType()
 	}
 	out := array.NewRecord(arrow.NewSchema(fields, nil), cols, rec.NumRows())
 	for _, c := range cols {

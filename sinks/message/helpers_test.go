@@ -9,6 +9,7 @@ import (
 	"github.com/apache/arrow/go/v15/arrow"
 	"github.com/apache/arrow/go/v15/arrow/array"
 	"github.com/apache/arrow/go/v15/arrow/memory"
+	"github.com/backfillhq/backfill/internal/arrowtest"
 	"github.com/backfillhq/backfill/pipeline/record"
 )
 
@@ -194,20 +195,9 @@ func dictionaryColumns(t testing.TB, mem memory.Allocator, rec arrow.Record, idx
 	}()
 	for _, name := range names {
 		i := rec.Schema().FieldIndices(name)[0]
-		dt := &arrow.DictionaryType{IndexType: idx, ValueType: fields[i].Type}
-		b := array.NewDictionaryBuilder(mem, dt).(*array.BinaryDictionaryBuilder)
-		src := cols[i].(*array.String)
-		for j := 0; j < src.Len(); j++ {
-			if src.IsNull(j) {
-				b.AppendNull()
-			} else if err := b.AppendString(src.Value(j)); err != nil {
-				t.Fatal(err)
-			}
-		}
-		cols[i] = b.NewArray()
-		b.Release()
+		cols[i] = arrowtest.Dictionary(t, mem, cols[i].(*array.String), idx)
 		made = append(made, cols[i])
-		fields[i].Type = dt
+		fields[i].Type = cols[i].DataType()
 	}
 	return array.NewRecord(arrow.NewSchema(fields, nil), cols, rec.NumRows())
 }

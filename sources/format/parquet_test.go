@@ -149,18 +149,7 @@ func TestParquetRowsSurvivesCorruptFooters(t *testing.T) {
 	}
 	rec := rb.NewRecord()
 	defer rec.Release()
-	var buf bytes.Buffer
-	w, err := pqarrow.NewFileWriter(schema, &buf, nil, pqarrow.DefaultWriterProps())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Write(rec); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	good := buf.Bytes()
+	good := parquetBytes(t, rec, nil, pqarrow.DefaultWriterProps())
 	if n, err := ParquetRows(bytes.NewReader(good), int64(len(good))); err != nil || n != 100 {
 		t.Fatalf("good file: %d rows, %v", n, err)
 	}
@@ -256,18 +245,7 @@ func TestParquetPlainPagesStayStrings(t *testing.T) {
 		defer arr.Release()
 		rec := array.NewRecord(schema, []arrow.Array{arr}, 2000)
 		defer rec.Release()
-		var buf bytes.Buffer
-		w, err := pqarrow.NewFileWriter(schema, &buf, parquet.NewWriterProperties(opts...), pqarrow.DefaultWriterProps())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := w.Write(rec); err != nil {
-			t.Fatal(err)
-		}
-		if err := w.Close(); err != nil {
-			t.Fatal(err)
-		}
-		return buf.Bytes()
+		return parquetBytes(t, rec, parquet.NewWriterProperties(opts...), pqarrow.DefaultWriterProps())
 	}
 	for _, tc := range []struct {
 		name string
@@ -325,19 +303,9 @@ func TestParquetStoredDictionaryColumn(t *testing.T) {
 	defer arr.Release()
 	rec := array.NewRecord(schema, []arrow.Array{arr}, 2500)
 	defer rec.Release()
-	var buf bytes.Buffer
-	w, err := pqarrow.NewFileWriter(schema, &buf, parquet.NewWriterProperties(parquet.WithMaxRowGroupLength(1000)),
+	data := parquetBytes(t, rec, parquet.NewWriterProperties(parquet.WithMaxRowGroupLength(1000)),
 		pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Write(rec); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	res, err := readAll(t, memInput("k.parquet", buf.Bytes()), DefaultOptions(),
+	res, err := readAll(t, memInput("k.parquet", data), DefaultOptions(),
 		pipeline.ReadOptions{Columns: pipeline.AllColumns, BatchRows: 300}, arrowtest.CheckedMem(t))
 	if err != nil {
 		t.Fatal(err)
@@ -350,4 +318,21 @@ func TestParquetStoredDictionaryColumn(t *testing.T) {
 			t.Fatalf("row %d: %q, want %q", i, r["kind"], want)
 		}
 	}
+}
+
+// parquetBytes writes rec as a Parquet file.
+func parquetBytes(t testing.TB, rec arrow.Record, props *parquet.WriterProperties, arrowProps pqarrow.ArrowWriterProperties) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	w, err := pqarrow.NewFileWriter(rec.Schema(), &buf, props, arrowProps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Write(rec); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
 }
