@@ -85,11 +85,12 @@ func openParquet(ctx context.Context, in Input, split string, ro pipeline.ReadOp
 	if len(rowGroups) == 0 {
 		return p, nil
 	}
-	// Parallel decodes a row group's columns side by side: a single large
-	// file no longer reads at one core's pace. Every Input.ReaderAt must
-	// allow concurrent ReadAt calls, as io.ReaderAt documents (os.File and
-	// the S3 range reader do).
-	arrowProps := pqarrow.ArrowReadProperties{BatchSize: p.batch, Parallel: true}
+	// Columns are decoded on the caller's goroutine, not in parallel:
+	// arrow's decoder panics on some corrupt pages, and a panic on one of
+	// pqarrow's goroutines ends the process where recoverInto cannot turn
+	// it into an error. The runner reads a batch ahead while the sink
+	// encodes, which keeps the cores busy without it.
+	arrowProps := pqarrow.ArrowReadProperties{BatchSize: p.batch}
 	// Dictionaries need a row group at a time (below), which makes small
 	// batches of small row groups: not worth it under half a batch.
 	var rgRows int64
@@ -136,6 +137,37 @@ func openParquet(ctx context.Context, in Input, split string, ro pipeline.ReadOp
 		return nil, fmt.Errorf("%s: %w", in.Name, err)
 	}
 	return p, nil
+}
+
+// checkDictionaries fails when a dictionary column holds an index past its
+// dictionary: arrow does not check the indices it decodes, and a corrupt
+// page would otherwise reach the encoder as an out-of-range read.
+func checkDictionaries(rec arrow.Record) error {
+	for i, col := range rec.Columns() {
+		d, ok := col.(*array.Dictionary)
+		if !ok {
+			continue
+		}
+		size := d.Dictionary().Len()
+		var idx32 []int32
+		if ix, ok := d.Indices().(*array.Int32); ok {
+			idx32 = ix.Int32Values() // pqarrow's index type: no type switch per row
+		}
+		for r := 0; r < d.Len(); r++ {
+			if d.IsValid(r) {
+				k := 0
+				if idx32 != nil {
+					k = int(idx32[r])
+				} else {
+					k = d.GetValueIndex(r)
+				}
+				if k < 0 || k >= size {
+					return fmt.Errorf("column %s holds dictionary index %d, past its %d values", rec.ColumnName(i), k, size)
+				}
+			}
+		}
+	}
+	return nil
 }
 
 // readsDictionaries reports whether any leaf of fields among cols (nil:
@@ -252,6 +284,9 @@ func (p *parquetReader) Next(ctx context.Context) (_ *pipeline.Batch, err error)
 		if p.skip >= n {
 			p.skip -= n
 			continue
+		}
+		if err := checkDictionaries(rec); err != nil {
+			return nil, fmt.Errorf("%s: corrupt Parquet data in rows %d-%d: %w", p.name, p.next, p.next+n-p.skip-1, err)
 		}
 		if p.skip > 0 {
 			rec = rec.NewSlice(p.skip, n)
