@@ -32,7 +32,11 @@ func startReadAhead(ctx context.Context, rd RecordReader) *readAhead {
 		defer close(ra.done)
 		defer close(ra.out)
 		for !ra.stopped() { // a stop wins over reading once more
-			b, err := rd.Next(ctx)
+			var b *Batch
+			err := safely("reading", func() (err error) {
+				b, err = rd.Next(ctx)
+				return err
+			})
 			sent := false
 			if !ra.stopped() { // and over sending (a select picks at random)
 				select {

@@ -176,8 +176,10 @@ func (s *MemoryState) Copy() map[string]string {
 type Built struct {
 	Source     Source
 	Transforms []Transform
-	Sink       Sink
-	Columns    Columns // projection the source is asked for
+	// TransformNames[i] names Transforms[i] in errors: "#2 filter".
+	TransformNames []string
+	Sink           Sink
+	Columns        Columns // projection the source is asked for
 }
 
 // Build constructs the plugins of cfg, collecting every constructor error.
@@ -201,6 +203,7 @@ func Build(cfg *Config, env *Env, reg *Registry, sink Sink) (*Built, error) {
 		errs = append(errs, err)
 		if t != nil {
 			b.Transforms = append(b.Transforms, t)
+			b.TransformNames = append(b.TransformNames, fmt.Sprintf("#%d %s", len(b.Transforms), tc.Name))
 		}
 	}
 	if sink == nil {
@@ -543,13 +546,24 @@ func Run(ctx context.Context, cfg *Config, opts RunOptions) (rep *Report, err er
 	var fatalOnce sync.Once
 	var fatal error
 	fail := func(err error) {
-		fatalOnce.Do(func() { fatal = err; cancelRun(err); cancelWrite() })
+		fatalOnce.Do(func() {
+			if pe := (*PanicError)(nil); errors.As(err, &pe) {
+				log.Error("the panic's stack", "stack", string(pe.Stack))
+			}
+			fatal = err
+			cancelRun(err)
+			cancelWrite()
+		})
 	}
 	var failedMu sync.Mutex
 	var limitHit atomic.Bool
 
 	readSplit := func(w work) error {
-		rd, err := built.Source.Open(runCtx, w.split, ReadOptions{Offset: w.offset, Columns: built.Columns, BatchRows: cfg.BatchRows})
+		var rd RecordReader
+		err := safely("opening", func() (err error) {
+			rd, err = built.Source.Open(runCtx, w.split, ReadOptions{Offset: w.offset, Columns: built.Columns, BatchRows: cfg.BatchRows})
+			return err
+		})
 		if err != nil {
 			if runCtx.Err() != nil {
 				return nil // stopped, not failed
@@ -665,6 +679,9 @@ func Run(ctx context.Context, cfg *Config, opts RunOptions) (rep *Report, err er
 				case err == nil:
 				case errors.As(err, &se) && cfg.OnError != OnErrorStop:
 					log.Error("split failed; the run goes on with the others", "split", se.split, "error", se.err)
+					if pe := (*PanicError)(nil); errors.As(err, &pe) {
+						log.Error("the panic's stack", "split", se.split, "stack", string(pe.Stack))
+					}
 					failedMu.Lock()
 					rep.SplitsFailed = append(rep.SplitsFailed, se.split)
 					failedMu.Unlock()
@@ -801,8 +818,11 @@ func handleBatch(ctx context.Context, b *Batch, built *Built, dl *deadLetterFile
 		return err
 	}
 	c.read.Add(b.End - b.Start)
-	for _, t := range built.Transforms {
-		if err := t.Apply(ctx, b); err != nil {
+	for i, t := range built.Transforms {
+		if err := safely("transform", func() error { return t.Apply(ctx, b) }); err != nil {
+			if pe := (*PanicError)(nil); errors.As(err, &pe) && i < len(built.TransformNames) {
+				pe.Where += " " + built.TransformNames[i]
+			}
 			b.Release()
 			return err
 		}

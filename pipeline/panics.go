@@ -1,0 +1,30 @@
+package pipeline
+
+import (
+	"fmt"
+	"runtime/debug"
+)
+
+// PanicError is a panic in a source or a transform, turned into an error:
+// a bug on one split's data fails that split (or stops the run, as
+// on_error says) with the panic's value and stack, instead of ending the
+// process and a long run with it.
+type PanicError struct {
+	Where string // "reading", "opening", "transform NAME"
+	Value any
+	Stack []byte
+}
+
+func (e *PanicError) Error() string {
+	return fmt.Sprintf("%s panicked: %v (a bug in backfill or a plugin: please report it with the stack in the log)", e.Where, e.Value)
+}
+
+// safely runs f, turning a panic into a *PanicError.
+func safely(where string, f func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = &PanicError{Where: where, Value: r, Stack: debug.Stack()}
+		}
+	}()
+	return f()
+}

@@ -1,0 +1,75 @@
+package pipeline_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/backfillhq/backfill/pipeline"
+)
+
+// A source that panics on one split's data fails that split with the
+// panic's value; the others are delivered and the process goes on.
+func TestRunSourcePanicFailsItsSplit(t *testing.T) {
+	f := newFixture(t, 4, 30, "")
+	defer f.mem.AssertSize(t, 0)
+	calls := 0
+	f.src.onNext = func(_ context.Context, split string) {
+		if split == "s02" {
+			calls++
+			if calls == 2 {
+				var m map[string]int
+				m["boom"]++ // a nil map write: the kind of bug a decoder has
+			}
+		}
+	}
+	sink := newAckSink(0)
+	rep, err := f.run(context.Background(), sink, pipeline.RunOptions{})
+	if err == nil || !strings.Contains(err.Error(), "1 split(s) failed: [s02]") {
+		t.Fatalf("run error: %v", err)
+	}
+	if len(rep.SplitsFailed) != 1 || rep.SplitsFailed[0] != "s02" {
+		t.Fatalf("failed splits %v", rep.SplitsFailed)
+	}
+	for _, s := range []string{"s00", "s01", "s03"} {
+		for i := 0; i < 30; i++ {
+			if id := fmt.Sprintf("%s:%d", s, i); sink.got[id] != 1 {
+				t.Fatalf("row %s delivered %d times", id, sink.got[id])
+			}
+		}
+	}
+}
+
+// A transform that panics stops the run (a transform error is fatal) with
+// an error naming it, not a crash.
+func TestRunTransformPanicStopsTheRun(t *testing.T) {
+	f := newFixture(t, 2, 30, "transforms:\n  - boom: {}\n")
+	defer f.mem.AssertSize(t, 0)
+	sink := newAckSink(0)
+	reg := f.registry(sink)
+	reg.RegisterTransform("boom", pipeline.NewSpec("panics on the second batch"), func(*pipeline.Conf, *pipeline.Env) (pipeline.Transform, error) {
+		return &boom{}, nil
+	})
+	cfg, err := pipeline.Load("gen.yaml", []byte(f.yaml), pipeline.LoadOptions{Registry: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = pipeline.Run(context.Background(), cfg, pipeline.RunOptions{Registry: reg, Alloc: f.mem})
+	var pe *pipeline.PanicError
+	if !errors.As(err, &pe) || !strings.Contains(err.Error(), "transform #1 boom panicked: runtime error: index out of range") || len(pe.Stack) == 0 {
+		t.Fatalf("run error: %v", err)
+	}
+}
+
+type boom struct{ n atomic.Int32 }
+
+func (b *boom) Apply(_ context.Context, _ *pipeline.Batch) error {
+	if n := int(b.n.Add(1)); n >= 2 {
+		var s []int
+		_ = s[n] // index out of range
+	}
+	return nil
+}
