@@ -299,7 +299,7 @@ func (w *msgIDW) write(e *Encoder, dst []byte, i int) ([]byte, bool) {
 		}
 	}
 	dst = append(dst, '"')
-	dst = appendUUID5Of(dst, e.scr)
+	dst = appendUUID5Sum(dst, e.mid.sumOf(e.scr))
 	return append(dst, '"'), true
 }
 
@@ -317,6 +317,7 @@ func (e *Encoder) setIDPrefix(p *plan, b *pipeline.Batch) {
 		e.scr = append(e.scr, "\x00key"...)
 	}
 	e.scrN = len(e.scr)
+	e.mid.reset(e.scr)
 }
 
 // field reads a root field as a string: present is false when the row

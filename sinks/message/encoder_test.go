@@ -528,3 +528,46 @@ func TestDictionaryColumnsEncodeAsStrings(t *testing.T) {
 		t.Fatalf("large dictionary: %q", msgs)
 	}
 }
+
+// Derived ids stay DeriveID's whatever the split ID's length: the per-batch
+// prefix's whole SHA-1 blocks are hashed once (long S3 keys span one or
+// two), and rows hash the rest. Key-column ids too.
+func TestDerivedIDsAcrossPrefixLengths(t *testing.T) {
+	mem := arrowtest.CheckedMem(t)
+	rec := makeRecord(t, mem, str("type", "track", "track", "track"), str("userId", "u", "u", "u"),
+		str("event", "E", "E", "E"), str("k", "x", "y", "z"))
+	defer rec.Release()
+	e := NewEncoder(Options{Pipeline: "p"})
+	keyed := NewEncoder(Options{Pipeline: "p", IDColumns: []string{"k"}})
+	for n := 0; n < 200; n++ { // prefixes of 19 to 218 bytes: 0 to 3 whole blocks
+		split := strings.Repeat("s", n)
+		var got []string
+		if _, err := e.Encode(pipeline.NewBatch(split, 1000, rec), func(_ int, m []byte) error {
+			got = append(got, decode(t, m)["messageId"].(string))
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		for i, id := range got {
+			if want := DeriveID("p", split, 1000+int64(i)); id != want {
+				t.Fatalf("split of %d bytes, row %d: %s, want %s", n, i, id, want)
+			}
+		}
+	}
+	// Key ids do not depend on the split: every batch gives the same ones.
+	var first []string
+	for _, split := range []string{"", strings.Repeat("s", 70), strings.Repeat("s", 150)} {
+		var got []string
+		if _, err := keyed.Encode(pipeline.NewBatch(split, 0, rec), func(_ int, m []byte) error {
+			got = append(got, decode(t, m)["messageId"].(string))
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if first == nil {
+			first = got
+		} else if !slices.Equal(got, first) {
+			t.Fatalf("key ids for split of %d bytes: %q, want %q", len(split), got, first)
+		}
+	}
+}
