@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"errors"
 	"fmt"
 	"runtime/debug"
 )
@@ -17,6 +18,17 @@ type PanicError struct {
 
 func (e *PanicError) Error() string {
 	return fmt.Sprintf("%s panicked: %v (a bug in backfill or a plugin: please report it with the stack in the log)", e.Where, e.Value)
+}
+
+// Unwrap is the panic's value when it is an error.
+func (e *PanicError) Unwrap() error {
+	err, _ := e.Value.(error)
+	return err
+}
+
+func isPanic(err error) bool {
+	var pe *PanicError
+	return errors.As(err, &pe)
 }
 
 // safely runs f, turning a panic into a *PanicError.

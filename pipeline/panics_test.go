@@ -72,3 +72,30 @@ func (b *boom) Apply(_ context.Context, _ *pipeline.Batch) error {
 	}
 	return nil
 }
+
+// A transform that returns (not panics with) one *PanicError from every
+// worker gets it back unchanged: the runner names panics as they are
+// recovered, and never edits an error it was handed (under -race, a shared
+// one edited by several workers was a data race).
+func TestRunTransformReturningAPanicErrorKeepsIt(t *testing.T) {
+	f := newFixture(t, 6, 30, "transforms:\n  - stored: {}\n")
+	defer f.mem.AssertSize(t, 0)
+	sink := newAckSink(0)
+	reg := f.registry(sink)
+	shared := &pipeline.PanicError{Where: "inner", Value: "once"}
+	reg.RegisterTransform("stored", pipeline.NewSpec("returns one stored error"), func(*pipeline.Conf, *pipeline.Env) (pipeline.Transform, error) {
+		return storedErr{shared}, nil
+	})
+	cfg, err := pipeline.Load("gen.yaml", []byte(f.yaml), pipeline.LoadOptions{Registry: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = pipeline.Run(context.Background(), cfg, pipeline.RunOptions{Registry: reg, Alloc: f.mem})
+	if err == nil || !strings.Contains(err.Error(), "inner panicked: once") || shared.Where != "inner" {
+		t.Fatalf("run error %v; the stored error now says %q", err, shared.Where)
+	}
+}
+
+type storedErr struct{ err error }
+
+func (s storedErr) Apply(context.Context, *pipeline.Batch) error { return s.err }

@@ -176,7 +176,7 @@ func (s *MemoryState) Copy() map[string]string {
 type Built struct {
 	Source     Source
 	Transforms []Transform
-	// TransformNames[i] names Transforms[i] in errors: "#2 filter".
+	// TransformNames[i] names Transforms[i] in errors: "transform #2 filter".
 	TransformNames []string
 	Sink           Sink
 	Columns        Columns // projection the source is asked for
@@ -203,7 +203,7 @@ func Build(cfg *Config, env *Env, reg *Registry, sink Sink) (*Built, error) {
 		errs = append(errs, err)
 		if t != nil {
 			b.Transforms = append(b.Transforms, t)
-			b.TransformNames = append(b.TransformNames, fmt.Sprintf("#%d %s", len(b.Transforms), tc.Name))
+			b.TransformNames = append(b.TransformNames, fmt.Sprintf("transform #%d %s", len(b.Transforms), tc.Name))
 		}
 	}
 	if sink == nil {
@@ -565,7 +565,7 @@ func Run(ctx context.Context, cfg *Config, opts RunOptions) (rep *Report, err er
 			return err
 		})
 		if err != nil {
-			if runCtx.Err() != nil {
+			if runCtx.Err() != nil && !isPanic(err) {
 				return nil // stopped, not failed
 			}
 			return &splitError{w.split.ID, err}
@@ -591,8 +591,8 @@ func Run(ctx context.Context, cfg *Config, opts RunOptions) (rep *Report, err er
 				return nil
 			}
 			if err != nil {
-				if runCtx.Err() != nil {
-					return nil
+				if runCtx.Err() != nil && !isPanic(err) {
+					return nil // stopped, not failed; a panic is reported even then
 				}
 				return &splitError{w.split.ID, err}
 			}
@@ -819,10 +819,11 @@ func handleBatch(ctx context.Context, b *Batch, built *Built, dl *deadLetterFile
 	}
 	c.read.Add(b.End - b.Start)
 	for i, t := range built.Transforms {
-		if err := safely("transform", func() error { return t.Apply(ctx, b) }); err != nil {
-			if pe := (*PanicError)(nil); errors.As(err, &pe) && i < len(built.TransformNames) {
-				pe.Where += " " + built.TransformNames[i]
-			}
+		where := "transform"
+		if i < len(built.TransformNames) {
+			where = built.TransformNames[i]
+		}
+		if err := safely(where, func() error { return t.Apply(ctx, b) }); err != nil {
 			b.Release()
 			return err
 		}
