@@ -67,7 +67,11 @@ func (e *Encoder) writeSteps(dst []byte, steps []step, row int) ([]byte, bool) {
 	st := e.stack[:0]
 	for k := range steps {
 		s := &steps[k]
-		switch s.op {
+		op := s.op
+		if op == stepDict && !s.dict.cache {
+			op = stepLeaf // a dictionary far larger than this batch: not cached
+		}
+		switch op {
 		case stepString:
 			// The common leaf, without interface calls: a utf8 column, or
 			// an id field over one (empty means absent).
@@ -84,16 +88,6 @@ func (e *Encoder) writeSteps(dst []byte, steps []step, row int) ([]byte, bool) {
 			dst = appendString(dst, v)
 		case stepDict:
 			w := s.dict
-			if !w.cache {
-				// not cached (a dictionary far larger than the batch)
-				if s.w.null(row) {
-					continue
-				}
-				dst = append(dst, s.keyAfter(first)...)
-				first = false
-				dst, _ = s.w.write(e, dst, row) // strings always encode
-				continue
-			}
 			if w.null(row) {
 				continue
 			}
