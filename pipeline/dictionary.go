@@ -52,18 +52,26 @@ func decodable(dt arrow.DataType) bool {
 // decodable); a null index or a null value is a null.
 func decodeDictionary(mem memory.Allocator, d *array.Dictionary) arrow.Array {
 	vals := d.Dictionary()
-	value := func(k int) string {
-		switch v := vals.(type) {
-		case *array.String:
-			return v.Value(k)
-		case *array.LargeString:
-			return v.Value(k)
-		case *array.Binary:
-			return v.ValueString(k)
-		case *array.LargeBinary:
-			return v.ValueString(k)
+	var value func(int) string // chosen once, not per row
+	switch v := vals.(type) {
+	case *array.String:
+		value = v.Value
+	case *array.LargeString:
+		value = v.Value
+	case *array.Binary:
+		value = v.ValueString
+	case *array.LargeBinary:
+		value = v.ValueString
+	}
+	// key is row i's value index, or -1 for a null row or value.
+	key := func(i int) int {
+		if d.IsNull(i) {
+			return -1
 		}
-		return ""
+		if k := d.GetValueIndex(i); vals.IsValid(k) {
+			return k
+		}
+		return -1
 	}
 	bl := array.NewBuilder(mem, vals.DataType()).(interface {
 		array.Builder
@@ -71,20 +79,20 @@ func decodeDictionary(mem memory.Allocator, d *array.Dictionary) arrow.Array {
 		ReserveData(int)
 	})
 	defer bl.Release()
-	size := 0
+	size := 0 // reserved up front: growing copies the data buffer
 	for i := 0; i < d.Len(); i++ {
-		if d.IsValid(i) && vals.IsValid(d.GetValueIndex(i)) {
-			size += len(value(d.GetValueIndex(i)))
+		if k := key(i); k >= 0 {
+			size += len(value(k))
 		}
 	}
 	bl.Reserve(d.Len())
 	bl.ReserveData(size)
 	for i := 0; i < d.Len(); i++ {
-		if d.IsNull(i) || vals.IsNull(d.GetValueIndex(i)) {
+		if k := key(i); k >= 0 {
+			bl.AppendString(value(k))
+		} else {
 			bl.AppendNull()
-			continue
 		}
-		bl.AppendString(value(d.GetValueIndex(i)))
 	}
 	return bl.NewArray()
 }
