@@ -3,6 +3,7 @@ package pipeline
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"runtime/debug"
 )
 
@@ -29,6 +30,14 @@ func (e *PanicError) Unwrap() error {
 func isPanic(err error) bool {
 	var pe *PanicError
 	return errors.As(err, &pe)
+}
+
+// logPanicStack logs the stack of the panic err holds, if any.
+func logPanicStack(log *slog.Logger, err error, args ...any) {
+	var pe *PanicError
+	if errors.As(err, &pe) {
+		log.Error("the panic's stack", append(args, "stack", string(pe.Stack))...)
+	}
 }
 
 // safely runs f, turning a panic into a *PanicError.

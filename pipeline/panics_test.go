@@ -1,10 +1,13 @@
 package pipeline_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -26,9 +29,13 @@ func TestRunSourcePanicFailsItsSplit(t *testing.T) {
 		}
 	}
 	sink := newAckSink(0)
-	rep, err := f.run(context.Background(), sink, pipeline.RunOptions{})
+	var logs syncBuffer
+	rep, err := f.run(context.Background(), sink, pipeline.RunOptions{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	if err == nil || !strings.Contains(err.Error(), "1 split(s) failed: [s02]") {
 		t.Fatalf("run error: %v", err)
+	}
+	if l := logs.String(); !strings.Contains(l, "reading panicked: decoder bug") || !strings.Contains(l, "the panic's stack") || !strings.Contains(l, "panics_test.go") {
+		t.Errorf("the log does not hold the panic and its stack:\n%s", l)
 	}
 	if len(rep.SplitsFailed) != 1 || rep.SplitsFailed[0] != "s02" {
 		t.Fatalf("failed splits %v", rep.SplitsFailed)
@@ -99,3 +106,21 @@ func TestRunTransformReturningAPanicErrorKeepsIt(t *testing.T) {
 type storedErr struct{ err error }
 
 func (s storedErr) Apply(context.Context, *pipeline.Batch) error { return s.err }
+
+// syncBuffer is a bytes.Buffer the run's goroutines may log to at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}

@@ -547,9 +547,7 @@ func Run(ctx context.Context, cfg *Config, opts RunOptions) (rep *Report, err er
 	var fatal error
 	fail := func(err error) {
 		fatalOnce.Do(func() {
-			if pe := (*PanicError)(nil); errors.As(err, &pe) {
-				log.Error("the panic's stack", "stack", string(pe.Stack))
-			}
+			logPanicStack(log, err)
 			fatal = err
 			cancelRun(err)
 			cancelWrite()
@@ -679,9 +677,7 @@ func Run(ctx context.Context, cfg *Config, opts RunOptions) (rep *Report, err er
 				case err == nil:
 				case errors.As(err, &se) && cfg.OnError != OnErrorStop:
 					log.Error("split failed; the run goes on with the others", "split", se.split, "error", se.err)
-					if pe := (*PanicError)(nil); errors.As(err, &pe) {
-						log.Error("the panic's stack", "split", se.split, "stack", string(pe.Stack))
-					}
+					logPanicStack(log, err, "split", se.split)
 					failedMu.Lock()
 					rep.SplitsFailed = append(rep.SplitsFailed, se.split)
 					failedMu.Unlock()
