@@ -12,6 +12,7 @@ import (
 	"github.com/apache/arrow/go/v15/arrow/memory"
 	"github.com/apache/arrow/go/v15/parquet"
 	"github.com/apache/arrow/go/v15/parquet/file"
+	"github.com/apache/arrow/go/v15/parquet/metadata"
 	"github.com/apache/arrow/go/v15/parquet/pqarrow"
 	"github.com/apache/arrow/go/v15/parquet/schema"
 
@@ -93,10 +94,7 @@ func openParquet(ctx context.Context, in Input, split string, ro pipeline.ReadOp
 	arrowProps := pqarrow.ArrowReadProperties{BatchSize: p.batch}
 	// Dictionaries need a row group at a time (below), which makes small
 	// batches of small row groups: not worth it under half a batch.
-	var rgRows int64
-	for _, rg := range rowGroups {
-		rgRows += md.RowGroup(rg).NumRows()
-	}
+	rgRows := p.total - ro.Offset + p.skip // the rows of rowGroups
 	if readDictionaries && rgRows/int64(len(rowGroups)) >= p.batch/2 {
 		for _, c := range dictionaryColumns(pf, rowGroups) {
 			arrowProps.SetReadDict(c, true)
@@ -199,6 +197,10 @@ var readDictionaries = true
 func dictionaryColumns(pf *file.Reader, rowGroups []int) []int {
 	const dictionaryPage = 2 // format.PageType_DICTIONARY_PAGE
 	md := pf.MetaData()
+	groups := make([]*metadata.RowGroupMetaData, len(rowGroups))
+	for i, rg := range rowGroups {
+		groups[i] = md.RowGroup(rg)
+	}
 	var out []int
 columns:
 	for c := 0; c < md.Schema.NumColumns(); c++ {
@@ -209,8 +211,8 @@ columns:
 		if _, ok := col.LogicalType().(schema.StringLogicalType); !ok && col.ConvertedType() != schema.ConvertedTypes.UTF8 {
 			continue
 		}
-		for _, rg := range rowGroups {
-			cc, err := md.RowGroup(rg).ColumnChunk(c)
+		for _, rg := range groups {
+			cc, err := rg.ColumnChunk(c)
 			if err != nil || !cc.HasDictionaryPage() || cc.DictionaryPageOffset() <= 0 ||
 				cc.DataPageOffset()-cc.DictionaryPageOffset() > cc.NumValues() {
 				continue columns
