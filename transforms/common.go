@@ -10,6 +10,7 @@ package transforms
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -307,12 +308,5 @@ func withoutName(out pipeline.Columns, name string) pipeline.Columns {
 
 // named selects the columns called one of names.
 func named(names ...string) func(string) bool {
-	return func(n string) bool {
-		for _, x := range names {
-			if n == x {
-				return true
-			}
-		}
-		return false
-	}
+	return func(n string) bool { return slices.Contains(names, n) }
 }

@@ -539,16 +539,22 @@ func TestDerivedIDsAcrossPrefixLengths(t *testing.T) {
 	defer rec.Release()
 	e := NewEncoder(Options{Pipeline: "p"})
 	keyed := NewEncoder(Options{Pipeline: "p", IDColumns: []string{"k"}})
-	for n := 0; n < 200; n++ { // prefixes of 19 to 218 bytes: 0 to 3 whole blocks
-		split := strings.Repeat("s", n)
+	ids := func(enc *Encoder, split string, start int64) []string {
 		var got []string
-		if _, err := e.Encode(pipeline.NewBatch(split, 1000, rec), func(_ int, m []byte) error {
+		if _, err := enc.Encode(pipeline.NewBatch(split, start, rec), func(_ int, m []byte) error {
 			got = append(got, decode(t, m)["messageId"].(string))
 			return nil
 		}); err != nil {
 			t.Fatal(err)
 		}
-		for i, id := range got {
+		if len(got) != int(rec.NumRows()) {
+			t.Fatalf("split of %d bytes: %d messages", len(split), len(got))
+		}
+		return got
+	}
+	for n := 0; n < 200; n++ { // prefixes of 19 to 218 bytes: 0 to 3 whole blocks
+		split := strings.Repeat("s", n)
+		for i, id := range ids(e, split, 1000) {
 			if want := DeriveID("p", split, 1000+int64(i)); id != want {
 				t.Fatalf("split of %d bytes, row %d: %s, want %s", n, i, id, want)
 			}
@@ -557,13 +563,7 @@ func TestDerivedIDsAcrossPrefixLengths(t *testing.T) {
 	// Key ids do not depend on the split: every batch gives the same ones.
 	var first []string
 	for _, split := range []string{"", strings.Repeat("s", 70), strings.Repeat("s", 150)} {
-		var got []string
-		if _, err := keyed.Encode(pipeline.NewBatch(split, 0, rec), func(_ int, m []byte) error {
-			got = append(got, decode(t, m)["messageId"].(string))
-			return nil
-		}); err != nil {
-			t.Fatal(err)
-		}
+		got := ids(keyed, split, 0)
 		if first == nil {
 			first = got
 		} else if !slices.Equal(got, first) {
