@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime/pprof"
 	"sync/atomic"
 	"time"
 
@@ -47,6 +48,7 @@ func main() {
 	batch := flag.Int("batch", 100, "analytics: BatchSize")
 	repeat := flag.Int("repeat", 1, "backfill: send the file this many times (as distinct splits), to check memory stays flat")
 	prof := flag.String("cpuprofile", "", "write a CPU profile here")
+	memProf := flag.String("memprofile", "", "write an allocation profile here at the end")
 	flag.Parse()
 	stopProfile := cpuprof.Start(*prof)
 	defer stopProfile()
@@ -75,6 +77,16 @@ func main() {
 		res.Received = received(*url) - before
 	}
 	json.NewEncoder(os.Stdout).Encode(res)
+	if *memProf != "" {
+		f, err := os.Create(*memProf)
+		if err != nil {
+			log.Fatal(err)
+		}
+		defer f.Close()
+		if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+			log.Fatal(err)
+		}
+	}
 }
 
 func received(url string) int64 {
