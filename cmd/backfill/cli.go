@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -140,6 +141,7 @@ func newRunCmd(stderr io.Writer) *cobra.Command {
 		logLevel   string
 		grace      time.Duration
 		metrics    string
+		cpuProfile string
 	)
 	cmd := &cobra.Command{
 		Use:   "run PIPELINE.yaml",
@@ -175,7 +177,12 @@ again. --fresh ignores saved progress and starts over.`,
 				}
 				opts.Progress = func(p pipeline.Progress) { m.update(p); bar.update(p) }
 			}
+			stopProfile, err := startCPUProfile(cpuProfile)
+			if err != nil {
+				return &exitError{exitFailed, err}
+			}
 			rep, err := pipeline.Run(ctx, cfg, opts)
+			stopProfile()
 			bar.done()
 			if rep != nil && !errors.As(err, new(*pipeline.LockedError)) { // nothing ran: the error says it all
 				writeSummary(stderr, rep)
@@ -214,7 +221,28 @@ again. --fresh ignores saved progress and starts over.`,
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	f.StringVar(&metrics, "metrics-addr", "", "serve Prometheus metrics on this address (e.g. :9090)")
 	f.DurationVar(&grace, "grace", time.Minute, "after a stop signal, how long in-flight rows may take to deliver")
+	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file (go tool pprof reads it)")
 	return cmd
+}
+
+// startCPUProfile profiles the process into path until stop is called; ""
+// profiles nothing. A slow run's profile is what a performance report needs.
+func startCPUProfile(path string) (stop func(), err error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }
 
 // signalContexts returns a context canceled by the first SIGINT/SIGTERM

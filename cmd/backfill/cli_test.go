@@ -408,3 +408,27 @@ func TestSummaryCountsRetriedCheckpointSaves(t *testing.T) {
 		t.Fatalf("summary without failures:\n%s", b.String())
 	}
 }
+
+func TestRunWritesCPUProfile(t *testing.T) {
+	root := repoRoot(t)
+	work := t.TempDir()
+	t.Setenv("BACKFILL_OUT", work)
+	prof := filepath.Join(work, "cpu.pprof")
+	code, _, stderr := runCLI(t, root, "run", "--progress", "none", "--cpuprofile", prof, filepath.Join(root, "configs", "quickstart.yaml"))
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	data, err := os.ReadFile(prof)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// pprof profiles are gzipped protobuf.
+	if len(data) < 2 || data[0] != 0x1f || data[1] != 0x8b {
+		t.Fatalf("not a CPU profile: %d bytes %q", len(data), data[:min(len(data), 8)])
+	}
+
+	code, _, stderr = runCLI(t, root, "run", "--progress", "none", "--cpuprofile", filepath.Join(work, "missing", "cpu.pprof"), filepath.Join(root, "configs", "quickstart.yaml"))
+	if code != exitFailed || !strings.Contains(stderr, "--cpuprofile") {
+		t.Fatalf("unwritable profile: exit %d\n%s", code, stderr)
+	}
+}
