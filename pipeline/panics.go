@@ -7,12 +7,12 @@ import (
 	"runtime/debug"
 )
 
-// PanicError is a panic in a source or a transform, turned into an error:
-// a bug on one split's data fails that split (or stops the run, as
+// PanicError is a panic in a source, a transform or a sink, turned into an
+// error: a bug on one split's data fails that split (or stops the run, as
 // on_error says) with the panic's value and stack, instead of ending the
 // process and a long run with it.
 type PanicError struct {
-	Where string // "reading", "opening", "transform NAME"
+	Where string // "reading", "opening", "transform NAME", "sink", "encoding messages"
 	Value any
 	Stack []byte
 }
@@ -40,8 +40,10 @@ func logPanicStack(log *slog.Logger, err error, args ...any) {
 	}
 }
 
-// safely runs f, turning a panic into a *PanicError.
-func safely(where string, f func() error) (err error) {
+// Safely runs f, turning a panic into a *PanicError. Plugins that keep
+// state across calls use it to put that state right before they return the
+// error; the runner calls every plugin through it too.
+func Safely(where string, f func() error) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = &PanicError{Where: where, Value: r, Stack: debug.Stack()}

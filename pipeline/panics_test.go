@@ -70,6 +70,38 @@ func TestRunTransformPanicStopsTheRun(t *testing.T) {
 	}
 }
 
+// A sink that panics in Write stops the run with the panic as its error,
+// not a crash; the stack is in the log.
+func TestRunSinkPanicStopsTheRun(t *testing.T) {
+	f := newFixture(t, 2, 30, "")
+	defer f.mem.AssertSize(t, 0)
+	sink := &panicSink{ackSink: newAckSink(0)}
+	var logs syncBuffer
+	_, err := f.run(context.Background(), sink, pipeline.RunOptions{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	var pe *pipeline.PanicError
+	if !errors.As(err, &pe) || pe.Where != "sink" || !strings.Contains(err.Error(), "sink panicked: encoder bug") {
+		t.Fatalf("run error: %v", err)
+	}
+	if l := logs.String(); !strings.Contains(l, "the panic's stack") || !strings.Contains(l, "panics_test.go") {
+		t.Errorf("the log does not hold the panic's stack:\n%s", l)
+	}
+}
+
+// panicSink panics in its third Write, having released the batch as a
+// sink owning it would.
+type panicSink struct {
+	*ackSink
+	n atomic.Int32
+}
+
+func (s *panicSink) Write(ctx context.Context, b *pipeline.Batch) error {
+	if s.n.Add(1) == 3 {
+		b.Release()
+		panic("encoder bug")
+	}
+	return s.ackSink.Write(ctx, b)
+}
+
 type boom struct{ n atomic.Int32 }
 
 func (b *boom) Apply(_ context.Context, _ *pipeline.Batch) error {

@@ -111,7 +111,10 @@ type Projector interface {
 // how readers are slowed down. The sink calls b.Ack exactly once, when every
 // row still in b.Record is durable at the destination or in the dead-letter
 // file. Close delivers what is in flight, waits for its acks and returns
-// the first permanent error.
+// the first permanent error. A panic in Write stops the run with a
+// *PanicError; the runner leaves b alone then, since the sink may own it.
+// A sink that keeps state across writes recovers its own panics (Safely)
+// to put that state right, as the message encoder does.
 type Sink interface {
 	Write(ctx context.Context, b *Batch) error
 	Close(ctx context.Context) error

@@ -33,7 +33,7 @@ func startReadAhead(ctx context.Context, rd RecordReader) *readAhead {
 		defer close(ra.out)
 		for !ra.stopped() { // a stop wins over reading once more
 			var b *Batch
-			err := safely("reading", func() (err error) {
+			err := Safely("reading", func() (err error) {
 				b, err = rd.Next(ctx)
 				return err
 			})

@@ -558,7 +558,7 @@ func Run(ctx context.Context, cfg *Config, opts RunOptions) (rep *Report, err er
 
 	readSplit := func(w work) error {
 		var rd RecordReader
-		err := safely("opening", func() (err error) {
+		err := Safely("opening", func() (err error) {
 			rd, err = built.Source.Open(runCtx, w.split, ReadOptions{Offset: w.offset, Columns: built.Columns, BatchRows: cfg.BatchRows})
 			return err
 		})
@@ -819,7 +819,7 @@ func handleBatch(ctx context.Context, b *Batch, built *Built, dl *deadLetterFile
 		if i < len(built.TransformNames) {
 			where = built.TransformNames[i]
 		}
-		if err := safely(where, func() error { return t.Apply(ctx, b) }); err != nil {
+		if err := Safely(where, func() error { return t.Apply(ctx, b) }); err != nil {
 			b.Release()
 			return err
 		}
@@ -844,7 +844,7 @@ func handleBatch(ctx context.Context, b *Batch, built *Built, dl *deadLetterFile
 		}
 		ack(err)
 	})
-	return built.Sink.Write(ctx, b)
+	return Safely("sink", func() error { return built.Sink.Write(ctx, b) })
 }
 
 // permanentSaveError is a save failure that retrying cannot mend.

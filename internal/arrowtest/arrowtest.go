@@ -2,6 +2,7 @@
 package arrowtest
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/apache/arrow/go/v15/arrow"
@@ -32,4 +33,38 @@ func Dictionary(t testing.TB, mem memory.Allocator, src *array.String, idx arrow
 		}
 	}
 	return b.NewArray().(*array.Dictionary)
+}
+
+// CorruptDictionary returns n rows of a string dictionary column whose last
+// index points past its two values, as a corrupt Arrow stream can hold:
+// Arrow does not check indices, so reading that row panics.
+func CorruptDictionary(t testing.TB, mem memory.Allocator, n int) *array.Dictionary {
+	t.Helper()
+	vals := array.NewStringBuilder(mem)
+	defer vals.Release()
+	vals.AppendValues([]string{"Order Completed", "Signed Up"}, nil)
+	dict := vals.NewArray()
+	defer dict.Release()
+	ib := array.NewInt32Builder(mem)
+	defer ib.Release()
+	for i := 0; i < n; i++ {
+		ib.Append(int32(i % 2))
+	}
+	idx := ib.NewArray()
+	defer idx.Release()
+	arrow.Int32Traits.CastFromBytes(idx.Data().Buffers()[1].Bytes())[n-1] = 9
+	return array.NewDictionaryArray(&arrow.DictionaryType{IndexType: arrow.PrimitiveTypes.Int32, ValueType: arrow.BinaryTypes.String}, idx, dict)
+}
+
+// WithColumn returns rec with the column named name replaced by col (of any
+// type); rec is left as it was.
+func WithColumn(rec arrow.Record, name string, col arrow.Array) arrow.Record {
+	fields := rec.Schema().Fields()
+	cols := slices.Clone(rec.Columns())
+	for i, f := range fields {
+		if f.Name == name {
+			fields[i].Type, cols[i] = col.DataType(), col
+		}
+	}
+	return array.NewRecord(arrow.NewSchema(fields, nil), cols, rec.NumRows())
 }

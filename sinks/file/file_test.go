@@ -298,12 +298,21 @@ func TestFailuresAckWithError(t *testing.T) {
 	if err := s.Write(context.Background(), a.install(pipeline.NewBatch("s", 0, rec))); err == nil || !strings.Contains(err.Error(), "two columns write type") {
 		t.Fatalf("schema error: %v", err)
 	}
+	// A panic while encoding: a dictionary index past its dictionary.
+	bad := makeBatch(mem, "s", 0, 3)
+	events := arrowtest.CorruptDictionary(t, mem, 3)
+	bad.ReplaceRecord(arrowtest.WithColumn(bad.Record, "event", events))
+	events.Release()
+	var pe *pipeline.PanicError
+	if err := s.Write(context.Background(), a.install(bad)); !errors.As(err, &pe) || !strings.Contains(err.Error(), "s[0:3]: encoding messages panicked: runtime error: index out of range") {
+		t.Fatalf("panic: %v", err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if err := s.Write(ctx, a.install(makeBatch(mem, "s", 0, 1))); !errors.Is(err, context.Canceled) {
 		t.Fatalf("canceled: %v", err)
 	}
-	if n, errs := a.get(); n != 3 || len(errs) != 3 {
+	if n, errs := a.get(); n != 4 || len(errs) != 4 {
 		t.Fatalf("%d acks, %d errors", n, len(errs))
 	}
 }

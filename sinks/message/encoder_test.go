@@ -2,6 +2,7 @@ package message
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"reflect"
@@ -568,6 +569,36 @@ func TestDerivedIDsAcrossPrefixLengths(t *testing.T) {
 			first = got
 		} else if !slices.Equal(got, first) {
 			t.Fatalf("key ids for split of %d bytes: %q, want %q", len(split), got, first)
+		}
+	}
+}
+
+// A panic while encoding (here: a dictionary index past its dictionary,
+// which a corrupt Arrow stream can hold) fails the batch with a
+// *pipeline.PanicError, and the encoder goes on encoding the next one.
+func TestEncodePanicFailsTheBatch(t *testing.T) {
+	mem := arrowtest.CheckedMem(t)
+	good := makeRecord(t, mem, str("type", "track", "track"), str("userId", "u1", "u2"), str("event", "A", "B"))
+	defer good.Release()
+	events := arrowtest.CorruptDictionary(t, mem, 2)
+	defer events.Release()
+	bad := arrowtest.WithColumn(good, "event", events)
+	defer bad.Release()
+
+	e := NewEncoder(Options{Pipeline: "p"})
+	for _, dictionaries := range []bool{true, false} {
+		rec := bad
+		if !dictionaries {
+			rec = good
+		}
+		var emitted int
+		rejects, err := e.Encode(pipeline.NewBatch("s", 0, rec), func(int, []byte) error { emitted++; return nil })
+		var pe *pipeline.PanicError
+		switch {
+		case dictionaries && (!errors.As(err, &pe) || pe.Where != "encoding messages" || len(pe.Stack) == 0 || rejects != nil):
+			t.Fatalf("corrupt batch: err %v, rejects %v", err, rejects)
+		case !dictionaries && (err != nil || emitted != 2 || len(rejects) != 0):
+			t.Fatalf("the batch after: err %v, %d emitted, rejects %v", err, emitted, rejects)
 		}
 	}
 }

@@ -9,6 +9,8 @@
 package message
 
 import (
+	"errors"
+
 	"github.com/backfillhq/backfill/pipeline"
 )
 
@@ -85,10 +87,21 @@ func NewEncoder(opts Options) *Encoder {
 // are returned as rejects (Stage "sink", Row = the split row offset, Column
 // when one column is to blame, a specific Reason, Message = the encoded JSON
 // when there is one) and are not emitted. An error from emit stops the
-// encoding and is returned with the rejects found so far. Encode neither
-// acks nor releases b.
-func (e *Encoder) Encode(b *pipeline.Batch, emit func(row int, msg []byte) error) ([]pipeline.Reject, error) {
-	return e.encode(b, emit)
+// encoding and is returned with the rejects found so far. A panic while
+// encoding (a bug met on unusual data) is returned as a
+// *pipeline.PanicError, with no rejects: the batch fails instead of the
+// process. Encode neither acks nor releases b.
+func (e *Encoder) Encode(b *pipeline.Batch, emit func(row int, msg []byte) error) (rejects []pipeline.Reject, err error) {
+	err = pipeline.Safely("encoding messages", func() (err error) {
+		rejects, err = e.encode(b, emit)
+		return err
+	})
+	if pe := (*pipeline.PanicError)(nil); errors.As(err, &pe) {
+		// The plan that panicked may be what is wrong: build it again.
+		e.plans, e.batch, e.stack = nil, nil, e.stack[:0]
+		return nil, err
+	}
+	return rejects, err
 }
 
 // DeriveID is the message id of a row identified by its split and row

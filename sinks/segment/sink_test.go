@@ -617,3 +617,43 @@ func TestRequestsHoldConfiguredLimits(t *testing.T) {
 		srv.Close()
 	}
 }
+
+// A panic while encoding a batch (a dictionary index past its dictionary,
+// as a corrupt Arrow stream can hold) fails that batch with a
+// *pipeline.PanicError instead of ending the process; the rows of the
+// batches before it, waiting in the same open request, are still sent.
+func TestEncodePanicFailsOnlyItsBatch(t *testing.T) {
+	mem := arrowtest.CheckedMem(t)
+	srv := segmenttest.NewServer(segmenttest.Options{})
+	defer srv.Close()
+	s := newSink(t, srv.URL(), "", &deadLetters{})
+	a := newAcks()
+	if err := s.Write(context.Background(), a.watch(makeBatch(mem, "before", 0, 10, nil))); err != nil {
+		t.Fatal(err)
+	}
+	bad := makeBatch(mem, "bad", 0, 10, nil)
+	events := arrowtest.CorruptDictionary(t, mem, 10)
+	bad.ReplaceRecord(arrowtest.WithColumn(bad.Record, "event", events))
+	events.Release()
+	a.watch(bad)
+	var pe *pipeline.PanicError
+	if err := s.Write(context.Background(), bad); !errors.As(err, &pe) || pe.Where != "encoding messages" {
+		t.Fatalf("corrupt batch: %v", err)
+	}
+	if err := s.Write(context.Background(), a.watch(makeBatch(mem, "after", 0, 10, nil))); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if ok, failed := a.check(t, 3); ok != 2 || failed != 1 {
+		t.Errorf("ok=%d failed=%d", ok, failed)
+	}
+	for _, split := range []string{"before", "after"} {
+		for row := 0; row < 10; row++ {
+			if n := srv.Count(id(split, row)); n != 1 {
+				t.Fatalf("%s row %d received %d times", split, row, n)
+			}
+		}
+	}
+}
