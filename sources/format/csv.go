@@ -69,6 +69,7 @@ type value struct {
 	s    []byte
 }
 
+// newCSVReader takes rc; when it fails, the caller closes rc.
 func newCSVReader(name string, rc io.ReadCloser, split string, opts CSVOptions, ro pipeline.ReadOptions, mem memory.Allocator) (_ pipeline.RecordReader, err error) {
 	if opts.PostgresText {
 		opts.Delimiter = '\t'
@@ -82,11 +83,6 @@ func newCSVReader(name string, rc io.ReadCloser, split string, opts CSVOptions, 
 	c := &csvReader{name: name, split: split, rc: rc, lr: lines.NewReader(name, rc, readBuffer), mem: mem, opts: opts,
 		delim: utf8.AppendRune(nil, opts.Delimiter), quote: utf8.AppendRune(nil, opts.Quote),
 		batch: ro.BatchRows, offset: ro.Offset, next: ro.Offset}
-	defer func() {
-		if err != nil {
-			rc.Close()
-		}
-	}()
 	declared := map[string]string{}
 	for _, col := range opts.Columns {
 		declared[col.Name] = col.Type

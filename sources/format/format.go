@@ -113,7 +113,18 @@ type Input struct {
 // records.
 //
 // The caller closes the reader; Close also closes what in.Open returned.
-func Open(ctx context.Context, in Input, split string, opts Options, ro pipeline.ReadOptions, mem memory.Allocator) (pipeline.RecordReader, error) {
+// When Open fails it closes that itself. A panic while opening (a bug) is
+// returned as a *pipeline.PanicError, so the caller's error path runs and
+// frees what it opened.
+func Open(ctx context.Context, in Input, split string, opts Options, ro pipeline.ReadOptions, mem memory.Allocator) (rr pipeline.RecordReader, err error) {
+	err = pipeline.Safely("opening", func() (err error) {
+		rr, err = open(ctx, in, split, opts, ro, mem)
+		return err
+	})
+	return rr, err
+}
+
+func open(ctx context.Context, in Input, split string, opts Options, ro pipeline.ReadOptions, mem memory.Allocator) (rr pipeline.RecordReader, err error) {
 	if mem == nil {
 		mem = memory.DefaultAllocator
 	}
@@ -143,11 +154,19 @@ func Open(ctx context.Context, in Input, split string, opts Options, ro pipeline
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", in.Name, err)
 	}
+	// Closed here unless a reader took it: after an error, and while a
+	// panic unwinds.
+	var owned io.Closer = rc
+	defer func() {
+		if rr == nil {
+			owned.Close()
+		}
+	}()
 	r, err := decompress(in.Name, rc, comp)
 	if err != nil {
-		rc.Close()
 		return nil, err
 	}
+	owned = r
 	switch f {
 	case CSV:
 		csvOpts := opts.CSV

@@ -48,7 +48,7 @@ type parquetReader struct {
 	batch int64
 }
 
-func openParquet(ctx context.Context, in Input, split string, ro pipeline.ReadOptions, mem memory.Allocator) (_ pipeline.RecordReader, err error) {
+func openParquet(ctx context.Context, in Input, split string, ro pipeline.ReadOptions, mem memory.Allocator) (rr pipeline.RecordReader, err error) {
 	defer recoverInto(&err, in.Name)
 	props := parquet.NewReaderProperties(mem)
 	// Stream pages instead of loading whole column chunks: memory stays
@@ -66,7 +66,7 @@ func openParquet(ctx context.Context, in Input, split string, ro pipeline.ReadOp
 	}
 	p := &parquetReader{name: in.Name, split: split, pf: pf, total: pf.NumRows(), next: ro.Offset, batch: int64(ro.BatchRows)}
 	defer func() {
-		if err != nil {
+		if rr == nil { // an error, or a panic unwinding to recoverInto
 			p.Close()
 		}
 	}()
