@@ -87,6 +87,33 @@ func TestRunSinkPanicStopsTheRun(t *testing.T) {
 	}
 }
 
+// A source that panics listing its splits, and a sink that panics in
+// Close, fail the run with the panic as its error.
+func TestRunListingAndClosePanicsFailTheRun(t *testing.T) {
+	f := newFixture(t, 2, 30, "")
+	defer f.mem.AssertSize(t, 0)
+	f.src.splits = -1 // make([]Split, -1) panics
+	_, err := f.run(context.Background(), newAckSink(0), pipeline.RunOptions{})
+	var pe *pipeline.PanicError
+	if !errors.As(err, &pe) || pe.Where != "listing splits" || !strings.Contains(err.Error(), "makeslice") {
+		t.Fatalf("listing: %v", err)
+	}
+
+	f = newFixture(t, 2, 30, "")
+	defer f.mem.AssertSize(t, 0)
+	_, err = f.run(context.Background(), closePanics{newAckSink(0)}, pipeline.RunOptions{})
+	if !errors.As(err, &pe) || pe.Where != "sink" || !strings.Contains(err.Error(), "close bug") {
+		t.Fatalf("close: %v", err)
+	}
+}
+
+type closePanics struct{ *ackSink }
+
+func (s closePanics) Close(ctx context.Context) error {
+	s.ackSink.Close(ctx)
+	panic("close bug")
+}
+
 // panicSink panics in its third Write, having released the batch as a
 // sink owning it would.
 type panicSink struct {

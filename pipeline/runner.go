@@ -383,8 +383,13 @@ func Run(ctx context.Context, cfg *Config, opts RunOptions) (rep *Report, err er
 	if cs, ok := built.Source.(ColumnSetter); ok {
 		cs.SetColumns(built.Columns)
 	}
-	splits, err := built.Source.Splits(ctx)
+	var splits []Split
+	err = Safely("listing splits", func() (err error) {
+		splits, err = built.Source.Splits(ctx)
+		return err
+	})
 	if err != nil {
+		logPanicStack(log, err)
 		built.Sink.Close(ctx)
 		return rep, fmt.Errorf("listing splits: %w", err)
 	}
@@ -702,7 +707,7 @@ feed:
 	wg.Wait()
 
 	// Deliver what is in flight. A stopped run gets Grace to finish.
-	cerr := built.Sink.Close(writeCtx)
+	cerr := Safely("sink", func() error { return built.Sink.Close(writeCtx) })
 	close(tickDone)
 	tickWG.Wait()
 	if cerr != nil {

@@ -29,19 +29,31 @@ type worker struct {
 
 func (s *Sink) sender() {
 	defer s.wg.Done()
-	w := &worker{}
-	if s.opts.Gzip {
-		w.zw, _ = gzip.NewWriterLevel(io.Discard, s.opts.GzipLevel)
-	}
+	w := s.newWorker()
 	for r := range s.queue {
 		if err := s.runCtx.Err(); err != nil {
 			// Stopping: keep draining so no Write stays blocked.
 			s.abandon(r, s.stopError())
 			continue
 		}
-		s.deliver(w, r, r.refs, true)
+		if err := pipeline.Safely("segment sender", func() error { s.deliver(w, r, r.refs, true); return nil }); err != nil {
+			// A bug met on a request or a response: stop the run with
+			// it instead of ending the process. Rows acked before the
+			// panic stay acked; the rest are nacked and resent on resume.
+			s.fail(err)
+			s.nack(r.refs, err)
+			w = s.newWorker() // its compressor may be mid-stream
+		}
 		s.recycle(r)
 	}
+}
+
+func (s *Sink) newWorker() *worker {
+	w := &worker{}
+	if s.opts.Gzip {
+		w.zw, _ = gzip.NewWriterLevel(io.Discard, s.opts.GzipLevel)
+	}
+	return w
 }
 
 func (s *Sink) stopError() error {

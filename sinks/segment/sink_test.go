@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -656,4 +657,45 @@ func TestEncodePanicFailsOnlyItsBatch(t *testing.T) {
 			}
 		}
 	}
+}
+
+// A panic while sending (here in the HTTP transport; a bug reading a
+// response would do the same) stops the sink with a *pipeline.PanicError
+// instead of ending the process; every batch is still acked exactly once.
+func TestSenderPanicStopsTheSink(t *testing.T) {
+	mem := arrowtest.CheckedMem(t)
+	srv := segmenttest.NewServer(segmenttest.Options{})
+	defer srv.Close()
+	s := newSink(t, srv.URL(), "batch:\n  max_events: 50\nrequest:\n  concurrency: 1\n", &deadLetters{})
+	s.client.Transport = &panicOnRequest{next: s.client.Transport, n: 3}
+	a := newAcks()
+	var werr error
+	batches := 0
+	for i := 0; i < 10 && werr == nil; i++ {
+		batches++
+		werr = s.Write(context.Background(), a.watch(makeBatch(mem, "s", i*100, 100, nil)))
+	}
+	cerr := s.Close(context.Background())
+	var pe *pipeline.PanicError
+	if !errors.As(cerr, &pe) || pe.Where != "segment sender" || !strings.Contains(cerr.Error(), "transport bug") {
+		t.Fatalf("close: %v (write: %v)", cerr, werr)
+	}
+	ok, failed := a.check(t, batches)
+	if failed == 0 || ok+failed != batches {
+		t.Errorf("ok=%d failed=%d of %d", ok, failed, batches)
+	}
+}
+
+// panicOnRequest panics on its nth round trip.
+type panicOnRequest struct {
+	next http.RoundTripper
+	n    int32
+	seen atomic.Int32
+}
+
+func (p *panicOnRequest) RoundTrip(r *http.Request) (*http.Response, error) {
+	if p.seen.Add(1) == p.n {
+		panic("transport bug")
+	}
+	return p.next.RoundTrip(r)
 }
