@@ -12,7 +12,7 @@ import (
 // on_error says) with the panic's value and stack, instead of ending the
 // process and a long run with it.
 type PanicError struct {
-	Where string // "reading", "opening", "transform NAME", "sink", "encoding messages"
+	Where string // "listing splits", "opening", "reading", "transform NAME", "sink", "encoding messages", "segment sender"
 	Value any
 	Stack []byte
 }
