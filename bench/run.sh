@@ -59,6 +59,7 @@ fi
 received() { curl -s "$URL/stats" | python3 -c 'import json, sys; print(json.load(sys.stdin)["Messages"])'; }
 recv_ticks() { awk '{print $14 + $15}' "/proc/$RECV/stat"; }
 TICK=$(getconf CLK_TCK)
+: >"$WORK/results.tsv"
 printf '%-24s %4s %10s %10s %12s %10s %10s %12s\n' path rep events/s wall_s cpu_us/event rss_MB received recv_us/event
 for rep in $(seq "$REPS"); do
   for c in "${configs[@]}"; do
@@ -82,17 +83,45 @@ for rep in $(seq "$REPS"); do
     user=$(awk -F': ' '/User time/ {print $2}' "$WORK/time.txt")
     sys=$(awk -F': ' '/System time/ {print $2}' "$WORK/time.txt")
     rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$WORK/time.txt")
-    python3 - "$WORK/out.json" "$user" "$sys" "$rss" "$name" "$rep" "$recv" "$TICK" <<'PY'
+    python3 - "$WORK/out.json" "$user" "$sys" "$rss" "$name" "$rep" "$recv" "$TICK" "$WORK/results.tsv" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
 user, sys_, rss = float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
 recv_s = int(sys.argv[7]) / int(sys.argv[8])
 rows = r["rows"] or 1
 recv = "%12.2f" % (recv_s / rows * 1e6) if r["mode"] != "read" else "%12s" % "-"
+cpu = (user + sys_) / rows * 1e6
 print("%-24s %4s %10.0f %10.2f %12.2f %10.0f %10d %s" % (sys.argv[5], sys.argv[6], r["events_per_s"], r["seconds"],
-      (user + sys_) / rows * 1e6, rss / 1024, r["received"], recv))
+      cpu, rss / 1024, r["received"], recv))
+with open(sys.argv[9], "a") as f:
+    f.write("%s\t%s\t%f\t%f\n" % (sys.argv[5], sys.argv[6], r["events_per_s"], cpu))
 if r["mode"] != "read" and (r["received"] != rows or r["failed"]):
     print("  !! %d rows, receiver got %d, %d failed" % (rows, r["received"], r["failed"]))
 PY
   done
 done
+
+# Ratios to analytics-go within each repetition (the machine's speed drifts
+# between repetitions), as min-max over the repetitions.
+python3 - "$WORK/results.tsv" <<'PY'
+import collections, sys
+runs = collections.defaultdict(dict)
+for line in open(sys.argv[1]):
+    name, rep, eps, cpu = line.rstrip("\n").split("\t")
+    runs[rep][name] = (float(eps), float(cpu))
+def span(xs):
+    return "%.1f-%.1fx" % (min(xs), max(xs)) if xs else "-"
+print()
+print("%-24s %-22s %-22s %s" % ("vs analytics-go", "events/s vs batch=100", "events/s vs batch=500", "client CPU vs batch=100"))
+for name in ["backfill run (CLI) plain", "backfill run (CLI) gzip", "backfill plain", "backfill gzip"]:
+    e100, e500, c100 = [], [], []
+    for r in runs.values():
+        if name not in r:
+            continue
+        if "analytics-go batch=100" in r:
+            e100.append(r[name][0] / r["analytics-go batch=100"][0])
+            c100.append(r["analytics-go batch=100"][1] / r[name][1])
+        if "analytics-go batch=500" in r:
+            e500.append(r[name][0] / r["analytics-go batch=500"][0])
+    print("%-24s %-22s %-22s %s" % (name, span(e100), span(e500), span(c100)))
+PY
