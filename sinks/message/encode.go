@@ -79,13 +79,24 @@ func (e *Encoder) writeSteps(dst []byte, steps []step, row int) ([]byte, bool) {
 			if w.null(row) {
 				continue
 			}
-			v := w.text(row)
+			var v string
+			if w.fast { // text, inlined by hand: it is too large for the compiler to
+				v = b2s(w.vals[w.offs[row]:w.offs[row+1]])
+			} else {
+				v = w.a.Value(row)
+			}
 			if s.id && len(v) == 0 {
 				continue
 			}
 			dst = append(dst, s.keyAfter(first)...)
 			first = false
-			dst = appendString(dst, v)
+			if w.clean {
+				dst = append(dst, '"')
+				dst = append(dst, v...)
+				dst = append(dst, '"')
+			} else {
+				dst = appendString(dst, v)
+			}
 		case stepDict:
 			w := s.dict
 			if w.null(row) {
@@ -329,11 +340,13 @@ func field(n *node, row int) (s string, present, isString bool) {
 // has reports whether a root field is present and a string, or returns a
 // reason when it is present but not a string.
 func has(n *node, row int) (bool, string) {
-	_, ok, isStr := field(n, row)
-	if ok && !isStr {
+	if n == nil || n.w == nil || len(n.kids) > 0 || n.w.null(row) {
+		return false, ""
+	}
+	if n.t == nil { // the value itself is not needed: only that it is a string
 		return false, n.path + " is not a string"
 	}
-	return ok, ""
+	return true, ""
 }
 
 const validTypes = "identify, track, page, screen, group, alias"

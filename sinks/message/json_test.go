@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -139,4 +140,25 @@ func BenchmarkAppendFloat(b *testing.B) {
 			dst = strconv.AppendFloat(dst[:0], vals[i%len(vals)], 'f', -1, 64)
 		}
 	})
+}
+
+// allSafe agrees with the byte table on every length up to 100 with one
+// byte of each kind at each position: the words it ORs together must not
+// hide one.
+func TestAllSafe(t *testing.T) {
+	for n := 0; n <= 100; n++ {
+		base := []byte(strings.Repeat("a~ Z09", 20)[:n])
+		if !allSafe(string(base)) {
+			t.Fatalf("%q: not safe", base)
+		}
+		for at := 0; at < n; at++ {
+			for _, c := range []byte{0, 0x1f, '"', '\\', 0x7f, 0x80, 0xe2, 0xff} {
+				s := bytes.Clone(base)
+				s[at] = c
+				if got, want := allSafe(string(s)), safe[c]; got != want {
+					t.Fatalf("%q: allSafe %v, want %v", s, got, want)
+				}
+			}
+		}
+	}
 }

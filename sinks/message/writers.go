@@ -204,21 +204,27 @@ type stringW struct {
 	nulls
 	a array.StringLike
 	// For utf8 (the common case) the offsets and data buffer themselves:
-	// text is then two loads and a slice, inlined, with no interface call
-	// and no walk through the array's Data on every row.
+	// the encoder's string step reads a row with two loads and a slice, no
+	// call and no walk through the array's Data.
 	offs []int32 // offsets of the array's rows (its slice offset applied)
 	vals []byte  // the whole data buffer
 	fast bool
+	// clean: no row of this batch needs escaping, checked once for the
+	// whole column, so each row is copied between quotes as it is.
+	clean bool
 }
 
 func (w *stringW) bind(a arrow.Array) {
 	w.bindNulls(a)
 	w.a = a.(array.StringLike)
-	w.offs, w.vals, w.fast = nil, nil, false
+	w.offs, w.vals, w.fast, w.clean = nil, nil, false, false
 	if s, ok := a.(*array.String); ok {
 		w.offs, w.fast = s.ValueOffsets(), true
 		if bufs := s.Data().Buffers(); len(bufs) > 2 && bufs[2] != nil {
 			w.vals = bufs[2].Bytes()
+		}
+		if n := len(w.offs); n > 0 && int(w.offs[n-1]) <= len(w.vals) && w.offs[0] <= w.offs[n-1] {
+			w.clean = allSafe(b2s(w.vals[w.offs[0]:w.offs[n-1]]))
 		}
 	}
 }
@@ -229,7 +235,17 @@ func (w *stringW) text(i int) string {
 	return w.a.Value(i)
 }
 func (w *stringW) write(_ *Encoder, dst []byte, i int) ([]byte, bool) {
-	return appendString(dst, w.text(i)), true
+	return w.appendText(dst, i), true
+}
+
+// appendText appends row i as a JSON string.
+func (w *stringW) appendText(dst []byte, i int) []byte {
+	if w.clean {
+		dst = append(dst, '"')
+		dst = append(dst, w.text(i)...)
+		return append(dst, '"')
+	}
+	return appendString(dst, w.text(i))
 }
 
 // binaryW writes binary columns as base64 strings, as encoding/json does.
@@ -647,12 +663,14 @@ type idW struct {
 	inner writer
 	t     texter          // inner as a texter, or nil
 	d     decimalAppender // inner as an integer writer, or nil
+	s     *stringW        // inner as a string writer, or nil
 	tmp   []byte
 }
 
 func newIDW(inner writer) *idW {
 	w := &idW{inner: inner}
 	w.t, _ = inner.(texter)
+	w.s, _ = inner.(*stringW)
 	w.d, _ = inner.(decimalAppender)
 	return w
 }
@@ -661,6 +679,9 @@ func (w *idW) bind(a arrow.Array) { w.inner.bind(a) }
 func (w *idW) null(i int) bool {
 	if w.inner.null(i) {
 		return true
+	}
+	if w.s != nil && w.s.fast { // empty, without a call per row
+		return w.s.offs[i] == w.s.offs[i+1]
 	}
 	return w.t != nil && len(w.t.text(i)) == 0
 }
