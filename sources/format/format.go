@@ -95,6 +95,10 @@ type Input struct {
 	Open func(ctx context.Context) (io.ReadCloser, error)
 	// ReaderAt gives random access. Parquet needs it.
 	ReaderAt io.ReaderAt
+	// ChunkBuffer is how much Parquet reads at a time from each column
+	// chunk through ReaderAt; 0 means 64 KB, enough for local files. A
+	// remote ReaderAt, where a read may be a request, asks for more.
+	ChunkBuffer int64
 }
 
 // Open reads in as a stream of batches of split, starting at row ro.Offset.

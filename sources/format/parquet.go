@@ -54,12 +54,16 @@ func openParquet(ctx context.Context, in Input, split string, ro pipeline.ReadOp
 	// Stream pages instead of loading whole column chunks: memory stays
 	// bounded by page size, not row group size.
 	props.BufferedStreamEnabled = true
-	// Each column chunk gets its own buffer, grown to the largest page it
-	// holds: a small one costs nothing when pages are larger, and a
-	// megabyte per chunk was a fifth of all allocation (BenchmarkParquet1M:
-	// 899 MB against 710 MB a million rows; peak RSS 140 MB against 104 MB
-	// in bench/). S3 reads ahead on its own.
+	// Each column chunk reads through its own buffer. Arrow grows it for a
+	// page header that does not fit and reads larger page bodies around
+	// it, so a small one suits local files: a megabyte per chunk was a
+	// fifth of all allocation (BenchmarkParquet1M: 899 MB against 710 MB
+	// a million rows; peak RSS 140 MB against 104 MB in bench/). Remote
+	// readers ask for larger reads (Input.ChunkBuffer).
 	props.BufferSize = 64 << 10
+	if in.ChunkBuffer > 0 {
+		props.BufferSize = in.ChunkBuffer
+	}
 	pf, err := file.NewParquetReader(io.NewSectionReader(in.ReaderAt, 0, in.Size), file.WithReadProps(props))
 	if err != nil {
 		return nil, fmt.Errorf("%s: not a readable Parquet file: %w", in.Name, err)

@@ -415,6 +415,10 @@ func (s *Source) Open(ctx context.Context, split pipeline.Split, ro pipeline.Rea
 		Size:     obj.Size,
 		Open:     func(ctx context.Context) (io.ReadCloser, error) { return s.openBody(rctx, obj) },
 		ReaderAt: ra,
+		// Reads of a column chunk larger than the read-ahead are fetched
+		// as they are; smaller ones are read ahead into blocks that, with
+		// many columns, the buffer cap evicts before they are used.
+		ChunkBuffer: 1 << 20,
 	}
 	parts := s.partColumns(obj)
 	inner := ro
