@@ -602,3 +602,18 @@ func TestEncodePanicFailsTheBatch(t *testing.T) {
 		}
 	}
 }
+
+// An error from emit that wraps a *pipeline.PanicError (the Segment sink's
+// enqueue returns the sink's failure, a sender's panic) is not the
+// encoder's own panic: it comes back with the rejects found before it.
+func TestEmitErrorWrappingAPanicKeepsRejects(t *testing.T) {
+	mem := arrowtest.CheckedMem(t)
+	// row 0: a track without event (rejected); row 1: valid (emitted).
+	rec := makeRecord(t, mem, str("type", "track", "track"), str("userId", "u1", "u2"), str("event", "", "B"))
+	defer rec.Release()
+	senderPanic := &pipeline.PanicError{Where: "segment sender", Value: "boom"}
+	rejects, err := NewEncoder(Options{Pipeline: "p"}).Encode(pipeline.NewBatch("s", 0, rec), func(int, []byte) error { return senderPanic })
+	if !errors.Is(err, senderPanic) || len(rejects) != 1 {
+		t.Fatalf("err %v, %d rejects (want the 1 found before emit failed)", err, len(rejects))
+	}
+}

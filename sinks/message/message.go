@@ -9,8 +9,6 @@
 package message
 
 import (
-	"errors"
-
 	"github.com/backfillhq/backfill/pipeline"
 )
 
@@ -92,11 +90,13 @@ func NewEncoder(opts Options) *Encoder {
 // *pipeline.PanicError, with no rejects: the batch fails instead of the
 // process. Encode neither acks nor releases b.
 func (e *Encoder) Encode(b *pipeline.Batch, emit func(row int, msg []byte) error) (rejects []pipeline.Reject, err error) {
+	panicked := true // an error from emit may itself wrap a PanicError
 	err = pipeline.Safely("encoding messages", func() (err error) {
 		rejects, err = e.encode(b, emit)
+		panicked = false
 		return err
 	})
-	if pe := (*pipeline.PanicError)(nil); errors.As(err, &pe) {
+	if panicked {
 		// The plan that panicked may be what is wrong: build it again.
 		e.plans, e.batch, e.stack = nil, nil, e.stack[:0]
 		return nil, err
