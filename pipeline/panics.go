@@ -51,3 +51,13 @@ func Safely(where string, f func() error) (err error) {
 	}()
 	return f()
 }
+
+// closeSafely runs close where its error has nowhere to go (a deferred
+// close, a cleanup after another error) and is ignored, but a panic is
+// logged with its stack instead of ending the process.
+func closeSafely(log *slog.Logger, what string, close func() error, args ...any) {
+	if err := Safely(what, close); isPanic(err) {
+		log.Error(what+" panicked", append(args, "error", err)...)
+		logPanicStack(log, err, args...)
+	}
+}

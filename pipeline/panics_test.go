@@ -99,11 +99,41 @@ func TestRunListingAndClosePanicsFailTheRun(t *testing.T) {
 		t.Fatalf("listing: %v", err)
 	}
 
+	// Both: the listing error is the run's, the Close panic is logged.
+	var logs syncBuffer
+	_, err = f.run(context.Background(), closePanics{newAckSink(0)}, pipeline.RunOptions{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if !errors.As(err, &pe) || pe.Where != "listing splits" || !strings.Contains(logs.String(), "closing the sink panicked") {
+		t.Fatalf("listing, then close: %v\n%s", err, logs.String())
+	}
+
 	f = newFixture(t, 2, 30, "")
 	defer f.mem.AssertSize(t, 0)
 	_, err = f.run(context.Background(), closePanics{newAckSink(0)}, pipeline.RunOptions{})
-	if !errors.As(err, &pe) || pe.Where != "sink" || !strings.Contains(err.Error(), "close bug") {
+	if !errors.As(err, &pe) || pe.Where != "closing the sink" || !strings.Contains(err.Error(), "close bug") {
 		t.Fatalf("close: %v", err)
+	}
+}
+
+// A reader that panics as it closes, after its rows were all read, leaves
+// the run whole: every row is delivered and the panic is in the log.
+func TestRunReaderClosePanicIsLogged(t *testing.T) {
+	f := newFixture(t, 3, 30, "")
+	defer f.mem.AssertSize(t, 0)
+	f.src.onClose = func(split string) {
+		if split == "s01" {
+			panic("close bug")
+		}
+	}
+	sink := newAckSink(0)
+	var logs syncBuffer
+	if _, err := f.run(context.Background(), sink, pipeline.RunOptions{Logger: slog.New(slog.NewTextHandler(&logs, nil))}); err != nil {
+		t.Fatal(err)
+	}
+	if l := logs.String(); !strings.Contains(l, "closing a reader panicked") || !strings.Contains(l, "split=s01") || !strings.Contains(l, "the panic's stack") {
+		t.Errorf("log:\n%s", l)
+	}
+	if len(sink.got) != 90 {
+		t.Fatalf("%d rows delivered", len(sink.got))
 	}
 }
 

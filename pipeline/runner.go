@@ -378,7 +378,7 @@ func Run(ctx context.Context, cfg *Config, opts RunOptions) (rep *Report, err er
 	}
 
 	if c, ok := built.Source.(io.Closer); ok {
-		defer c.Close()
+		defer closeSafely(log, "closing the source", c.Close)
 	}
 	if cs, ok := built.Source.(ColumnSetter); ok {
 		cs.SetColumns(built.Columns)
@@ -390,7 +390,7 @@ func Run(ctx context.Context, cfg *Config, opts RunOptions) (rep *Report, err er
 	})
 	if err != nil {
 		logPanicStack(log, err)
-		built.Sink.Close(ctx)
+		closeSafely(log, "closing the sink", func() error { return built.Sink.Close(ctx) })
 		return rep, fmt.Errorf("listing splits: %w", err)
 	}
 	type work struct {
@@ -573,7 +573,7 @@ func Run(ctx context.Context, cfg *Config, opts RunOptions) (rep *Report, err er
 			}
 			return &splitError{w.split.ID, err}
 		}
-		defer rd.Close()
+		defer closeSafely(log, "closing a reader", rd.Close, "split", w.split.ID)
 		ra := startReadAhead(runCtx, rd)
 		defer ra.Close() // before rd.Close
 		tr.open(w.split.ID, w.offset)
@@ -707,7 +707,7 @@ feed:
 	wg.Wait()
 
 	// Deliver what is in flight. A stopped run gets Grace to finish.
-	cerr := Safely("sink", func() error { return built.Sink.Close(writeCtx) })
+	cerr := Safely("closing the sink", func() error { return built.Sink.Close(writeCtx) })
 	close(tickDone)
 	tickWG.Wait()
 	if cerr != nil {
@@ -729,7 +729,8 @@ feed:
 		nFailed := len(rep.SplitsFailed)
 		failedMu.Unlock()
 		if nFailed == 0 && tr.unacked() == 0 {
-			if ferr := fin.Finish(ctx); ferr != nil {
+			if ferr := Safely("finishing the source", func() error { return fin.Finish(ctx) }); ferr != nil {
+				logPanicStack(log, ferr)
 				fail(fmt.Errorf("finishing the run: %w", ferr))
 			} else {
 				current := map[string]bool{}

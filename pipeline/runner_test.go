@@ -36,6 +36,7 @@ type genSource struct {
 	estimate     int64 // with neither rows nor size: the source's estimate
 	version      string
 	onNext       func(ctx context.Context, split string) // called as each Next starts
+	onClose      func(split string)                      // called as each reader closes
 }
 
 func (g genSource) EstimatedRows() int64 { return g.estimate }
@@ -97,7 +98,12 @@ func (r *genReader) Next(ctx context.Context) (*pipeline.Batch, error) {
 	return b, nil
 }
 
-func (r *genReader) Close() error { return nil }
+func (r *genReader) Close() error {
+	if r.g.onClose != nil {
+		r.g.onClose(r.split)
+	}
+	return nil
+}
 
 // ackSink acknowledges batches from a goroutine, out of order, and records
 // every row id it delivered. failAfter > 0 makes it fail for good after
