@@ -113,15 +113,17 @@ def span(xs):
     return "%.1f-%.1fx" % (min(xs), max(xs)) if xs else "-"
 print()
 print("%-24s %-22s %-22s %s" % ("vs analytics-go", "events/s vs batch=100", "events/s vs batch=500", "client CPU vs batch=100"))
-for name in ["backfill run (CLI) plain", "backfill run (CLI) gzip", "backfill plain", "backfill gzip"]:
+for name in ["backfill run (CLI) plain", "backfill run (CLI) gzip", "backfill plain", "backfill gzip", "baseline plain", "baseline gzip"]:
+    if not any(name in r for r in runs.values()):
+        continue
     e100, e500, c100 = [], [], []
     for r in runs.values():
-        if name not in r:
+        if name not in r or r[name][0] == 0 or r[name][1] == 0:
             continue
-        if "analytics-go batch=100" in r:
+        if r.get("analytics-go batch=100", (0, 0))[0] > 0:
             e100.append(r[name][0] / r["analytics-go batch=100"][0])
             c100.append(r["analytics-go batch=100"][1] / r[name][1])
-        if "analytics-go batch=500" in r:
+        if r.get("analytics-go batch=500", (0, 0))[0] > 0:
             e500.append(r[name][0] / r["analytics-go batch=500"][0])
     print("%-24s %-22s %-22s %s" % (name, span(e100), span(e500), span(c100)))
 PY

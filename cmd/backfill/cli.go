@@ -177,7 +177,7 @@ again. --fresh ignores saved progress and starts over.`,
 				}
 				opts.Progress = func(p pipeline.Progress) { m.update(p); bar.update(p) }
 			}
-			stopProfile, err := startCPUProfile(cpuProfile)
+			stopProfile, err := startCPUProfile(cpuProfile, stderr)
 			if err != nil {
 				return &exitError{exitFailed, err}
 			}
@@ -227,7 +227,7 @@ again. --fresh ignores saved progress and starts over.`,
 
 // startCPUProfile profiles the process into path until stop is called; ""
 // profiles nothing. A slow run's profile is what a performance report needs.
-func startCPUProfile(path string) (stop func(), err error) {
+func startCPUProfile(path string, stderr io.Writer) (stop func(), err error) {
 	if path == "" {
 		return func() {}, nil
 	}
@@ -241,7 +241,9 @@ func startCPUProfile(path string) (stop func(), err error) {
 	}
 	return func() {
 		pprof.StopCPUProfile()
-		f.Close()
+		if err := f.Close(); err != nil {
+			fmt.Fprintln(stderr, "error: --cpuprofile:", err)
+		}
 	}, nil
 }
 

@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime"
 	"runtime/pprof"
 	"sync/atomic"
 	"time"
@@ -83,6 +84,7 @@ func main() {
 			log.Fatal(err)
 		}
 		defer f.Close()
+		runtime.GC() // the profile is as of the last collection
 		if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
 			log.Fatal(err)
 		}
