@@ -98,11 +98,20 @@ func (e *Encoder) writeSteps(dst []byte, steps []step, row int) ([]byte, bool) {
 				dst = appendString(dst, v)
 			}
 		case stepDict:
+			// dictW.null and json, inlined by hand: the row's bit, then
+			// its value's cached span, which also says if that is null.
 			w := s.dict
-			if w.null(row) {
+			if w.nulls.null(row) {
 				continue
 			}
-			v := w.json(row)
+			sp := w.spans[w.idx32[row]]
+			if sp.end == 0 {
+				sp = w.fill(row)
+			}
+			if sp.end < 0 {
+				continue
+			}
+			v := w.enc[sp.start:sp.end]
 			if s.id && len(v) == 2 { // "": an absent id
 				continue
 			}

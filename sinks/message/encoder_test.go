@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/apache/arrow/go/v15/arrow"
+	"github.com/apache/arrow/go/v15/arrow/array"
 	"github.com/backfillhq/backfill/internal/arrowtest"
 	"github.com/backfillhq/backfill/pipeline"
 	"github.com/backfillhq/backfill/pipeline/record"
@@ -615,5 +616,44 @@ func TestEmitErrorWrappingAPanicKeepsRejects(t *testing.T) {
 	rejects, err := NewEncoder(Options{Pipeline: "p"}).Encode(pipeline.NewBatch("s", 0, rec), func(int, []byte) error { return senderPanic })
 	if !errors.Is(err, senderPanic) || len(rejects) != 1 {
 		t.Fatalf("err %v, %d rejects (want the 1 found before emit failed)", err, len(rejects))
+	}
+}
+
+// A dictionary may hold a null value that valid indices point at: those
+// rows' field is absent, as a null row's is, cached or not.
+func TestDictionaryNullValues(t *testing.T) {
+	mem := arrowtest.CheckedMem(t)
+	vals := array.NewStringBuilder(mem)
+	defer vals.Release()
+	vals.AppendValues([]string{"Paid", "", "Trial \"x\""}, []bool{true, false, true})
+	dict := vals.NewArray()
+	defer dict.Release()
+	ib := array.NewInt32Builder(mem)
+	defer ib.Release()
+	ib.AppendValues([]int32{0, 1, 2, 1, 0}, []bool{true, true, true, true, false})
+	idx := ib.NewArray()
+	defer idx.Release()
+	plans := array.NewDictionaryArray(&arrow.DictionaryType{IndexType: arrow.PrimitiveTypes.Int32, ValueType: arrow.BinaryTypes.String}, idx, dict)
+	defer plans.Release()
+	plain := makeRecord(t, mem, str("type", "track", "track", "track", "track", "track"), str("userId", "u1", "u2", "u3", "u4", "u5"),
+		str("event", "E", "E", "E", "E", "E"), str("properties.plan", "Paid", nil, "Trial \"x\"", nil, nil))
+	defer plain.Release()
+	withDict := arrowtest.WithColumn(plain, "properties.plan", plans)
+	defer withDict.Release()
+	encode := func(rec arrow.Record) (out []string) {
+		if _, err := NewEncoder(Options{Pipeline: "p"}).Encode(pipeline.NewBatch("s", 0, rec), func(_ int, m []byte) error {
+			out = append(out, string(m))
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	want, got := encode(plain), encode(withDict)
+	if len(want) != 5 || strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("dictionary:\n%s\nplain:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if strings.Count(strings.Join(got, ""), `"plan"`) != 2 {
+		t.Fatalf("plan written %d times, want 2", strings.Count(strings.Join(got, ""), `"plan"`))
 	}
 }

@@ -542,6 +542,8 @@ type dictW struct {
 	spans []span   // per dictionary value: its JSON in enc, or end 0
 }
 
+// span is a cached value's JSON in enc; end is 0 until it is cached, and
+// -1 for a null value.
 type span struct{ start, end int }
 
 func newDictW(n nulls, valueType arrow.DataType, col string) *dictW {
@@ -587,14 +589,25 @@ func (w *dictW) write(e *Encoder, dst []byte, i int) ([]byte, bool) {
 
 // json is row i's value as a JSON string (w.cache; row i not null).
 func (w *dictW) json(i int) []byte {
-	k := w.idx32[i]
-	sp := &w.spans[k]
+	sp := w.spans[w.idx32[i]]
 	if sp.end == 0 {
-		sp.start = len(w.enc)
-		w.enc = appendString(w.enc, w.str.text(int(k)))
-		sp.end = len(w.enc)
+		sp = w.fill(i)
 	}
 	return w.enc[sp.start:sp.end]
+}
+
+// fill caches the JSON of row i's value (w.cache) and returns its span.
+func (w *dictW) fill(i int) span {
+	k := int(w.idx32[i])
+	sp := &w.spans[k]
+	if w.str.null(k) {
+		sp.end = -1
+	} else {
+		sp.start = len(w.enc)
+		w.enc = appendString(w.enc, w.str.text(k))
+		sp.end = len(w.enc)
+	}
+	return *sp
 }
 func (w *dictW) text(i int) string { return w.inner.(texter).text(w.key(i)) }
 
