@@ -95,10 +95,18 @@ type Input struct {
 	Open func(ctx context.Context) (io.ReadCloser, error)
 	// ReaderAt gives random access. Parquet needs it.
 	ReaderAt io.ReaderAt
+	// ReaderAt may be a StreamCounter.
+	//
 	// ChunkBuffer is how much Parquet reads at a time from each column
 	// chunk through ReaderAt; 0 means 64 KB, enough for local files. A
 	// remote ReaderAt, where a read may be a request, asks for more.
 	ChunkBuffer int64
+}
+
+// StreamCounter is a ReaderAt that reads ahead of sequential reads: the
+// Parquet reader tells it how many column chunks it reads side by side.
+type StreamCounter interface {
+	ReadStreams(n int)
 }
 
 // Open reads in as a stream of batches of split, starting at row ro.Offset.

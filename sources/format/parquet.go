@@ -138,6 +138,13 @@ func openParquet(ctx context.Context, in Input, split string, ro pipeline.ReadOp
 	if readsDictionaries(fr.Manifest.Fields, cols) {
 		first, p.rgs = rowGroups[:1], rowGroups[1:]
 	}
+	if rs, ok := in.ReaderAt.(StreamCounter); ok {
+		n := len(cols)
+		if cols == nil {
+			n = pf.MetaData().Schema.NumColumns()
+		}
+		rs.ReadStreams(n)
+	}
 	p.fr, p.cols = fr, cols
 	p.rr, err = fr.GetRecordReader(ctx, cols, first)
 	if err != nil {

@@ -36,11 +36,12 @@ type rangeReader struct {
 	readAhead int64
 	maxBuf    int64
 
-	mu     sync.Mutex
-	blocks []*block // least recently used first
-	bufd   int64    // bytes held in blocks
-	ends   [64]int64
-	endsN  int
+	mu      sync.Mutex
+	streams int      // sequential streams the reader said it reads side by side
+	blocks  []*block // least recently used first
+	bufd    int64    // bytes held in blocks
+	ends    [64]int64
+	endsN   int
 
 	gets  atomic.Int64 // ranged GETs issued
 	bytes atomic.Int64 // bytes received
@@ -53,6 +54,15 @@ type block struct {
 
 func newRangeReader(ctx context.Context, s *Source, obj *object) *rangeReader {
 	return &rangeReader{ctx: ctx, s: s, obj: obj, readAhead: s.readAhead, maxBuf: s.maxBuffered}
+}
+
+// ReadStreams is told by the Parquet reader how many column chunks it
+// reads side by side, so the read-ahead is shared among them from the
+// first read, not only once each holds a block.
+func (r *rangeReader) ReadStreams(n int) {
+	r.mu.Lock()
+	r.streams = n
+	r.mu.Unlock()
 }
 
 func (r *rangeReader) ReadAt(p []byte, off int64) (int, error) {
@@ -69,22 +79,32 @@ func (r *rangeReader) ReadAt(p []byte, off int64) (int, error) {
 	}
 	end := off + int64(len(want))
 	r.mu.Lock()
-	if b := r.lookup(off, end); b != nil {
-		copy(want, b.data[off-b.off:])
-		r.noteEnd(end)
-		if end == b.off+int64(len(b.data)) {
+	if b := r.lookup(off); b != nil {
+		n := copy(want, b.data[off-b.off:])
+		if off+int64(n) == b.off+int64(len(b.data)) {
 			// A sequential reader never comes back: free the block now.
 			r.remove(b)
 		}
+		r.noteEnd(off + int64(n))
 		r.mu.Unlock()
-		return len(want), eof
+		if n == len(want) {
+			return n, eof
+		}
+		// The block held the start: fetch only the rest, which
+		// continues where the block ended (sequential).
+		m, err := r.ReadAt(want[n:], off+int64(n))
+		if err != nil && err != io.EOF {
+			return n + m, err
+		}
+		return n + m, eof
 	}
 	sequential := r.isEnd(off)
 	r.noteEnd(end)
 	// Share the cap among the streams being read ahead (one block each),
 	// so many columns read side by side shrink the read-ahead instead of
-	// evicting each other's blocks before they are used.
-	ahead := min(r.readAhead, r.maxBuf/int64(len(r.blocks)+1))
+	// evicting each other's blocks before they are used. The reader may
+	// have said how many there will be before they have all started.
+	ahead := min(r.readAhead, r.maxBuf/int64(max(len(r.blocks), r.streams)+1))
 	r.mu.Unlock()
 
 	fetch := int64(len(want))
@@ -108,10 +128,10 @@ func (r *rangeReader) ReadAt(p []byte, off int64) (int, error) {
 	return len(want), eof
 }
 
-// lookup finds a block holding [off, end) and marks it recently used.
-func (r *rangeReader) lookup(off, end int64) *block {
+// lookup finds a block holding off and marks it recently used.
+func (r *rangeReader) lookup(off int64) *block {
 	for i, b := range r.blocks {
-		if b.off <= off && end <= b.off+int64(len(b.data)) {
+		if b.off <= off && off < b.off+int64(len(b.data)) {
 			copy(r.blocks[i:], r.blocks[i+1:])
 			r.blocks[len(r.blocks)-1] = b
 			return b

@@ -214,6 +214,21 @@ func TestRangeReaderAgainstObject(t *testing.T) {
 	if ra.bufd > 131072 {
 		t.Errorf("cache holds %d bytes, over max_buffered", ra.bufd)
 	}
+
+	// A read that starts in a read-ahead block and runs past it takes the
+	// block's part and fetches only the rest: no byte is fetched twice.
+	ra = newRangeReader(context.Background(), src, splits[0].Info.(*object))
+	big := make([]byte, 40<<10)
+	for _, r := range []struct{ off, n int64 }{{0, 4 << 10}, {4 << 10, 4 << 10}, {60 << 10, 40 << 10}, {100 << 10, 32 << 10}} {
+		if n, err := ra.ReadAt(big[:r.n], r.off); err != nil || int64(n) != r.n || !bytes.Equal(big[:r.n], data[r.off:r.off+r.n]) {
+			t.Fatalf("ReadAt(%d, %d) = %d, %v or wrong bytes", r.off, r.n, n, err)
+		}
+	}
+	// 4 KiB exact; 64 KiB read ahead from 4 KiB; the third read's rest,
+	// 68 KiB on, read ahead 64 KiB, which holds the fourth.
+	if g, b := ra.gets.Load(), ra.bytes.Load(); g != 3 || b != 132<<10 {
+		t.Errorf("%d GETs, %d bytes fetched; want 3 GETs, %d bytes", g, b, 132<<10)
+	}
 }
 
 func TestManifest(t *testing.T) {
