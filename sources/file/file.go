@@ -100,7 +100,7 @@ func (s *Source) Files() ([]string, error) {
 				}
 				return nil
 			}
-			if d.Type().IsRegular() && !s.excluded(p) {
+			if isFile(p, d) && !s.excluded(p) {
 				files = append(files, p)
 			}
 			return nil
@@ -133,7 +133,7 @@ func (s *Source) Files() ([]string, error) {
 			}
 			return err
 		}
-		if !d.Type().IsRegular() {
+		if !isFile(p, d) {
 			return nil
 		}
 		rel := filepath.ToSlash(p)
@@ -153,6 +153,20 @@ func (s *Source) Files() ([]string, error) {
 	}
 	sort.Strings(files)
 	return files, nil
+}
+
+// isFile reports whether a walked entry is a file to read: a regular file,
+// or a symbolic link to one, as a shell glob or an explicit path takes it.
+// Links to directories are not followed (no loops).
+func isFile(p string, d fs.DirEntry) bool {
+	if d.Type().IsRegular() {
+		return true
+	}
+	if d.Type()&fs.ModeSymlink == 0 {
+		return false
+	}
+	st, err := os.Stat(p)
+	return err == nil && st.Mode().IsRegular()
 }
 
 func hidden(name string) bool { return strings.HasPrefix(name, ".") || strings.HasPrefix(name, "_") }

@@ -88,6 +88,30 @@ func TestFiles(t *testing.T) {
 	}
 }
 
+// Links to files are read, by a glob or a directory as by an explicit
+// path; links to directories are not followed, and dangling ones skipped.
+func TestSymlinks(t *testing.T) {
+	dir := tree(t)
+	p := func(s string) string { return filepath.Join(dir, filepath.FromSlash(s)) }
+	links := filepath.Join(t.TempDir(), "links")
+	if err := os.MkdirAll(links, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, target := range map[string]string{"l1.parquet": p("a/x.parquet"), "l2.parquet": p("a/x.parquet"),
+		"dir.parquet": p("a/b"), "gone.parquet": p("a/none.parquet")} {
+		if err := os.Symlink(target, filepath.Join(links, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := []string{filepath.Join(links, "l1.parquet"), filepath.Join(links, "l2.parquet")}
+	for _, path := range []string{filepath.Join(links, "*.parquet"), links} {
+		got, err := (&Source{Path: path}).Files()
+		if err != nil || strings.Join(got, ",") != strings.Join(want, ",") {
+			t.Errorf("%s: got %v, %v; want %v", path, got, err, want)
+		}
+	}
+}
+
 func TestRelativeGlob(t *testing.T) {
 	dir := tree(t)
 	wd, _ := os.Getwd()
