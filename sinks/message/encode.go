@@ -402,7 +402,7 @@ func (e *Encoder) validate(p *plan, row int) (string, string) {
 		return "userId", typ + " message has neither userId nor anonymousId"
 	}
 	if mid := p.msgCol.w.(*msgIDW).col; mid != nil && !mid.null(row) {
-		t, ok := mid.(texter)
+		t, ok := asTexter(mid)
 		if !ok {
 			return "messageId", "messageId is not a string"
 		}

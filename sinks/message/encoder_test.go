@@ -657,3 +657,45 @@ func TestDictionaryNullValues(t *testing.T) {
 		t.Fatalf("plan written %d times, want 2", strings.Count(strings.Join(got, ""), `"plan"`))
 	}
 }
+
+// An id, type or messageId column that is a dictionary of non-strings
+// (binary values, numbers) is not a string: its rows are rejected with
+// that reason, never sent as a number, base64 or an empty id, and never a
+// panic.
+func TestNonStringDictionaryFieldsAreRejected(t *testing.T) {
+	mem := arrowtest.CheckedMem(t)
+	bb := array.NewBinaryBuilder(mem, arrow.BinaryTypes.Binary)
+	defer bb.Release()
+	bb.AppendValues([][]byte{[]byte("u1"), {}}, nil)
+	bdict := bb.NewArray()
+	defer bdict.Release()
+	ib := array.NewInt64Builder(mem)
+	defer ib.Release()
+	ib.AppendValues([]int64{42}, nil)
+	idict := ib.NewArray()
+	defer idict.Release()
+	for _, c := range []struct {
+		col  string
+		dict arrow.Array
+	}{{"userId", bdict}, {"anonymousId", bdict}, {"userId", idict}, {"type", bdict}, {"messageId", idict}} {
+		xb := array.NewInt32Builder(mem)
+		xb.AppendValues([]int32{0, int32(c.dict.Len() - 1)}, nil)
+		idx := xb.NewArray()
+		xb.Release()
+		d := array.NewDictionaryArray(&arrow.DictionaryType{IndexType: arrow.PrimitiveTypes.Int32, ValueType: c.dict.DataType()}, idx, c.dict)
+		idx.Release()
+		plain := makeRecord(t, mem, str("type", "identify", "identify"), str("userId", "x", "x"), str("anonymousId", "a", "a"), str("messageId", "m1", "m2"))
+		rec := arrowtest.WithColumn(plain, c.col, d)
+		plain.Release()
+		d.Release()
+		var msgs []string
+		rejects, err := NewEncoder(Options{Pipeline: "p"}).Encode(pipeline.NewBatch("s", 0, rec), func(_ int, m []byte) error {
+			msgs = append(msgs, string(m))
+			return nil
+		})
+		rec.Release()
+		if len(msgs) > 0 || err != nil || len(rejects) != 2 || !strings.Contains(rejects[0].Reason, "not a string") {
+			t.Errorf("%s as %s: sent %s (err %v, rejects %+v)", c.col, c.dict.DataType(), strings.Join(msgs, "\n"), err, rejects)
+		}
+	}
+}

@@ -175,7 +175,7 @@ func (e *Encoder) newPlan(s *arrow.Schema) (*plan, error) {
 				}
 			}
 		}
-		if _, ok := w.(texter); ok && len(parts) == 1 && parts[0] == record.Timestamp {
+		if _, ok := asTexter(w); ok && len(parts) == 1 && parts[0] == record.Timestamp {
 			w = newTimeTextW(w, f.Name)
 		}
 		if len(parts) == 1 && objectFields[parts[0]] {
@@ -210,7 +210,7 @@ func (e *Encoder) newPlan(s *arrow.Schema) (*plan, error) {
 	lib.w = &constW{v: e.library}
 	p.steps = compile(nil, p.root)
 	for _, k := range p.root.kids {
-		k.t, _ = k.w.(texter)
+		k.t, _ = asTexter(k.w)
 		switch k.name {
 		case record.Type:
 			p.typ = k

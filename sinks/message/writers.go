@@ -32,6 +32,17 @@ type texter interface {
 	text(i int) string
 }
 
+// asTexter is w as a texter when its values are strings. A dictionary
+// has a text method whatever its values, but only a dictionary of strings
+// has a string to give: one of binary values or numbers is not a string.
+func asTexter(w writer) (texter, bool) {
+	if d, ok := w.(*dictW); ok && d.str == nil {
+		return nil, false
+	}
+	t, ok := w.(texter)
+	return t, ok
+}
+
 // nulls reads an array's validity bitmap without an interface call.
 type nulls struct {
 	bits []byte
@@ -350,7 +361,8 @@ type timeTextW struct {
 }
 
 func newTimeTextW(inner writer, col string) *timeTextW {
-	return &timeTextW{inner: inner, t: inner.(texter), out: timeW{nulls: nulls{col: col}}}
+	t, _ := asTexter(inner)
+	return &timeTextW{inner: inner, t: t, out: timeW{nulls: nulls{col: col}}}
 }
 
 func (w *timeTextW) bind(a arrow.Array) { w.inner.bind(a) }
@@ -509,7 +521,7 @@ func (w *mapW) write(e *Encoder, dst []byte, i int) ([]byte, bool) {
 			dst = append(dst, ',')
 		}
 		first = false
-		if t, ok := w.keys.(texter); ok {
+		if t, ok := asTexter(w.keys); ok {
 			dst = appendString(dst, t.text(j))
 		} else {
 			var ok bool
@@ -682,7 +694,7 @@ type idW struct {
 
 func newIDW(inner writer) *idW {
 	w := &idW{inner: inner}
-	w.t, _ = inner.(texter)
+	w.t, _ = asTexter(inner)
 	w.s, _ = inner.(*stringW)
 	w.d, _ = inner.(decimalAppender)
 	return w
