@@ -82,6 +82,7 @@ func New(conf *pipeline.Conf, env *pipeline.Env) (pipeline.Source, error) {
 func (s *Source) Files() ([]string, error) {
 	pat := filepath.Clean(s.Path)
 	var files []string
+	links := map[string]bool{} // the files listed through a symbolic link
 	if !glob.HasMeta(pat) {
 		st, err := os.Stat(pat)
 		if err != nil {
@@ -102,6 +103,9 @@ func (s *Source) Files() ([]string, error) {
 			}
 			if isFile(p, d) && !s.excluded(p) {
 				files = append(files, p)
+				if d.Type()&fs.ModeSymlink != 0 {
+					links[p] = true
+				}
 			}
 			return nil
 		})
@@ -111,7 +115,7 @@ func (s *Source) Files() ([]string, error) {
 		if len(files) == 0 {
 			return nil, fmt.Errorf("file source: no files in directory %s", pat)
 		}
-		return files, nil
+		return onePathEach(files, links), nil
 	}
 	segs := strings.Split(filepath.ToSlash(pat), "/")
 	// Walk only below the part of the pattern without wildcards.
@@ -142,6 +146,9 @@ func (s *Source) Files() ([]string, error) {
 		}
 		if glob.MatchSegs(segs, strings.Split(rel, "/")) && !s.excluded(p) {
 			files = append(files, filepath.Clean(p))
+			if d.Type()&fs.ModeSymlink != 0 {
+				links[filepath.Clean(p)] = true
+			}
 		}
 		return nil
 	})
@@ -152,12 +159,49 @@ func (s *Source) Files() ([]string, error) {
 		return nil, fmt.Errorf("file source: no file matches %q", s.Path)
 	}
 	sort.Strings(files)
-	return files, nil
+	return onePathEach(files, links), nil
+}
+
+// onePathEach drops the links to a file listed already, so each file is
+// read once: its split ID is its path, and two paths would send its rows
+// twice under different message ids. A file listed by its own name keeps
+// it; one reached only through links keeps the first link in order.
+func onePathEach(files []string, links map[string]bool) []string {
+	if len(links) == 0 {
+		return files
+	}
+	real := func(p string) string {
+		if r, err := filepath.EvalSymlinks(p); err == nil {
+			if abs, err := filepath.Abs(r); err == nil {
+				return abs
+			}
+		}
+		return p
+	}
+	seen := map[string]bool{}
+	for _, f := range files {
+		if !links[f] {
+			seen[real(f)] = true
+		}
+	}
+	out := files[:0]
+	for _, f := range files {
+		if links[f] {
+			r := real(f)
+			if seen[r] {
+				continue
+			}
+			seen[r] = true
+		}
+		out = append(out, f)
+	}
+	return out
 }
 
 // isFile reports whether a walked entry is a file to read: a regular file,
-// or a symbolic link to one, as a shell glob or an explicit path takes it.
-// Links to directories are not followed (no loops).
+// or a symbolic link to one, as a shell glob takes it (onePathEach then
+// keeps one path per file). Links to directories are not followed (no
+// loops).
 func isFile(p string, d fs.DirEntry) bool {
 	if d.Type().IsRegular() {
 		return true

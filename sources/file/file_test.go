@@ -89,7 +89,10 @@ func TestFiles(t *testing.T) {
 }
 
 // Links to files are read, by a glob or a directory as by an explicit
-// path; links to directories are not followed, and dangling ones skipped.
+// path, one path per file: a link to a file listed already (by its name
+// or another link) is dropped, since its rows would be sent twice under
+// other message ids. Links to directories are not followed, and dangling
+// ones skipped.
 func TestSymlinks(t *testing.T) {
 	dir := tree(t)
 	p := func(s string) string { return filepath.Join(dir, filepath.FromSlash(s)) }
@@ -103,11 +106,24 @@ func TestSymlinks(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	want := []string{filepath.Join(links, "l1.parquet"), filepath.Join(links, "l2.parquet")}
-	for _, path := range []string{filepath.Join(links, "*.parquet"), links} {
+	if err := os.Symlink(p("a/b/y.csv.gz"), filepath.Join(links, "l3.csv.gz")); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{filepath.Join(links, "l1.parquet"), filepath.Join(links, "l3.csv.gz")}
+	for _, path := range []string{filepath.Join(links, "*"), links} {
 		got, err := (&Source{Path: path}).Files()
 		if err != nil || strings.Join(got, ",") != strings.Join(want, ",") {
 			t.Errorf("%s: got %v, %v; want %v", path, got, err, want)
+		}
+	}
+	// A link beside its target ("latest"): the target keeps its name.
+	if err := os.Symlink("x.parquet", p("a/latest.parquet")); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{p("a/*.parquet"), p("a")} {
+		got, err := (&Source{Path: path, Exclude: []string{"*.csv.gz", "*.ndjson", "*.tmp"}}).Files()
+		if err != nil || strings.Join(got, ",") != p("a/x.parquet") {
+			t.Errorf("%s: got %v, %v; want only %s", path, got, err, p("a/x.parquet"))
 		}
 	}
 }
