@@ -93,10 +93,9 @@ type Input struct {
 	// Open returns the raw (still compressed) bytes from the start, read
 	// sequentially. CSV and NDJSON need it.
 	Open func(ctx context.Context) (io.ReadCloser, error)
-	// ReaderAt gives random access. Parquet needs it.
+	// ReaderAt gives random access. Parquet needs it. A ReaderAt that
+	// reads ahead may be a StreamCounter.
 	ReaderAt io.ReaderAt
-	// ReaderAt may be a StreamCounter.
-	//
 	// ChunkBuffer is how much Parquet reads at a time from each column
 	// chunk through ReaderAt; 0 means 64 KB, enough for local files. A
 	// remote ReaderAt, where a read may be a request, asks for more.

@@ -103,7 +103,9 @@ func (r *rangeReader) ReadAt(p []byte, off int64) (int, error) {
 	// Share the cap among the streams being read ahead (one block each),
 	// so many columns read side by side shrink the read-ahead instead of
 	// evicting each other's blocks before they are used. The reader may
-	// have said how many there will be before they have all started.
+	// have said how many there will be before they have all started. With
+	// many columns the share falls under a read's size, and reads are
+	// fetched as they are, without read-ahead: each byte still once.
 	ahead := min(r.readAhead, r.maxBuf/int64(max(len(r.blocks), r.streams)+1))
 	r.mu.Unlock()
 
