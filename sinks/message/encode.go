@@ -298,7 +298,15 @@ func (w *msgIDW) write(e *Encoder, dst []byte, i int) ([]byte, bool) {
 	// the row's own part is appended per row.
 	e.scr = e.scr[:e.scrN]
 	if len(w.plan.idCols) == 0 {
-		e.scr = strconv.AppendInt(e.scr, e.batch.Row(i), 10)
+		// Rows mostly follow each other: the last row's digits, still
+		// after the prefix, are counted up instead of formatted again.
+		row := e.batch.Row(i)
+		if e.lastRow >= 0 && row == e.lastRow+1 && incDecimal(e.scr[e.scrN:e.rowEnd]) {
+			e.scr = e.scr[:e.rowEnd]
+		} else {
+			e.scr = strconv.AppendInt(e.scr, row, 10)
+		}
+		e.lastRow, e.rowEnd = row, len(e.scr)
 	} else {
 		for _, c := range w.plan.idCols {
 			e.scr = append(e.scr, 0)
@@ -331,7 +339,25 @@ func (e *Encoder) setIDPrefix(p *plan, b *pipeline.Batch) {
 		e.scr = append(e.scr, "\x00key"...)
 	}
 	e.scrN = len(e.scr)
+	e.lastRow = -1
 	e.mid.reset(e.scr)
+}
+
+// incDecimal adds one to the decimal number d in place; false when d is
+// all nines (the number gets a digit longer) or not a number.
+func incDecimal(d []byte) bool {
+	for j := len(d) - 1; j >= 0; j-- {
+		switch c := d[j]; {
+		case c >= '0' && c < '9':
+			d[j] = c + 1
+			return true
+		case c == '9':
+			d[j] = '0'
+		default:
+			return false
+		}
+	}
+	return false
 }
 
 // field reads a root field as a string: present is false when the row

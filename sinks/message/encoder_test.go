@@ -699,3 +699,40 @@ func TestNonStringDictionaryFieldsAreRejected(t *testing.T) {
 		}
 	}
 }
+
+// Derived ids count row digits up from the last row's: across the digit
+// rollovers (9 to 10, 9999 to 10000), after a gap in the rows (a filter
+// dropped some) and from one batch to the next, each id stays DeriveID's.
+func TestDerivedIDsCountRowsUp(t *testing.T) {
+	mem := arrowtest.CheckedMem(t)
+	e := NewEncoder(Options{Pipeline: "p"})
+	types := make([]any, 30)
+	users := make([]any, 30)
+	for i := range types {
+		types[i], users[i] = "identify", fmt.Sprintf("u%d", i)
+	}
+	rec := makeRecord(t, mem, str("type", types...), str("userId", users...))
+	defer rec.Release()
+	for _, b := range []*pipeline.Batch{
+		pipeline.NewBatch("s", 0, rec), pipeline.NewBatch("s", 9985, rec), pipeline.NewBatch("s", 99_999_990, rec),
+		{Split: "s", Record: rec, Rows: []int64{5, 6, 8, 9, 10, 11, 99, 100, 101, 7, 8, 999, 1000, 1001, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27}},
+	} {
+		seen := 0
+		if _, err := e.Encode(b, func(i int, m []byte) error {
+			var msg struct{ MessageID string }
+			if err := json.Unmarshal(m, &msg); err != nil {
+				return err
+			}
+			if want := DeriveID("p", "s", b.Row(i)); msg.MessageID != want {
+				t.Errorf("row %d: id %s, want %s", b.Row(i), msg.MessageID, want)
+			}
+			seen++
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if seen != 30 {
+			t.Fatalf("%d messages", seen)
+		}
+	}
+}

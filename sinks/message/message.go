@@ -46,12 +46,16 @@ type Encoder struct {
 	library []byte // the encoded context.library object
 	max     int
 
-	plans []*plan  // recent schemas' plans, most recent first
-	buf   []byte   // the message being encoded, reused across rows
-	scr   []byte   // derived-id SHA-1 input: namespace, name prefix, row part
-	scrN  int      // len of the per-batch prefix in scr
-	mid   midstate // SHA-1 of scr's prefix blocks
-	stack []frame  // open objects while a plan's steps run, reused
+	plans []*plan // recent schemas' plans, most recent first
+	buf   []byte  // the message being encoded, reused across rows
+	scr   []byte  // derived-id SHA-1 input: namespace, name prefix, row part
+	scrN  int     // len of the per-batch prefix in scr
+	// lastRow is the row whose digits end scr at rowEnd (-1: none this
+	// batch), for counting up to the next row's.
+	lastRow int64
+	rowEnd  int
+	mid     midstate // SHA-1 of scr's prefix blocks
+	stack   []frame  // open objects while a plan's steps run, reused
 
 	batch      *pipeline.Batch // the batch being encoded
 	failCol    string          // why the row being encoded failed
