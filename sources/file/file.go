@@ -91,11 +91,12 @@ func (s *Source) Files() ([]string, error) {
 		if !st.IsDir() {
 			return []string{pat}, nil
 		}
-		err = filepath.WalkDir(pat, func(p string, d fs.DirEntry, err error) error {
+		root := walkRoot(pat)
+		err = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 			if err != nil {
 				return err
 			}
-			if p != pat && hidden(d.Name()) {
+			if p != root && hidden(d.Name()) {
 				if d.IsDir() {
 					return filepath.SkipDir
 				}
@@ -130,9 +131,10 @@ func (s *Source) Files() ([]string, error) {
 	case base == "":
 		base = "/"
 	}
-	err := filepath.WalkDir(base, func(p string, d fs.DirEntry, err error) error {
+	root := walkRoot(base)
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) && p == base {
+			if errors.Is(err, fs.ErrNotExist) && p == root {
 				return nil
 			}
 			return err
@@ -196,6 +198,17 @@ func onePathEach(files []string, links map[string]bool) []string {
 		out = append(out, f)
 	}
 	return out
+}
+
+// walkRoot is dir as WalkDir should be given it: a link to a directory,
+// named by the user as the path or a glob's fixed part, is walked through
+// (a trailing separator makes WalkDir follow it); links met inside the
+// walk are not.
+func walkRoot(dir string) string {
+	if st, err := os.Lstat(dir); err == nil && st.Mode()&fs.ModeSymlink != 0 {
+		return dir + string(filepath.Separator)
+	}
+	return dir
 }
 
 // isFile reports whether a walked entry is a file to read: a regular file,

@@ -116,6 +116,22 @@ func TestSymlinks(t *testing.T) {
 			t.Errorf("%s: got %v, %v; want %v", path, got, err, want)
 		}
 	}
+	// A path, or a glob's fixed part, that is a link to a directory is
+	// walked through it.
+	adir := filepath.Join(links, "adir")
+	if err := os.Symlink(p("a"), adir); err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string][]string{
+		adir:                                  {filepath.Join(adir, "b", "y.csv.gz"), filepath.Join(adir, "x.parquet")},
+		filepath.Join(adir, "*.parquet"):      {filepath.Join(adir, "x.parquet")},
+		filepath.Join(adir, "**", "*.csv.gz"): {filepath.Join(adir, "b", "y.csv.gz")},
+	} {
+		got, err := (&Source{Path: path, Exclude: []string{"*.ndjson", "*.tmp"}}).Files()
+		if err != nil || strings.Join(got, ",") != strings.Join(want, ",") {
+			t.Errorf("%s: got %v, %v; want %v", path, got, err, want)
+		}
+	}
 	// A link beside its target ("latest"): the target keeps its name.
 	if err := os.Symlink("x.parquet", p("a/latest.parquet")); err != nil {
 		t.Fatal(err)
