@@ -2,12 +2,15 @@
 package arrowtest
 
 import (
+	"bytes"
 	"slices"
 	"testing"
 
 	"github.com/apache/arrow/go/v15/arrow"
 	"github.com/apache/arrow/go/v15/arrow/array"
 	"github.com/apache/arrow/go/v15/arrow/memory"
+	"github.com/apache/arrow/go/v15/parquet"
+	"github.com/apache/arrow/go/v15/parquet/pqarrow"
 )
 
 // CheckedMem is an allocator that fails t if anything allocated from it is
@@ -67,4 +70,21 @@ func WithColumn(rec arrow.Record, name string, col arrow.Array) arrow.Record {
 		}
 	}
 	return array.NewRecord(arrow.NewSchema(fields, nil), cols, rec.NumRows())
+}
+
+// ParquetBytes writes rec as a Parquet file.
+func ParquetBytes(t testing.TB, rec arrow.Record, props *parquet.WriterProperties, arrowProps pqarrow.ArrowWriterProperties) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	w, err := pqarrow.NewFileWriter(rec.Schema(), &buf, props, arrowProps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Write(rec); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
 }

@@ -149,7 +149,7 @@ func TestParquetRowsSurvivesCorruptFooters(t *testing.T) {
 	}
 	rec := rb.NewRecord()
 	defer rec.Release()
-	good := parquetBytes(t, rec, nil, pqarrow.DefaultWriterProps())
+	good := arrowtest.ParquetBytes(t, rec, nil, pqarrow.DefaultWriterProps())
 	if n, err := ParquetRows(bytes.NewReader(good), int64(len(good))); err != nil || n != 100 {
 		t.Fatalf("good file: %d rows, %v", n, err)
 	}
@@ -245,7 +245,7 @@ func TestParquetPlainPagesStayStrings(t *testing.T) {
 		defer arr.Release()
 		rec := array.NewRecord(schema, []arrow.Array{arr}, 2000)
 		defer rec.Release()
-		return parquetBytes(t, rec, parquet.NewWriterProperties(opts...), pqarrow.DefaultWriterProps())
+		return arrowtest.ParquetBytes(t, rec, parquet.NewWriterProperties(opts...), pqarrow.DefaultWriterProps())
 	}
 	for _, tc := range []struct {
 		name string
@@ -303,7 +303,7 @@ func TestParquetStoredDictionaryColumn(t *testing.T) {
 	defer arr.Release()
 	rec := array.NewRecord(schema, []arrow.Array{arr}, 2500)
 	defer rec.Release()
-	data := parquetBytes(t, rec, parquet.NewWriterProperties(parquet.WithMaxRowGroupLength(1000)),
+	data := arrowtest.ParquetBytes(t, rec, parquet.NewWriterProperties(parquet.WithMaxRowGroupLength(1000)),
 		pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()))
 	res, err := readAll(t, memInput("k.parquet", data), DefaultOptions(),
 		pipeline.ReadOptions{Columns: pipeline.AllColumns, BatchRows: 300}, arrowtest.CheckedMem(t))
@@ -318,23 +318,6 @@ func TestParquetStoredDictionaryColumn(t *testing.T) {
 			t.Fatalf("row %d: %q, want %q", i, r["kind"], want)
 		}
 	}
-}
-
-// parquetBytes writes rec as a Parquet file.
-func parquetBytes(t testing.TB, rec arrow.Record, props *parquet.WriterProperties, arrowProps pqarrow.ArrowWriterProperties) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	w, err := pqarrow.NewFileWriter(rec.Schema(), &buf, props, arrowProps)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Write(rec); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
 }
 
 // Corrupt data pages (3 bytes flipped, fixed seed) end in an error naming

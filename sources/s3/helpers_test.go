@@ -18,6 +18,7 @@ import (
 	"github.com/apache/arrow/go/v15/parquet/compress"
 	"github.com/apache/arrow/go/v15/parquet/pqarrow"
 
+	"github.com/backfillhq/backfill/internal/arrowtest"
 	"github.com/backfillhq/backfill/internal/s3test"
 	"github.com/backfillhq/backfill/pipeline"
 )
@@ -217,4 +218,31 @@ func splitIDs(sp []pipeline.Split) []string {
 		out[i] = s.ID
 	}
 	return out
+}
+
+// wideParquet is rows of cols 8-byte string columns in one row group,
+// uncompressed and without dictionaries, in pages of about page bytes.
+func wideParquet(t testing.TB, cols, rows, page int) []byte {
+	t.Helper()
+	fields := make([]arrow.Field, cols)
+	for i := range fields {
+		fields[i] = arrow.Field{Name: fmt.Sprintf("c%d", i), Type: arrow.BinaryTypes.String}
+	}
+	schema := arrow.NewSchema(fields, nil)
+	bld := array.NewRecordBuilder(memory.NewGoAllocator(), schema)
+	defer bld.Release()
+	b := make([]byte, 8)
+	for r := 0; r < rows; r++ {
+		for c := 0; c < cols; c++ {
+			for j := range b {
+				b[j] = 'a' + byte((r*31+c*17+j*7)%26)
+			}
+			bld.Field(c).(*array.StringBuilder).BinaryBuilder.Append(b)
+		}
+	}
+	rec := bld.NewRecord()
+	defer rec.Release()
+	return arrowtest.ParquetBytes(t, rec, parquet.NewWriterProperties(parquet.WithCompression(compress.Codecs.Uncompressed),
+		parquet.WithDictionaryDefault(false), parquet.WithMaxRowGroupLength(int64(rows)), parquet.WithDataPageSize(int64(page))),
+		pqarrow.DefaultWriterProps())
 }
