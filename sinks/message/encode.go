@@ -79,8 +79,9 @@ func (e *Encoder) writeSteps(dst []byte, steps []step, row int) ([]byte, bool) {
 			if w.null(row) {
 				continue
 			}
+			// stringW.text, inlined by hand (too large for the compiler to).
 			var v string
-			if w.fast { // text, inlined by hand: it is too large for the compiler to
+			if w.fast {
 				v = b2s(w.vals[w.offs[row]:w.offs[row+1]])
 			} else {
 				v = w.a.Value(row)
