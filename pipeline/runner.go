@@ -730,7 +730,6 @@ feed:
 		failedMu.Unlock()
 		if nFailed == 0 && tr.unacked() == 0 {
 			if ferr := Safely("finishing the source", func() error { return fin.Finish(ctx) }); ferr != nil {
-				logPanicStack(log, ferr)
 				fail(fmt.Errorf("finishing the run: %w", ferr))
 			} else {
 				current := map[string]bool{}

@@ -91,13 +91,7 @@ func (e *Encoder) writeSteps(dst []byte, steps []step, row int) ([]byte, bool) {
 			}
 			dst = append(dst, s.keyAfter(first)...)
 			first = false
-			if w.clean {
-				dst = append(dst, '"')
-				dst = append(dst, v...)
-				dst = append(dst, '"')
-			} else {
-				dst = appendString(dst, v)
-			}
+			dst = appendQuoted(dst, v, w.clean)
 		case stepDict:
 			// dictW.null and json, inlined by hand: the row's bit, then
 			// its value's cached span, which also says if that is null.
@@ -364,7 +358,7 @@ func incDecimal(d []byte) bool {
 // field reads a root field as a string: present is false when the row
 // has none, isString false when it is not a string.
 func field(n *node, row int) (s string, present, isString bool) {
-	if n == nil || n.w == nil || len(n.kids) > 0 || n.w.null(row) {
+	if !hasValue(n, row) {
 		return "", false, false
 	}
 	if n.t != nil {
@@ -373,10 +367,15 @@ func field(n *node, row int) (s string, present, isString bool) {
 	return "", true, false
 }
 
+// hasValue reports whether a root field is a column with a value in row.
+func hasValue(n *node, row int) bool {
+	return n != nil && n.w != nil && len(n.kids) == 0 && !n.w.null(row)
+}
+
 // has reports whether a root field is present and a string, or returns a
 // reason when it is present but not a string.
 func has(n *node, row int) (bool, string) {
-	if n == nil || n.w == nil || len(n.kids) > 0 || n.w.null(row) {
+	if !hasValue(n, row) {
 		return false, ""
 	}
 	if n.t == nil { // the value itself is not needed: only that it is a string

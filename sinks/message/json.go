@@ -50,6 +50,17 @@ func load32(s string, i int) uint32 {
 	return binary.LittleEndian.Uint32(unsafe.Slice(unsafe.StringData(s[i:]), 4))
 }
 
+// appendQuoted appends s as a JSON string; clean says s needs no escaping
+// (its column was checked whole by allSafe).
+func appendQuoted(dst []byte, s string, clean bool) []byte {
+	if clean {
+		dst = append(dst, '"')
+		dst = append(dst, s...)
+		return append(dst, '"')
+	}
+	return appendString(dst, s)
+}
+
 // allSafe reports whether no byte of s needs escaping in a JSON string. It
 // runs over a whole column at a time, so it tests 32 bytes per branch:
 // each word's flags are exact (see safe8), and so is their union.

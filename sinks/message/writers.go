@@ -251,12 +251,7 @@ func (w *stringW) write(_ *Encoder, dst []byte, i int) ([]byte, bool) {
 
 // appendText appends row i as a JSON string.
 func (w *stringW) appendText(dst []byte, i int) []byte {
-	if w.clean {
-		dst = append(dst, '"')
-		dst = append(dst, w.text(i)...)
-		return append(dst, '"')
-	}
-	return appendString(dst, w.text(i))
+	return appendQuoted(dst, w.text(i), w.clean)
 }
 
 // binaryW writes binary columns as base64 strings, as encoding/json does.
