@@ -6,36 +6,10 @@ import (
 	"testing"
 
 	"github.com/apache/arrow/go/v15/arrow"
-	"github.com/apache/arrow/go/v15/arrow/array"
-	"github.com/apache/arrow/go/v15/arrow/memory"
 
 	"github.com/backfillhq/backfill/internal/arrowtest"
 	"github.com/backfillhq/backfill/pipeline"
 )
-
-// asDictionaries returns rec with its string columns dictionary-encoded,
-// as the Parquet source reads repetitive columns; it releases rec.
-func asDictionaries(t testing.TB, mem memory.Allocator, rec arrow.Record) arrow.Record {
-	t.Helper()
-	defer rec.Release()
-	fields := append([]arrow.Field(nil), rec.Schema().Fields()...)
-	cols := make([]arrow.Array, len(fields))
-	for i := range fields {
-		src, ok := rec.Column(i).(*array.String)
-		if !ok {
-			cols[i] = rec.Column(i)
-			cols[i].Retain()
-			continue
-		}
-		cols[i] = arrowtest.Dictionary(t, mem, src, arrow.PrimitiveTypes.Int32)
-		fields[i].Type = cols[i].DataType()
-	}
-	out := array.NewRecord(arrow.NewSchema(fields, nil), cols, rec.NumRows())
-	for _, c := range cols {
-		c.Release()
-	}
-	return out
-}
 
 // Every transform that reads values gives the same rows, rejects and
 // filtered counts whether its string columns come plain or as dictionaries.
@@ -70,7 +44,7 @@ func TestTransformsReadDictionaryColumns(t *testing.T) {
 				tr := mustTransform(t, mem, tt.transform, tt.conf)
 				rec := mkRecord(t, mem, tt.cols...)
 				if dict {
-					rec = asDictionaries(t, mem, rec)
+					rec = arrowtest.DictionaryColumns(t, mem, rec, arrow.PrimitiveTypes.Int32)
 				}
 				b := pipeline.NewBatch("s", 0, rec)
 				defer b.Release()

@@ -13,6 +13,7 @@ import (
 	"github.com/apache/arrow/go/v15/arrow/array"
 	"github.com/apache/arrow/go/v15/arrow/compute"
 
+	"github.com/backfillhq/backfill/internal/arrowtest"
 	"github.com/backfillhq/backfill/pipeline"
 	"github.com/backfillhq/backfill/pipeline/record"
 )
@@ -199,7 +200,7 @@ func TestDropRowsMatchesCompute(t *testing.T) {
 	// which arrow's filter kernel does not take: its kept rows must hold
 	// the same values, still as a dictionary.
 	vals := `["w","x",null,"y","x","x","z",null,"y","x","z"]` // sliced from row 1
-	dict := asDictionaries(t, mem, mkRecord(t, mem, col{"d", str, vals}))
+	dict := arrowtest.DictionaryColumns(t, mem, mkRecord(t, mem, col{"d", str, vals}), arrow.PrimitiveTypes.Int32)
 	defer dict.Release()
 	plain := mkRecord(t, mem, col{"d", str, vals})
 	defer plain.Release()

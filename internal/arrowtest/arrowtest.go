@@ -62,10 +62,48 @@ func CorruptDictionary(t testing.TB, mem memory.Allocator, n int) *array.Diction
 // WithColumn returns rec with the column named name replaced by col (of any
 // type); rec is left as it was.
 func WithColumn(rec arrow.Record, name string, col arrow.Array) arrow.Record {
+	return replaceColumns(rec, func(_ int, f arrow.Field) arrow.Array {
+		if f.Name == name {
+			return col
+		}
+		return nil
+	})
+}
+
+// DictionaryColumns returns rec with its string columns named in names
+// (every string column when names is empty) dictionary-encoded with index
+// type idx, as the Parquet source reads repetitive columns. It releases rec.
+func DictionaryColumns(t testing.TB, mem memory.Allocator, rec arrow.Record, idx arrow.DataType, names ...string) arrow.Record {
+	t.Helper()
+	defer rec.Release()
+	var made []arrow.Array
+	defer func() {
+		for _, a := range made {
+			a.Release()
+		}
+	}()
+	out := replaceColumns(rec, func(i int, f arrow.Field) arrow.Array {
+		s, ok := rec.Column(i).(*array.String)
+		if !ok || len(names) > 0 && !slices.Contains(names, f.Name) {
+			return nil
+		}
+		made = append(made, Dictionary(t, mem, s, idx))
+		return made[len(made)-1]
+	})
+	if len(names) > 0 && len(made) != len(names) {
+		out.Release()
+		t.Fatalf("DictionaryColumns: %d of the columns %v are string columns of the record", len(made), names)
+	}
+	return out
+}
+
+// replaceColumns returns rec with each column for which repl returns an
+// array replaced by it (nil keeps the column); rec is left as it was.
+func replaceColumns(rec arrow.Record, repl func(i int, f arrow.Field) arrow.Array) arrow.Record {
 	fields := rec.Schema().Fields()
 	cols := slices.Clone(rec.Columns())
 	for i, f := range fields {
-		if f.Name == name {
+		if col := repl(i, f); col != nil {
 			fields[i].Type, cols[i] = col.DataType(), col
 		}
 	}

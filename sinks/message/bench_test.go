@@ -4,6 +4,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/backfillhq/backfill/internal/arrowtest"
 	"github.com/backfillhq/backfill/internal/sampledata"
 
 	"github.com/apache/arrow/go/v15/arrow"
@@ -29,7 +30,7 @@ func BenchmarkEncode(b *testing.B) {
 			rec := segmentLike(mem, rows)
 			if mode == "dictionaries" {
 				// the repetitive columns, as the Parquet source reads them
-				rec = dictionaryColumns(b, mem, rec, arrow.PrimitiveTypes.Int32, "type", "event", "properties.currency", "properties.coupon")
+				rec = arrowtest.DictionaryColumns(b, mem, rec, arrow.PrimitiveTypes.Int32, "type", "event", "properties.currency", "properties.coupon")
 			}
 			defer rec.Release()
 			batch := pipeline.NewBatch("split-0", 0, rec)

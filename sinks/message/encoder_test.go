@@ -499,8 +499,8 @@ func TestDictionaryColumnsEncodeAsStrings(t *testing.T) {
 		t.Fatalf("only %d results: the case tests little", len(want))
 	}
 	for _, idx := range []arrow.DataType{arrow.PrimitiveTypes.Int32, arrow.PrimitiveTypes.Int8} {
-		got := encodeAll(dictionaryColumns(t, mem, plainRecord(false), idx, names...),
-			dictionaryColumns(t, mem, plainRecord(true), idx, names...))
+		got := encodeAll(arrowtest.DictionaryColumns(t, mem, plainRecord(false), idx, names...),
+			arrowtest.DictionaryColumns(t, mem, plainRecord(true), idx, names...))
 		if strings.Join(got, "\n") != strings.Join(want, "\n") {
 			t.Errorf("%s indices:\n%s\nwant\n%s", idx, strings.Join(got, "\n"), strings.Join(want, "\n"))
 		}
@@ -514,7 +514,7 @@ func TestDictionaryColumnsEncodeAsStrings(t *testing.T) {
 	for i := range types {
 		types[i] = "track"
 	}
-	big := dictionaryColumns(t, mem, makeRecord(t, mem, col{"type", arrow.BinaryTypes.String, types}, str("userId", append([]any{"u"}, types[1:]...)...),
+	big := arrowtest.DictionaryColumns(t, mem, makeRecord(t, mem, col{"type", arrow.BinaryTypes.String, types}, str("userId", append([]any{"u"}, types[1:]...)...),
 		col{"event", arrow.BinaryTypes.String, vals}), arrow.PrimitiveTypes.Int32, "event")
 	defer big.Release()
 	part := big.NewSlice(198, 200)

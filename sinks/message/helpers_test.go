@@ -9,7 +9,6 @@ import (
 	"github.com/apache/arrow/go/v15/arrow"
 	"github.com/apache/arrow/go/v15/arrow/array"
 	"github.com/apache/arrow/go/v15/arrow/memory"
-	"github.com/backfillhq/backfill/internal/arrowtest"
 	"github.com/backfillhq/backfill/pipeline/record"
 )
 
@@ -178,26 +177,4 @@ func noDupKeys(d *json.Decoder) error {
 
 func arrayNewRecord(s *arrow.Schema, cols []arrow.Array, n int64) arrow.Record {
 	return array.NewRecord(s, cols, n)
-}
-
-// dictionaryColumns returns rec with the named string columns
-// dictionary-encoded with index type idx, releasing rec.
-func dictionaryColumns(t testing.TB, mem memory.Allocator, rec arrow.Record, idx arrow.DataType, names ...string) arrow.Record {
-	t.Helper()
-	defer rec.Release()
-	fields := append([]arrow.Field(nil), rec.Schema().Fields()...)
-	cols := append([]arrow.Array(nil), rec.Columns()...)
-	var made []arrow.Array
-	defer func() {
-		for _, a := range made {
-			a.Release()
-		}
-	}()
-	for _, name := range names {
-		i := rec.Schema().FieldIndices(name)[0]
-		cols[i] = arrowtest.Dictionary(t, mem, cols[i].(*array.String), idx)
-		made = append(made, cols[i])
-		fields[i].Type = cols[i].DataType()
-	}
-	return array.NewRecord(arrow.NewSchema(fields, nil), cols, rec.NumRows())
 }
