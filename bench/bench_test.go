@@ -13,7 +13,7 @@ import (
 	analytics "github.com/segmentio/analytics-go/v3"
 
 	"github.com/backfillhq/backfill/bench/internal/events"
-	"github.com/backfillhq/backfill/internal/segmenttest"
+	"github.com/backfillhq/backfill/internal/testkit/segmenttest"
 	"github.com/backfillhq/backfill/pipeline"
 	"github.com/backfillhq/backfill/sinks/segment"
 )
@@ -40,13 +40,17 @@ func BenchmarkSegmentSink(b *testing.B) {
 			srv := segmenttest.NewServer(segmenttest.Options{CountOnly: true, SkipValidation: true})
 			defer srv.Close()
 			recs := records(b, 65536)
-			s, err := segment.New(segment.Options{Endpoint: srv.URL(), WriteKey: "k", Gzip: gz},
-				&pipeline.Env{Name: "bench", Version: "bench"})
+			opts := segment.DefaultOptions()
+			opts.Endpoint, opts.WriteKey, opts.Gzip = srv.URL(), "k", gz
+			s, err := segment.New(opts, &pipeline.Env{Name: "bench", Version: "bench"})
 			if err != nil {
 				b.Fatal(err)
 			}
-			b.ResetTimer()
 			ctx := context.Background()
+			if err := s.Open(ctx); err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
 			for sent, i := 0, 0; sent < b.N; i++ {
 				rec := recs[i%len(recs)]
 				if n := b.N - sent; n < int(rec.NumRows()) {

@@ -13,7 +13,7 @@ import (
 	"github.com/apache/arrow/go/v15/arrow/memory"
 	"go.yaml.in/yaml/v3"
 
-	"github.com/backfillhq/backfill/internal/bqtest"
+	"github.com/backfillhq/backfill/internal/testkit/bqtest"
 )
 
 func bqEnv(srv *bqtest.Server, dir string) map[string]string {

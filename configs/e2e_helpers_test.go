@@ -12,7 +12,7 @@ import (
 	"runtime"
 	"testing"
 
-	"github.com/backfillhq/backfill/internal/ndjsontest"
+	"github.com/backfillhq/backfill/internal/testkit/ndjsontest"
 )
 
 var cliBin string

@@ -14,9 +14,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/backfillhq/backfill/internal/s3test"
-	"github.com/backfillhq/backfill/internal/sampledata"
-	"github.com/backfillhq/backfill/internal/segmenttest"
+	"github.com/backfillhq/backfill/internal/testkit/s3test"
+	"github.com/backfillhq/backfill/internal/testkit/sampledata"
+	"github.com/backfillhq/backfill/internal/testkit/segmenttest"
 )
 
 const writeKey = "wk-test"

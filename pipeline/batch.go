@@ -1,12 +1,19 @@
 package pipeline
 
 import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
 	"github.com/apache/arrow/go/v15/arrow"
 )
 
 // Batch is a contiguous range of one split's rows on its way through the
 // pipeline. It accounts for every row in [Start, End): each is either in
-// Record (its offset in Rows), in Rejects, or counted in Filtered.
+// Record (its offset in Rows), in Rejects, or counted in Filtered. Once a
+// sink has it, the sink tells the batch's Account what became of the rows
+// in Record.
 type Batch struct {
 	Split string // Split.ID the rows come from
 	Start int64  // first row offset this batch accounts for
@@ -22,7 +29,8 @@ type Batch struct {
 	Rejects  []Reject // rows turned away with a reason, in any stage
 	Filtered int64    // rows dropped on purpose by a filter
 
-	ack func(error)
+	account Account
+	acked   bool
 }
 
 // Reject is one row that cannot be delivered, and why. It is written to the
@@ -32,14 +40,38 @@ type Reject struct {
 	Stage  string // "source", "transform:NAME", "sink"
 	Column string // the offending column, when one is to blame
 	Reason string
-	// Raw is the row as read (a CSV line, an NDJSON line), when the record
-	// could not be built from it; Message is the encoded message, when the
-	// sink rejected it.
+	// What the row held, as much as the stage knows: Raw is the row as
+	// read (a CSV line, an NDJSON line) when the record could not be
+	// built from it; Values its columns as a JSON object, when a
+	// transform rejected it; Message the encoded message, when the sink
+	// did.
 	Raw     string
+	Values  json.RawMessage
 	Message []byte
 	Status  int    // HTTP status, for a sink rejection
 	Body    string // HTTP response body, for a sink rejection
 }
+
+// Account is told what becomes of a batch's rows once a sink has the
+// batch. The engine gives every batch one; sinks call it through the
+// batch (Delivered, DeadLetter, Ack), each row once.
+type Account interface {
+	// Delivered counts n rows as at the destination (a 2xx, an fsync).
+	Delivered(n int)
+	// DeadLetter sets one row aside for good. When it returns nil the row
+	// is in the dead-letter file; an error (the file cannot be written,
+	// max_rejects is reached, on_error: stop) is permanent.
+	DeadLetter(ctx context.Context, r Reject) error
+	// Done ends the batch, once: nil when each of its rows is delivered
+	// or dead-lettered (rows not counted yet count as delivered), else
+	// why not; the rows not counted then stay unacknowledged.
+	Done(err error)
+}
+
+// ErrStopped is wrapped by the errors of batches a sink abandoned because
+// the run is stopping (a signal): their rows stay unacknowledged, to be
+// sent on resume. It is not a failure of the run.
+var ErrStopped = errors.New("stopped before delivery")
 
 // NewBatch makes a batch for rows [start, start+n) of split held in rec.
 func NewBatch(split string, start int64, rec arrow.Record) *Batch {
@@ -68,17 +100,34 @@ func (b *Batch) Row(i int) int64 {
 	return b.Rows[i]
 }
 
-// SetAck installs the callback that Ack calls. The runner sets it.
-func (b *Batch) SetAck(fn func(error)) { b.ack = fn }
+// SetAccount installs the account the batch reports to. The engine sets
+// it before the sink has the batch; tests set their own.
+func (b *Batch) SetAccount(a Account) { b.account = a }
 
-// Ack reports that every row of the batch is durable (err == nil), or that
-// delivery failed for good. A sink calls it exactly once per batch it
-// accepted.
+// Delivered reports n of the batch's rows as delivered.
+func (b *Batch) Delivered(n int) {
+	if b.account != nil && n > 0 {
+		b.account.Delivered(n)
+	}
+}
+
+// DeadLetter sets one of the batch's rows aside (see Account.DeadLetter).
+func (b *Batch) DeadLetter(ctx context.Context, r Reject) error {
+	if b.account == nil {
+		return fmt.Errorf("%s row %d cannot be delivered (%s) and there is no dead-letter file", b.Split, r.Row, r.Reason)
+	}
+	return b.account.DeadLetter(ctx, r)
+}
+
+// Ack ends the batch (see Account.Done). A sink calls it exactly once per
+// batch it accepted; later calls do nothing.
 func (b *Batch) Ack(err error) {
-	if b.ack != nil {
-		fn := b.ack
-		b.ack = nil
-		fn(err)
+	if b.acked {
+		return
+	}
+	b.acked = true
+	if b.account != nil {
+		b.account.Done(err)
 	}
 }
 

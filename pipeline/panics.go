@@ -1,9 +1,7 @@
 package pipeline
 
 import (
-	"errors"
 	"fmt"
-	"log/slog"
 	"runtime/debug"
 )
 
@@ -27,19 +25,6 @@ func (e *PanicError) Unwrap() error {
 	return err
 }
 
-func isPanic(err error) bool {
-	var pe *PanicError
-	return errors.As(err, &pe)
-}
-
-// logPanicStack logs the stack of the panic err holds, if any.
-func logPanicStack(log *slog.Logger, err error, args ...any) {
-	var pe *PanicError
-	if errors.As(err, &pe) {
-		log.Error("the panic's stack", append(args, "stack", string(pe.Stack))...)
-	}
-}
-
 // Safely runs f, turning a panic into a *PanicError. Plugins that keep
 // state across calls use it to put that state right before they return the
 // error; the runner calls every plugin through it too.
@@ -50,14 +35,4 @@ func Safely(where string, f func() error) (err error) {
 		}
 	}()
 	return f()
-}
-
-// closeSafely runs close where its error has nowhere to go (a deferred
-// close, a cleanup after another error) and is ignored, but a panic is
-// logged with its stack instead of ending the process.
-func closeSafely(log *slog.Logger, what string, close func() error, args ...any) {
-	if err := Safely(what, close); isPanic(err) {
-		log.Error(what+" panicked", append(args, "error", err)...)
-		logPanicStack(log, err, args...)
-	}
 }

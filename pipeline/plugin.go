@@ -2,7 +2,12 @@ package pipeline
 
 import (
 	"context"
+	"fmt"
+	"hash/fnv"
 	"log/slog"
+	"path/filepath"
+	"strings"
+	"sync"
 
 	"github.com/apache/arrow/go/v15/arrow/memory"
 )
@@ -106,50 +111,61 @@ type Projector interface {
 	Requires(out Columns) Columns
 }
 
-// Sink delivers batches. Write takes ownership of b (its record included),
-// even when it returns an error, and may return before delivery; it blocks when the sink is full, which is
-// how readers are slowed down. The sink calls b.Ack exactly once, when every
-// row still in b.Record is durable at the destination or in the dead-letter
-// file. Close delivers what is in flight, waits for its acks and returns
-// the first permanent error. A panic in Write stops the run with a
-// *PanicError; the runner leaves b alone then, since the sink may own it.
-// A sink that keeps state across writes recovers its own panics (Safely)
-// to put that state right, as the message encoder does.
+// Sink delivers batches. Open starts it (its goroutines, its
+// connections): constructors start nothing, so a pipeline that fails to
+// build, or is only validated, leaves nothing running. ctx is the run's:
+// once it is canceled the run is stopping, and the sink abandons retries
+// (a batch it gives up on is acked with an error wrapping ErrStopped).
+//
+// Write takes ownership of b (its record included), even when it returns
+// an error, and may return before delivery; it blocks when the sink is
+// full, which is how readers are slowed down. The sink reports what became
+// of b's rows through b (Delivered, DeadLetter) and calls b.Ack exactly
+// once. Close delivers what is in flight until ctx ends, waits for its
+// acks and returns the first permanent error; it may be called without
+// Open. A panic in Write stops the run with a *PanicError; the engine
+// leaves b alone then, since the sink may own it. A sink that keeps state
+// across writes recovers its own panics (Safely) to put that state right,
+// as the message encoder does.
 type Sink interface {
+	Open(ctx context.Context) error
 	Write(ctx context.Context, b *Batch) error
 	Close(ctx context.Context) error
 }
 
-// DeadLetters receives rows that will not be delivered. Write must not
-// return before the row is durable enough to be acknowledged (the runner
-// syncs the file before each checkpoint). It returns ErrTooManyRejects once
-// the run's max_rejects is exceeded.
-type DeadLetters interface {
-	Write(ctx context.Context, split string, r Reject) error
+// StatsSink is implemented by sinks that count what they did (requests,
+// retries) for the report.
+type StatsSink interface {
+	Stats() map[string]int64
+}
+
+// DestinationSink is implemented by sinks that can say where rows went
+// (a URL, a file), for the report.
+type DestinationSink interface {
+	Destination() string
 }
 
 // StateBag is a source's own small state, stored in the checkpoint with the
-// split offsets (a snapshot time, a query job id, a cursor value). Values
-// must be JSON-encodable. Set values are persisted with the next
-// checkpoint; Commit-time values (such as a cursor high-water mark) should
-// only be set for rows already acknowledged.
+// split offsets (a snapshot time, a query job id, a cursor value). Set
+// values are persisted with the next checkpoint, or at once by Save;
+// commit-time values (such as a cursor high-water mark) should only be set
+// for rows already acknowledged.
 type StateBag interface {
 	Get(key string) (string, bool)
 	Set(key, value string)
+	// Save persists what is set now: a source that starts something
+	// billable (a query job) saves its id before it waits on it, so an
+	// interrupted run does not start it again.
+	Save(ctx context.Context) error
 }
 
 // Env is what a plugin constructor gets besides its own config.
 type Env struct {
-	Name        string // the pipeline's name: part of message ids and state keys
-	Version     string // backfill's version
-	Alloc       memory.Allocator
-	Logger      *slog.Logger
-	DeadLetters DeadLetters
-	State       StateBag
-	// Offline is set by `backfill validate`: the plugin is built only to
-	// check its config and is closed unused. It must not create, truncate
-	// or contact anything.
-	Offline bool
+	Name    string // the pipeline's name: part of message ids and state keys
+	Version string // backfill's version
+	Alloc   memory.Allocator
+	Logger  *slog.Logger
+	State   StateBag
 	// Resumed is true when the run continues saved progress; false for a
 	// new or --fresh run (a file sink starts its output over then).
 	Resumed bool
@@ -157,4 +173,73 @@ type Env struct {
 	// sink divides a workspace-wide rate limit by Shards, and names local
 	// files per shard (ShardPath).
 	Shard, Shards int
+}
+
+// MemoryState is a StateBag held in memory, safe for concurrent use: the
+// engine's (persisted with each checkpoint), validate's, and tests'.
+type MemoryState struct {
+	mu     sync.Mutex
+	m      map[string]string
+	onSave func(context.Context) error
+}
+
+// NewMemoryState returns a StateBag starting from initial (which it then
+// owns; nil for empty). onSave, when not nil, is what Save does.
+func NewMemoryState(initial map[string]string, onSave func(context.Context) error) *MemoryState {
+	if initial == nil {
+		initial = map[string]string{}
+	}
+	return &MemoryState{m: initial, onSave: onSave}
+}
+
+func (s *MemoryState) Get(k string) (string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, ok := s.m[k]
+	return v, ok
+}
+
+func (s *MemoryState) Set(k, v string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.m[k] = v
+}
+
+// Save runs the onSave given to NewMemoryState, if any.
+func (s *MemoryState) Save(ctx context.Context) error {
+	if s.onSave == nil {
+		return nil
+	}
+	return s.onSave(ctx)
+}
+
+// Copy returns the values set so far.
+func (s *MemoryState) Copy() map[string]string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]string, len(s.m))
+	for k, v := range s.m {
+		out[k] = v
+	}
+	return out
+}
+
+// ShardOf says which of n shards a split belongs to: a stable hash of its
+// ID, so every worker of a sharded run agrees without talking.
+func ShardOf(splitID string, n int) int {
+	h := fnv.New32a()
+	h.Write([]byte(splitID))
+	return int(h.Sum32() % uint32(n))
+}
+
+// ShardPath is path for shard i of n: path itself without sharding, else
+// path with -shard-I-of-N before its extension, named like the shard's
+// checkpoint. Shards that share a directory must not append to one local
+// file, nor truncate each other's when one of them starts afresh.
+func ShardPath(path string, shard, shards int) string {
+	if shards <= 1 {
+		return path
+	}
+	ext := filepath.Ext(path)
+	return fmt.Sprintf("%s-shard-%d-of-%d%s", strings.TrimSuffix(path, ext), shard, shards, ext)
 }

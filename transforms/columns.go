@@ -14,26 +14,33 @@ import (
 	"github.com/apache/arrow/go/v15/arrow/memory"
 
 	"github.com/backfillhq/backfill/pipeline"
+	"github.com/backfillhq/backfill/pipeline/config"
 	"github.com/backfillhq/backfill/pipeline/record"
 )
 
 // set, rename and cast: small column edits.
 
-func init() {
-	pipeline.Default.RegisterTransform("set", pipeline.NewSpec("set columns to constants (replacing columns of the same name)",
-		pipeline.Map("fields", "message path -> constant (string, number, boolean, or an object/list written as JSON)", pipeline.Any("", "")).
+func setSpec() *config.Spec {
+	return config.NewSpec("set columns to constants (replacing columns of the same name)",
+		config.Map("fields", "message path -> constant (string, number, boolean, or an object/list written as JSON)", config.Any("", "")).
 			Example(map[string]any{"context.library.name": "backfill", "properties.source": "import"}),
 	).WithExample("tag every message", `fields:
   properties.imported: true
-  context.library: {name: backfill, version: "1.0"}`), newSet)
-	pipeline.Default.RegisterTransform("rename", pipeline.NewSpec("rename columns",
-		pipeline.Map("fields", "old column name -> new name", pipeline.String("", "")).
+  context.library: {name: backfill, version: "1.0"}`)
+}
+
+func renameSpec() *config.Spec {
+	return config.NewSpec("rename columns",
+		config.Map("fields", "old column name -> new name", config.String("", "")).
 			Example(map[string]string{"user_id": "userId"}),
-	).WithExample("snake to camel", `fields: {user_id: userId, anonymous_id: anonymousId}`), newRename)
-	pipeline.Default.RegisterTransform("cast", pipeline.NewSpec("convert column types; a value that does not convert rejects its row",
-		pipeline.Map("fields", "column -> type: string, int64, float64, bool, timestamp (RFC 3339 and ISO-8601 with or without zone, 'T' or space, or a date; no zone means UTC; to timestamp[ms, UTC]; the timestamp transform takes other layouts, unix numbers and zones) or json (JSON text to a JSON column)",
-			pipeline.String("", "").Enum(castTypes...)).Example(map[string]string{"properties.total": "float64"}),
-	).WithExample("CSV strings to numbers", `fields: {properties.total: float64, properties.qty: int64, properties.gift: bool}`), newCast)
+	).WithExample("snake to camel", `fields: {user_id: userId, anonymous_id: anonymousId}`)
+}
+
+func castSpec() *config.Spec {
+	return config.NewSpec("convert column types; a value that does not convert rejects its row",
+		config.Map("fields", "column -> type: string, int64, float64, bool, timestamp (RFC 3339 and ISO-8601 with or without zone, 'T' or space, or a date; no zone means UTC; to timestamp[ms, UTC]; the timestamp transform takes other layouts, unix numbers and zones) or json (JSON text to a JSON column)",
+			config.String("", "").Enum(castTypes...)).Example(map[string]string{"properties.total": "float64"}),
+	).WithExample("CSV strings to numbers", `fields: {properties.total: float64, properties.qty: int64, properties.gift: bool}`)
 }
 
 var castTypes = []string{"string", "int64", "float64", "bool", "timestamp", "json"}
@@ -44,7 +51,7 @@ type Set struct {
 	cols  []*constColumn
 }
 
-func newSet(conf *pipeline.Conf, _ *pipeline.Env) (pipeline.Transform, error) {
+func newSet(conf *config.Conf, _ *pipeline.Env) (pipeline.Transform, error) {
 	s := &Set{}
 	var errs []error
 	for _, e := range conf.Map("fields") {
@@ -90,7 +97,7 @@ func (s *Set) Requires(out pipeline.Columns) pipeline.Columns {
 // Rename is the rename transform.
 type Rename struct{ from, to []string }
 
-func newRename(conf *pipeline.Conf, _ *pipeline.Env) (pipeline.Transform, error) {
+func newRename(conf *config.Conf, _ *pipeline.Env) (pipeline.Transform, error) {
 	r := &Rename{}
 	var errs []error
 	seen := map[string]bool{}
@@ -153,7 +160,7 @@ type Cast struct {
 	mem         memory.Allocator
 }
 
-func newCast(conf *pipeline.Conf, env *pipeline.Env) (pipeline.Transform, error) {
+func newCast(conf *config.Conf, env *pipeline.Env) (pipeline.Transform, error) {
 	c := &Cast{mem: env.Alloc}
 	for _, e := range conf.Map("fields") {
 		c.cols, c.types = append(c.cols, e.Key), append(c.types, e.Value.(string))

@@ -1,6 +1,6 @@
 // Package transforms holds backfill's built-in transforms, one file per
 // transform: map, timestamp, strip, integrations, message_id, filter, set,
-// rename and cast. Each registers itself into pipeline.Default in init().
+// rename and cast. Each registers itself into config.Default in init().
 //
 // All of them work on the record contract of package record: columns named
 // by their path in the Segment message, JSON objects in record.JSON columns.
@@ -20,6 +20,7 @@ import (
 	"github.com/apache/arrow/go/v15/arrow/memory"
 
 	"github.com/backfillhq/backfill/pipeline"
+	"github.com/backfillhq/backfill/pipeline/config"
 	"github.com/backfillhq/backfill/pipeline/record"
 )
 
@@ -36,7 +37,7 @@ func missingColumn(stage, name string, schema *arrow.Schema) error {
 		names = append(names, f.Name)
 	}
 	hint := ""
-	if s := pipeline.Suggest(name, names); s != "" {
+	if s := config.Suggest(name, names); s != "" {
 		hint = fmt.Sprintf(" (did you mean %q?)", s)
 	}
 	return fmt.Errorf("%s: column %q is not in the data%s; columns: %s", stage, name, hint, strings.Join(names, ", "))

@@ -7,7 +7,7 @@ import (
 
 	"github.com/apache/arrow/go/v15/arrow"
 
-	"github.com/backfillhq/backfill/internal/arrowtest"
+	"github.com/backfillhq/backfill/internal/testkit/arrowtest"
 	"github.com/backfillhq/backfill/pipeline"
 )
 

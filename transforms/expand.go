@@ -14,15 +14,16 @@ import (
 
 	"github.com/backfillhq/backfill/internal/jsonscan"
 	"github.com/backfillhq/backfill/pipeline"
+	"github.com/backfillhq/backfill/pipeline/config"
 	"github.com/backfillhq/backfill/pipeline/record"
 )
 
-func init() {
-	pipeline.Default.RegisterTransform("expand", pipeline.NewSpec(
+func expandSpec() *config.Spec {
+	return config.NewSpec(
 		"turn a column holding whole Segment messages (JSON) into message fields",
-		pipeline.String("column", "the JSON column, or string column of JSON text, holding one message per row").
+		config.String("column", "the JSON column, or string column of JSON text, holding one message per row").
 			Example("message"),
-		pipeline.Strings("keep", "other input columns to carry (they win over message keys of the same name)").Optional(),
+		config.Strings("keep", "other input columns to carry (they win over message keys of the same name)").Optional(),
 	).WithDescription(`Each top-level key of the messages becomes a column named by it: type, userId,
 timestamp, properties, context, ... A key whose values are all JSON strings
 in a batch becomes a string column (timestamp, userId and the other ids are
@@ -36,7 +37,7 @@ event, a Kafka or Firehose record wrapping one, or the messages of the
 segment sink's dead-letter file.`).
 		WithExample("resend the segment sink's dead letters after fixing the cause", `column: message`).
 		WithExample("a warehouse dump with the event in a JSON column", `column: payload
-keep: [_key]`), newExpand)
+keep: [_key]`)
 }
 
 // Expand is the expand transform.
@@ -46,7 +47,7 @@ type Expand struct {
 	mem    memory.Allocator
 }
 
-func newExpand(conf *pipeline.Conf, env *pipeline.Env) (pipeline.Transform, error) {
+func newExpand(conf *config.Conf, env *pipeline.Env) (pipeline.Transform, error) {
 	x := &Expand{column: conf.String("column"), keep: conf.Strings("keep"), mem: env.Alloc}
 	if x.column == "" {
 		return nil, conf.Errorf("column", "column must name the column holding the messages")

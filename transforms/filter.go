@@ -18,17 +18,18 @@ import (
 	"github.com/expr-lang/expr/vm"
 
 	"github.com/backfillhq/backfill/pipeline"
+	"github.com/backfillhq/backfill/pipeline/config"
 	"github.com/backfillhq/backfill/pipeline/record"
 )
 
-func filterSpec() *pipeline.Spec {
-	return pipeline.NewSpec("keep or drop rows by an expression over columns; dropped rows are counted as filtered",
-		pipeline.String("expr", "keep the rows where this expr-lang expression is true (https://expr-lang.org): columns by name, properties.plan for a nested path; null is nil; times are time.Time").
+func filterSpec() *config.Spec {
+	return config.NewSpec("keep or drop rows by an expression over columns; dropped rows are counted as filtered",
+		config.String("expr", "keep the rows where this expr-lang expression is true (https://expr-lang.org): columns by name, properties.plan for a nested path; null is nil; times are time.Time").
 			Optional().Example(`event in ["Order Completed", "Signed Up"] && properties.total > 0`),
-		pipeline.String("drop", "drop the rows where this expression is true").Optional().Example(`userId == nil && anonymousId == nil`),
-		pipeline.String("after", "keep rows whose timestamp is at or after this time (RFC 3339 or a date)").Optional().Example("2024-01-01"),
-		pipeline.String("before", "keep rows whose timestamp is before this time (RFC 3339 or a date)").Optional().Example("2024-07-01"),
-		pipeline.String("field", "the timestamp column after and before read (a timestamp column: run the timestamp transform first)").
+		config.String("drop", "drop the rows where this expression is true").Optional().Example(`userId == nil && anonymousId == nil`),
+		config.String("after", "keep rows whose timestamp is at or after this time (RFC 3339 or a date)").Optional().Example("2024-01-01"),
+		config.String("before", "keep rows whose timestamp is before this time (RFC 3339 or a date)").Optional().Example("2024-07-01"),
+		config.String("field", "the timestamp column after and before read (a timestamp column: run the timestamp transform first)").
 			Default(record.Timestamp),
 	).WithDescription(`A row for which the expression fails (say, a comparison with a null) is
 rejected with the error. Rows with a null timestamp never match after/before.`).
@@ -37,8 +38,6 @@ after: 2024-01-01
 before: 2024-07-01`).
 		WithExample("drop test users", `drop: 'userId startsWith "test-"'`)
 }
-
-func init() { pipeline.Default.RegisterTransform("filter", filterSpec(), newFilter) }
 
 // Filter is the filter transform.
 type Filter struct {
@@ -77,7 +76,7 @@ func (v *identVisitor) Visit(n *ast.Node) {
 	}
 }
 
-func newFilter(conf *pipeline.Conf, env *pipeline.Env) (pipeline.Transform, error) {
+func newFilter(conf *config.Conf, env *pipeline.Env) (pipeline.Transform, error) {
 	f := &Filter{field: conf.String("field"), after: math.MinInt64, before: math.MaxInt64, mem: env.Alloc}
 	var errs []error
 	field := "expr"

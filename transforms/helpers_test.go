@@ -12,6 +12,7 @@ import (
 	"github.com/apache/arrow/go/v15/arrow/memory"
 
 	"github.com/backfillhq/backfill/pipeline"
+	"github.com/backfillhq/backfill/pipeline/config"
 	"github.com/backfillhq/backfill/pipeline/record"
 )
 
@@ -25,19 +26,20 @@ func (stubSource) Open(context.Context, pipeline.Split, pipeline.ReadOptions) (p
 type stubSink struct{}
 
 func (stubSink) Write(context.Context, *pipeline.Batch) error { return nil }
+func (stubSink) Open(context.Context) error                   { return nil }
 func (stubSink) Close(context.Context) error                  { return nil }
 
 // testRegistry holds a stub source and sink and this package's transforms.
-func testRegistry() *pipeline.Registry {
-	reg := pipeline.NewRegistry()
-	reg.RegisterSource("stub", pipeline.NewSpec("stub"), func(*pipeline.Conf, *pipeline.Env) (pipeline.Source, error) {
+func testRegistry() *config.Registry {
+	reg := config.NewRegistry()
+	reg.Register(config.SourcePlugin("stub", config.NewSpec("stub"), func(*config.Conf, *pipeline.Env) (pipeline.Source, error) {
 		return stubSource{}, nil
-	})
-	reg.RegisterSink("stub", pipeline.NewSpec("stub"), func(*pipeline.Conf, *pipeline.Env) (pipeline.Sink, error) {
+	}))
+	reg.Register(config.SinkPlugin("stub", config.NewSpec("stub"), func(*config.Conf, *pipeline.Env) (pipeline.Sink, error) {
 		return stubSink{}, nil
-	})
-	for _, p := range pipeline.Default.All() {
-		if p.Kind == pipeline.TransformKind {
+	}))
+	for _, p := range config.Default.All() {
+		if p.Kind == config.TransformKind {
 			reg.Register(*p)
 		}
 	}
@@ -57,12 +59,12 @@ func buildTransformEnv(mem memory.Allocator, name, body string, logger *slog.Log
 	}
 	doc := fmt.Sprintf("name: test\nsource: {stub: {}}\nsink: {stub: {}}\ntransforms:\n  - %s:\n%s", name, ind.String())
 	reg := testRegistry()
-	cfg, err := pipeline.Load("test.yaml", []byte(doc), pipeline.LoadOptions{Registry: reg, LookupEnv: func(string) (string, bool) { return "", false }})
+	cfg, err := config.Load("test.yaml", []byte(doc), config.LoadOptions{Registry: reg, LookupEnv: func(string) (string, bool) { return "", false }})
 	if err != nil {
 		return nil, err
 	}
 	pc := cfg.Transforms[0]
-	p, _ := reg.Lookup(pipeline.TransformKind, pc.Name)
+	p, _ := reg.Lookup(config.TransformKind, pc.Name)
 	return p.NewTransform(pc.Conf, &pipeline.Env{Name: "test", Version: "dev", Alloc: mem, Logger: logger})
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/apache/arrow/go/v15/arrow/memory"
 
 	"github.com/backfillhq/backfill/pipeline"
+	"github.com/backfillhq/backfill/pipeline/config"
 	"github.com/backfillhq/backfill/pipeline/record"
 )
 
@@ -30,15 +31,15 @@ var knownDestinations = []string{"All", "Warehouses", "Segment.io", "Amplitude",
 	"Google Ads Conversions", "Snowflake", "BigQuery", "Redshift", "Mailchimp", "Sendgrid", "Pardot", "Hotjar",
 	"Mixpanel (Actions)", "Amplitude (Actions)", "Actions Amplitude", "Actions Google Analytic 4"}
 
-func integrationsSpec() *pipeline.Spec {
-	return pipeline.NewSpec("set the integrations object of every message (which destinations receive it)",
-		pipeline.Map("destinations", `destination name (case-sensitive, as in Segment) -> true, false or an options object; "All" is the default for unnamed destinations; {All: false} still reaches warehouses unless Warehouses: {all: false}`,
-			pipeline.Any("", "")).Optional().
+func integrationsSpec() *config.Spec {
+	return config.NewSpec("set the integrations object of every message (which destinations receive it)",
+		config.Map("destinations", `destination name (case-sensitive, as in Segment) -> true, false or an options object; "All" is the default for unnamed destinations; {All: false} still reaches warehouses unless Warehouses: {all: false}`,
+			config.Any("", "")).Optional().
 			Example(map[string]any{"All": false, "Amplitude": true, "Warehouses": map[string]any{"all": false}}),
-		pipeline.String("mode", "replace: the configured object replaces any in the data; merge: keep the data's object and set the configured keys over it").
+		config.String("mode", "replace: the configured object replaces any in the data; merge: keep the data's object and set the configured keys over it").
 			Default("replace").Enum("replace", "merge"),
-		pipeline.String("from_column", "take each row's object from this column (JSON text); destinations are set over it").Optional(),
-	).WithExtra(pipeline.Any("", "a destination, as in Segment's integrations object (same as under destinations)")).
+		config.String("from_column", "take each row's object from this column (JSON text); destinations are set over it").Optional(),
+	).WithExtra(config.Any("", "a destination, as in Segment's integrations object (same as under destinations)")).
 		WithDescription(`Destinations may be written directly, as in Segment's own integrations
 object ({All: false, Vero: true}), or under destinations:; both together
 are merged.`).
@@ -53,10 +54,6 @@ Warehouses: {all: false}`).
 destinations: {Warehouses: {all: false}}`)
 }
 
-func init() {
-	pipeline.Default.RegisterTransform("integrations", integrationsSpec(), newIntegrations)
-}
-
 // Integrations is the integrations transform.
 type Integrations struct {
 	text    []byte          // the configured object as JSON, keys in file order
@@ -69,7 +66,7 @@ type Integrations struct {
 	mem     memory.Allocator
 }
 
-func newIntegrations(conf *pipeline.Conf, env *pipeline.Env) (pipeline.Transform, error) {
+func newIntegrations(conf *config.Conf, env *pipeline.Env) (pipeline.Transform, error) {
 	t := &Integrations{merge: conf.String("mode") == "merge", from: conf.String("from_column"), mem: env.Alloc, keys: map[string]bool{}}
 	var errs []error
 	var members []string
@@ -93,7 +90,7 @@ func newIntegrations(conf *pipeline.Conf, env *pipeline.Env) (pipeline.Transform
 			continue
 		}
 		if !contains(knownDestinations, e.Key) {
-			if s := pipeline.Suggest(e.Key, knownDestinations); s != "" {
+			if s := config.Suggest(e.Key, knownDestinations); s != "" {
 				warn(env, conf, e, fmt.Sprintf("%q is not a destination name Segment knows; did you mean %q? (names are case-sensitive)", e.Key, s))
 			}
 		}
@@ -122,7 +119,7 @@ func newIntegrations(conf *pipeline.Conf, env *pipeline.Env) (pipeline.Transform
 	return t, nil
 }
 
-func warn(env *pipeline.Env, conf *pipeline.Conf, e pipeline.MapEntry, msg string) {
+func warn(env *pipeline.Env, conf *config.Conf, e config.MapEntry, msg string) {
 	if env.Logger == nil {
 		return
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/apache/arrow/go/v15/arrow/array"
 
 	"github.com/backfillhq/backfill/pipeline"
+	"github.com/backfillhq/backfill/pipeline/config"
 	"github.com/backfillhq/backfill/pipeline/record"
 )
 
@@ -27,8 +28,8 @@ var objectKeys = []string{record.Properties, record.Traits, record.Context, reco
 
 var messageTypes = []string{"identify", "track", "page", "screen", "group", "alias"}
 
-func mapSpec() *pipeline.Spec {
-	var fields []*pipeline.Field
+func mapSpec() *config.Spec {
+	var fields []*config.Field
 	for _, k := range scalarKeys {
 		desc := fmt.Sprintf("the message's %s: a column name, or {const: VALUE}", k)
 		ex := any("customer_id")
@@ -43,20 +44,20 @@ func mapSpec() *pipeline.Spec {
 		case record.MessageID:
 			ex = "order_id"
 		}
-		fields = append(fields, pipeline.Any(k, desc).Optional().Example(ex))
+		fields = append(fields, config.Any(k, desc).Optional().Example(ex))
 	}
 	for _, k := range objectKeys {
-		fields = append(fields, pipeline.Any(k, fmt.Sprintf(
+		fields = append(fields, config.Any(k, fmt.Sprintf(
 			`the message's %s: a column holding the whole object (JSON or struct), "*" for every source column not mapped elsewhere, or an object whose keys map to a column name, {const: VALUE} or a nested object`, k)).
 			Optional().Example(map[string]any{"total": "amount", "currency": map[string]any{"const": "USD"}}))
 	}
 	fields = append(fields,
-		pipeline.String("convention", "map the columns of a known table layout by convention; explicit keys override it").
+		config.String("convention", "map the columns of a known table layout by convention; explicit keys override it").
 			Optional().Enum(ConventionSegmentWarehouse),
-		pipeline.Bool("keep_ids", "with convention segment-warehouse: keep the table's id column as messageId (default: drop it, so a message_id transform derives a new one)").
+		config.Bool("keep_ids", "with convention segment-warehouse: keep the table's id column as messageId (default: drop it, so a message_id transform derives a new one)").
 			Default(false),
 	)
-	return pipeline.NewSpec("set Segment message fields from source columns or constants", fields...).
+	return config.NewSpec("set Segment message fields from source columns or constants", fields...).
 		WithDescription(`The output record holds only the mapped columns, named by their message path
 (userId, properties.total, context.ip), plus the internal columns (names
 starting with "_") of the input. Columns are reused, not copied.
@@ -85,8 +86,6 @@ properties: "*"`).
 type: identify`)
 }
 
-func init() { pipeline.Default.RegisterTransform("map", mapSpec(), newMap) }
-
 // mapTarget is one output column: a source column or a constant.
 type mapTarget struct {
 	path   string
@@ -111,7 +110,7 @@ type mapPlan struct {
 	konst  []*constColumn // the constant, where src is -1
 }
 
-func newMap(conf *pipeline.Conf, _ *pipeline.Env) (pipeline.Transform, error) {
+func newMap(conf *config.Conf, _ *pipeline.Env) (pipeline.Transform, error) {
 	m := &Map{convention: conf.String("convention"), keepIDs: conf.Bool("keep_ids")}
 	var errs []error
 	for _, k := range scalarKeys {

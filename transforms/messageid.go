@@ -16,17 +16,18 @@ import (
 	"github.com/apache/arrow/go/v15/arrow/memory"
 
 	"github.com/backfillhq/backfill/pipeline"
+	"github.com/backfillhq/backfill/pipeline/config"
 	"github.com/backfillhq/backfill/pipeline/record"
 )
 
-func messageIDSpec() *pipeline.Spec {
-	return pipeline.NewSpec("derive deterministic messageIds, so reruns and retries send the same ids",
-		pipeline.Strings("key", "columns that identify a row; the id is a hash of the pipeline name, the salt and their values. Default: the from column (the original messageId)").
+func messageIDSpec() *config.Spec {
+	return config.NewSpec("derive deterministic messageIds, so reruns and retries send the same ids",
+		config.Strings("key", "columns that identify a row; the id is a hash of the pipeline name, the salt and their values. Default: the from column (the original messageId)").
 			Optional().Example([]string{"order_id"}),
-		pipeline.String("from", "with no key: the column holding the original id").Default(record.MessageID),
-		pipeline.String("salt", "mixed into the hash: change it to send the same rows again as new messages (a replay that Segment must not drop as duplicates of the originals)").
+		config.String("from", "with no key: the column holding the original id").Default(record.MessageID),
+		config.String("salt", "mixed into the hash: change it to send the same rows again as new messages (a replay that Segment must not drop as duplicates of the originals)").
 			Optional().Example("replay-2024-06"),
-		pipeline.String("mode", "derive: always write a derived id; keep: keep a present, non-empty messageId under 100 characters and derive only the missing ones").
+		config.String("mode", "derive: always write a derived id; keep: keep a present, non-empty messageId under 100 characters and derive only the missing ones").
 			Default("derive").Enum("derive", "keep"),
 	).WithDescription(`Ids are UUID-shaped (8-4-4-4-12, version 8): the first 128 bits of
 SHA-256 over the pipeline name, the salt and the key values (each length-
@@ -36,8 +37,6 @@ prefixed; numbers, booleans and times in a canonical text form, so 42 and
 		WithExample("one id per order line", `key: [order_id, line_no]`)
 }
 
-func init() { pipeline.Default.RegisterTransform("message_id", messageIDSpec(), newMessageID) }
-
 // MessageID is the message_id transform.
 type MessageID struct {
 	keys   []string
@@ -46,7 +45,7 @@ type MessageID struct {
 	mem    memory.Allocator
 }
 
-func newMessageID(conf *pipeline.Conf, env *pipeline.Env) (pipeline.Transform, error) {
+func newMessageID(conf *config.Conf, env *pipeline.Env) (pipeline.Transform, error) {
 	m := &MessageID{keys: conf.Strings("key"), keep: conf.String("mode") == "keep", mem: env.Alloc}
 	var errs []error
 	if conf.IsSet("key") && len(m.keys) == 0 {

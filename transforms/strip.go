@@ -13,6 +13,7 @@ import (
 	"github.com/apache/arrow/go/v15/arrow/memory"
 
 	"github.com/backfillhq/backfill/pipeline"
+	"github.com/backfillhq/backfill/pipeline/config"
 	"github.com/backfillhq/backfill/pipeline/record"
 )
 
@@ -28,20 +29,18 @@ var SegmentReplayFields = []string{
 	"_metadata", "channel", "version", "writeKey", "write_key",
 }
 
-func stripSpec() *pipeline.Spec {
-	return pipeline.NewSpec("remove fields: columns and keys inside JSON columns",
-		pipeline.Strings("fields", `message paths to remove, with "*" globs per segment: a column (sentAt), everything below a path (context.library), or keys of a JSON column (properties.internal_*)`).
+func stripSpec() *config.Spec {
+	return config.NewSpec("remove fields: columns and keys inside JSON columns",
+		config.Strings("fields", `message paths to remove, with "*" globs per segment: a column (sentAt), everything below a path (context.library), or keys of a JSON column (properties.internal_*)`).
 			Optional().Example([]string{"sentAt", "context.library", "properties.internal_*"}),
-		pipeline.String("preset", "a named list of fields: segment-replay strips "+strings.Join(SegmentReplayFields, ", ")).
+		config.String("preset", "a named list of fields: segment-replay strips "+strings.Join(SegmentReplayFields, ", ")).
 			Optional().Enum(PresetSegmentReplay),
-		pipeline.Strings("keep", "paths never removed, even when fields or the preset match them").
+		config.Strings("keep", "paths never removed, even when fields or the preset match them").
 			Optional().Example([]string{"messageId"}),
 	).WithExample("archived Segment messages, keeping a re-derived messageId", `preset: segment-replay
 keep: [messageId]`).
 		WithExample("internal properties", `fields: [context.library, "properties.internal_*"]`)
 }
-
-func init() { pipeline.Default.RegisterTransform("strip", stripSpec(), newStrip) }
 
 // Strip is the strip transform.
 type Strip struct {
@@ -98,7 +97,7 @@ type stripPlan struct {
 	json     []stripJSON
 }
 
-func newStrip(conf *pipeline.Conf, env *pipeline.Env) (pipeline.Transform, error) {
+func newStrip(conf *config.Conf, env *pipeline.Env) (pipeline.Transform, error) {
 	s := &Strip{mem: env.Alloc}
 	var errs []error
 	fields := conf.Strings("fields")

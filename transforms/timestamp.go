@@ -16,6 +16,7 @@ import (
 	"github.com/apache/arrow/go/v15/arrow/memory"
 
 	"github.com/backfillhq/backfill/pipeline"
+	"github.com/backfillhq/backfill/pipeline/config"
 	"github.com/backfillhq/backfill/pipeline/record"
 )
 
@@ -74,26 +75,26 @@ func parseISO(s string) (time.Time, error) {
 
 var unitNanos = map[string]int64{"s": 1e9, "ms": 1e6, "us": 1e3, "ns": 1}
 
-func timestampSpec() *pipeline.Spec {
-	policy := func(name, desc string) *pipeline.Field {
-		return pipeline.String(name, desc).Default(PolicyReject).Enum(PolicyReject, PolicySkip, PolicyNow)
+func timestampSpec() *config.Spec {
+	policy := func(name, desc string) *config.Field {
+		return config.String(name, desc).Default(PolicyReject).Enum(PolicyReject, PolicySkip, PolicyNow)
 	}
-	return pipeline.NewSpec("parse a column of any type into the message timestamp (timestamp[ms, UTC])",
-		pipeline.String("field", "the column to read").Default(record.Timestamp).Example("created_at"),
-		pipeline.String("to", "the column to write").Default(record.Timestamp),
-		pipeline.Strings("layouts", "Go time layouts tried in order for string values, or the names of Go's layout constants (RFC3339, DateTime, DateOnly, RFC1123, ...); default: RFC3339 and ISO-8601 with or without zone, 'T' or space, and date only").
+	return config.NewSpec("parse a column of any type into the message timestamp (timestamp[ms, UTC])",
+		config.String("field", "the column to read").Default(record.Timestamp).Example("created_at"),
+		config.String("to", "the column to write").Default(record.Timestamp),
+		config.Strings("layouts", "Go time layouts tried in order for string values, or the names of Go's layout constants (RFC3339, DateTime, DateOnly, RFC1123, ...); default: RFC3339 and ISO-8601 with or without zone, 'T' or space, and date only").
 			Optional().Example([]string{"02/01/2006 15:04", "RFC3339"}),
-		pipeline.String("unit", "unix time unit of numbers and numeric strings; required for a numeric column").
+		config.String("unit", "unix time unit of numbers and numeric strings; required for a numeric column").
 			Optional().Enum("s", "ms", "us", "ns"),
-		pipeline.String("timezone", "IANA zone of values without one (zone-less strings, timestamps without zone, dates)").
+		config.String("timezone", "IANA zone of values without one (zone-less strings, timestamps without zone, dates)").
 			Default("UTC").Example("Europe/Paris").Check(func(v any) error {
 			_, err := time.LoadLocation(v.(string))
 			return err
 		}),
 		policy("on_missing", "a null or empty value: reject it (dead letter), skip it (filtered) or use the current time"),
 		policy("on_invalid", "a value that does not parse or is out of bounds: reject, skip or now"),
-		pipeline.String("not_before", "earliest accepted time: RFC 3339 or a date").Optional().Example("2015-01-01"),
-		pipeline.String("not_after", `latest accepted time: RFC 3339, a date, "now" (when the batch is processed) or "none"`).
+		config.String("not_before", "earliest accepted time: RFC 3339 or a date").Optional().Example("2015-01-01"),
+		config.String("not_after", `latest accepted time: RFC 3339, a date, "now" (when the batch is processed) or "none"`).
 			Default("now"),
 	).WithExample("a CSV column in local time", `field: created_at
 layouts: ["2006-01-02 15:04:05"]
@@ -102,8 +103,6 @@ timezone: America/New_York`).
 unit: ms
 on_missing: skip`)
 }
-
-func init() { pipeline.Default.RegisterTransform("timestamp", timestampSpec(), newTimestamp) }
 
 // Timestamp is the timestamp transform.
 type Timestamp struct {
@@ -120,7 +119,7 @@ type Timestamp struct {
 	lastLayout           atomic.Int32 // the layout that matched last: tried first
 }
 
-func newTimestamp(conf *pipeline.Conf, env *pipeline.Env) (pipeline.Transform, error) {
+func newTimestamp(conf *config.Conf, env *pipeline.Env) (pipeline.Transform, error) {
 	t := &Timestamp{
 		field: conf.String("field"), to: conf.String("to"), unitName: conf.String("unit"),
 		onMissing: conf.String("on_missing"), onInvalid: conf.String("on_invalid"),

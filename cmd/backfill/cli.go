@@ -19,6 +19,9 @@ import (
 	"golang.org/x/term"
 
 	"github.com/backfillhq/backfill/pipeline"
+	"github.com/backfillhq/backfill/pipeline/config"
+	"github.com/backfillhq/backfill/pipeline/engine"
+	"github.com/backfillhq/backfill/pipeline/state"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -77,8 +80,8 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 
 // loadConfig is the one parse -> validate path run, validate and preview
 // share. Config problems exit with code 2.
-func loadConfig(path string) (*pipeline.Config, error) {
-	cfg, err := pipeline.LoadFile(path, pipeline.LoadOptions{})
+func loadConfig(path string) (*config.Pipeline, error) {
+	cfg, err := config.LoadFile(path, config.LoadOptions{})
 	if err != nil {
 		return nil, configExit(err)
 	}
@@ -86,7 +89,7 @@ func loadConfig(path string) (*pipeline.Config, error) {
 }
 
 func configExit(err error) error {
-	if ces := pipeline.AsConfigErrors(err); len(ces) > 0 {
+	if ces := config.AsConfigErrors(err); len(ces) > 0 {
 		return &exitError{exitConfig, fmt.Errorf("%d problem(s) in the pipeline:\n%v", len(ces), ces)}
 	}
 	return &exitError{exitFailed, err}
@@ -164,7 +167,7 @@ again. --fresh ignores saved progress and starts over.`,
 			}
 			log := newLogger(stderr, logFormat, logLevel)
 			ctx, abort := signalContexts(stderr)
-			opts := pipeline.RunOptions{
+			opts := engine.Options{
 				Logger: log, Version: version, Fresh: fresh, Shard: si, Shards: sn,
 				Abort: abort, Grace: grace,
 			}
@@ -175,16 +178,16 @@ again. --fresh ignores saved progress and starts over.`,
 				if _, err := serveMetrics(metrics, m, log); err != nil {
 					return &exitError{exitFailed, fmt.Errorf("--metrics-addr: %w", err)}
 				}
-				opts.Progress = func(p pipeline.Progress) { m.update(p); bar.update(p) }
+				opts.Progress = func(p engine.Progress) { m.update(p); bar.update(p) }
 			}
 			stopProfile, err := startCPUProfile(cpuProfile, stderr)
 			if err != nil {
 				return &exitError{exitFailed, err}
 			}
-			rep, err := pipeline.Run(ctx, cfg, opts)
+			rep, err := engine.New(cfg, opts).Run(ctx)
 			stopProfile()
 			bar.done()
-			if rep != nil && !errors.As(err, new(*pipeline.LockedError)) { // nothing ran: the error says it all
+			if rep != nil && !errors.As(err, new(*state.LockedError)) { // nothing ran: the error says it all
 				writeSummary(stderr, rep)
 				if reportPath != "" {
 					if werr := writeReport(reportPath, rep); werr != nil {
@@ -195,12 +198,12 @@ again. --fresh ignores saved progress and starts over.`,
 			switch {
 			case err == nil:
 				return nil
-			case errors.Is(err, pipeline.ErrInterrupted):
+			case errors.Is(err, engine.ErrInterrupted):
 				fmt.Fprintf(stderr, "Stopped. Progress is saved; resume with: backfill run %s\n", args[0])
 				return &exitError{exitInterrupted, nil}
-			case len(pipeline.AsConfigErrors(err)) > 0:
+			case len(config.AsConfigErrors(err)) > 0:
 				return configExit(err)
-			case errors.As(err, new(*pipeline.LockedError)):
+			case errors.As(err, new(*state.LockedError)):
 				return &exitError{exitLocked, err}
 			default:
 				if rep != nil && rep.Checkpoint != "" {
@@ -265,7 +268,7 @@ func signalContexts(stderr io.Writer) (context.Context, context.Context) {
 	return stop, abort
 }
 
-func writeReport(path string, rep *pipeline.Report) error {
+func writeReport(path string, rep *engine.Report) error {
 	data, err := json.MarshalIndent(rep, "", "  ")
 	if err != nil {
 		return err
@@ -273,7 +276,7 @@ func writeReport(path string, rep *pipeline.Report) error {
 	return os.WriteFile(path, append(data, '\n'), 0o644)
 }
 
-func writeSummary(w io.Writer, r *pipeline.Report) {
+func writeSummary(w io.Writer, r *engine.Report) {
 	fmt.Fprintf(w, "\n%s: %s in %s\n", r.Pipeline, r.Status, time.Duration(r.Seconds*float64(time.Second)).Round(time.Millisecond))
 	fmt.Fprintf(w, "  splits     %d (%d done now, %d already done before)\n", r.Splits, r.SplitsDone, r.SplitsSkipped)
 	fmt.Fprintf(w, "  read       %d rows (%.0f rows/s)\n", r.RowsRead, r.RowsPerSecond)
@@ -337,11 +340,11 @@ func newValidateCmd(stdout io.Writer) *cobra.Command {
 		Short: "Check a pipeline offline; exit 2 on config errors",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := pipeline.LoadFile(args[0], pipeline.LoadOptions{})
+			cfg, err := config.LoadFile(args[0], config.LoadOptions{})
 			if err == nil {
 				err = buildOffline(cfg)
 			}
-			ces := pipeline.AsConfigErrors(err)
+			ces := config.AsConfigErrors(err)
 			if format == "json" {
 				out := []map[string]any{}
 				for _, e := range ces {
@@ -371,21 +374,18 @@ func newValidateCmd(stdout io.Writer) *cobra.Command {
 	return cmd
 }
 
-// buildOffline constructs every plugin (which checks what the spec alone
-// cannot) without reading or sending anything, then closes the sink.
-func buildOffline(cfg *pipeline.Config) error {
-	env := &pipeline.Env{Name: cfg.Name, Version: version, Alloc: nil, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		DeadLetters: discardDeadLetters{}, State: pipeline.NewMemoryState(nil), Shards: 1, Offline: true}
-	b, err := pipeline.Build(cfg, env, nil, nil)
+// buildOffline constructs every plugin, which checks what the spec alone
+// cannot, and closes them unopened: nothing is read, written or sent.
+func buildOffline(cfg *config.Pipeline) error {
+	env := &pipeline.Env{Name: cfg.Name, Version: version, Logger: slog.New(slog.DiscardHandler),
+		State: pipeline.NewMemoryState(nil, nil), Shards: 1}
+	b, err := engine.Build(cfg, env, nil, nil)
 	if err != nil {
 		return err
 	}
-	return b.Sink.Close(context.Background())
+	b.Close(context.Background(), env.Logger)
+	return nil
 }
-
-type discardDeadLetters struct{}
-
-func (discardDeadLetters) Write(context.Context, string, pipeline.Reject) error { return nil }
 
 func newPluginsCmd(stdout io.Writer) *cobra.Command {
 	var format string
@@ -394,13 +394,13 @@ func newPluginsCmd(stdout io.Writer) *cobra.Command {
 		Short: "List the sources, transforms and sinks, or document one",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			reg := pipeline.Default
+			reg := config.Default
 			if format == "markdown" {
 				writePluginsMarkdown(stdout, reg, args)
 				return nil
 			}
 			if len(args) == 0 {
-				for _, k := range []pipeline.PluginKind{pipeline.SourceKind, pipeline.TransformKind, pipeline.SinkKind} {
+				for _, k := range []config.PluginKind{config.SourceKind, config.TransformKind, config.SinkKind} {
 					fmt.Fprintf(stdout, "%ss:\n", k)
 					for _, n := range reg.Names(k) {
 						p, _ := reg.Lookup(k, n)
@@ -416,7 +416,7 @@ func newPluginsCmd(stdout io.Writer) *cobra.Command {
 					if found {
 						fmt.Fprintln(stdout)
 					}
-					pipeline.WritePluginDoc(stdout, p)
+					config.WritePluginDoc(stdout, p)
 					found = true
 				}
 			}
@@ -431,17 +431,17 @@ func newPluginsCmd(stdout io.Writer) *cobra.Command {
 }
 
 // writePluginsMarkdown writes the plugin reference (PLUGINS.md).
-func writePluginsMarkdown(w io.Writer, reg *pipeline.Registry, names []string) {
+func writePluginsMarkdown(w io.Writer, reg *config.Registry, names []string) {
 	fmt.Fprintf(w, "# Plugin reference\n\nGenerated from the plugins' specs by `backfill plugins --format markdown`;\n"+
 		"`backfill plugins NAME` prints the same in a terminal.\n\n")
-	for _, k := range []pipeline.PluginKind{pipeline.SourceKind, pipeline.TransformKind, pipeline.SinkKind} {
+	for _, k := range []config.PluginKind{config.SourceKind, config.TransformKind, config.SinkKind} {
 		fmt.Fprintf(w, "## %ss\n\n", strings.ToUpper(k.String()[:1])+k.String()[1:])
 		for _, n := range reg.Names(k) {
 			if len(names) > 0 && names[0] != n {
 				continue
 			}
 			p, _ := reg.Lookup(k, n)
-			pipeline.WritePluginMarkdown(w, p)
+			config.WritePluginMarkdown(w, p)
 		}
 	}
 }
@@ -454,7 +454,7 @@ func newSchemaCmd(stdout io.Writer) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			enc := json.NewEncoder(stdout)
 			enc.SetIndent("", "  ")
-			return enc.Encode(pipeline.JSONSchema(nil))
+			return enc.Encode(config.JSONSchema(nil))
 		},
 	}
 }

@@ -13,9 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/backfillhq/backfill/internal/ndjsontest"
-	"github.com/backfillhq/backfill/internal/sampledata"
-	"github.com/backfillhq/backfill/pipeline"
+	"github.com/backfillhq/backfill/internal/testkit/ndjsontest"
+	"github.com/backfillhq/backfill/internal/testkit/sampledata"
+	"github.com/backfillhq/backfill/pipeline/engine"
 )
 
 // repoRoot is where configs/ lives, so tests run the shipped pipelines.
@@ -398,12 +398,12 @@ func TestBadParquetFilesFailAsSplits(t *testing.T) {
 // stays silent when none did.
 func TestSummaryCountsRetriedCheckpointSaves(t *testing.T) {
 	var b strings.Builder
-	writeSummary(&b, &pipeline.Report{Pipeline: "orders", Status: "ok", CheckpointSaveFailures: 2})
+	writeSummary(&b, &engine.Report{Pipeline: "orders", Status: "ok", CheckpointSaveFailures: 2})
 	if !strings.Contains(b.String(), "checkpoint 2 save(s) failed and were retried") {
 		t.Fatalf("summary:\n%s", b.String())
 	}
 	b.Reset()
-	writeSummary(&b, &pipeline.Report{Pipeline: "orders", Status: "ok"})
+	writeSummary(&b, &engine.Report{Pipeline: "orders", Status: "ok"})
 	if strings.Contains(b.String(), "save(s) failed") {
 		t.Fatalf("summary without failures:\n%s", b.String())
 	}

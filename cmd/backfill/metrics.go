@@ -13,14 +13,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/backfillhq/backfill/pipeline"
+	"github.com/backfillhq/backfill/pipeline/engine"
 )
 
 // runMetrics exposes a run's live counters to Prometheus, so a long
 // backfill on Kubernetes can be watched and alerted on.
 type runMetrics struct {
 	mu       sync.Mutex
-	last     pipeline.Progress
+	last     engine.Progress
 	pipeline string
 	descs    map[string]*prometheus.Desc
 }
@@ -68,7 +68,7 @@ func (s sinkMetrics) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-func (m *runMetrics) update(p pipeline.Progress) {
+func (m *runMetrics) update(p engine.Progress) {
 	m.mu.Lock()
 	m.last = p
 	m.mu.Unlock()

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/backfillhq/backfill/pipeline"
+	"github.com/backfillhq/backfill/pipeline/engine"
 )
 
 func TestMetricsServeRunCounters(t *testing.T) {
@@ -17,7 +17,7 @@ func TestMetricsServeRunCounters(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m.update(pipeline.Progress{Read: 1200, Delivered: 1100, Rejected: 60, Filtered: 40, TotalRows: 5000, SplitsDone: 2, SplitsAll: 7,
+	m.update(engine.Progress{Rows: engine.Rows{Read: 1200, Delivered: 1100, Rejected: 60, Filtered: 40}, TotalRows: 5000, SplitsDone: 2, SplitsAll: 7,
 		Sink:                   map[string]int64{"requests": 12, "retries": 3, "status_200": 10, "status_429": 2, "status_0": 1},
 		CheckpointSaveFailures: 4, LastCheckpoint: time.UnixMilli(1764547200500)})
 	resp, err := http.Get("http://" + addr + "/metrics")

@@ -10,6 +10,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/backfillhq/backfill/pipeline"
+	"github.com/backfillhq/backfill/pipeline/config"
+	"github.com/backfillhq/backfill/pipeline/engine"
+	"github.com/backfillhq/backfill/pipeline/state"
 	"github.com/backfillhq/backfill/sinks/message"
 )
 
@@ -36,7 +39,9 @@ reason, and count what would be sent. No state is written, nothing is sent.`,
 				enc: message.NewEncoder(message.Options{Pipeline: cfg.Name, Library: "backfill", Version: version})}
 			var rejMu sync.Mutex
 			var rejects int
-			opts := pipeline.RunOptions{Version: version, DryRun: true, Limit: rows, Sink: ps,
+			// A run that keeps nothing: no checkpoint, no dead letters.
+			opts := engine.Options{Version: version, Fresh: true, Limit: rows, Sink: ps,
+				Store: state.Discard{}, DeadLetters: state.DiscardDeadLetters{},
 				OnReject: func(split string, r pipeline.Reject) {
 					rejMu.Lock()
 					defer rejMu.Unlock()
@@ -49,15 +54,15 @@ reason, and count what would be sent. No state is written, nothing is sent.`,
 						fmt.Fprintf(stdout, "# rejected: %s row %d%s (%s): %s\n", split, r.Row, col, r.Stage, r.Reason)
 					}
 				}}
-			rep, err := pipeline.Run(context.Background(), cfg, opts)
-			if err != nil {
-				if len(pipeline.AsConfigErrors(err)) > 0 {
-					return configExit(err)
-				}
-				return &exitError{exitFailed, err}
+			rep, err := engine.New(cfg, opts).Run(context.Background())
+			if len(config.AsConfigErrors(err)) > 0 {
+				return configExit(err)
 			}
 			fmt.Fprintf(stdout, "# preview of %s: read %d rows: %d would be sent, %d rejected, %d filtered\n",
-				cfg.Name, rep.RowsRead, rep.RowsDelivered-ps.rejected, rep.RowsRejected+ps.rejected, rep.RowsFiltered)
+				cfg.Name, rep.RowsRead, rep.RowsDelivered, rep.RowsRejected, rep.RowsFiltered)
+			if err != nil {
+				return &exitError{exitFailed, err}
+			}
 			return nil
 		},
 	}
@@ -66,17 +71,18 @@ reason, and count what would be sent. No state is written, nothing is sent.`,
 	return cmd
 }
 
-// previewSink encodes like the real sinks and prints the first messages.
+// previewSink encodes like the real sinks and prints the first messages;
+// the rows the encoder rejects go to the run's reject hook, as a real
+// sink's dead letters would.
 type previewSink struct {
 	mu    sync.Mutex
 	w     io.Writer
 	show  int
 	shown int
-	// rejected counts the encoder's rejects: the real sinks would
-	// dead-letter them, the preview only prints them.
-	rejected int64
-	enc      *message.Encoder
+	enc   *message.Encoder
 }
+
+func (p *previewSink) Open(context.Context) error { return nil }
 
 func (p *previewSink) Write(ctx context.Context, b *pipeline.Batch) error {
 	p.mu.Lock()
@@ -100,11 +106,10 @@ func (p *previewSink) Write(ctx context.Context, b *pipeline.Batch) error {
 		return err
 	}
 	for _, r := range rejects {
-		if r.Stage == "" {
-			r.Stage = "sink"
+		if err := b.DeadLetter(ctx, r); err != nil {
+			b.Ack(err)
+			return err
 		}
-		p.rejected++
-		fmt.Fprintf(p.w, "# rejected: %s row %d (%s): %s\n", b.Split, r.Row, r.Stage, r.Reason)
 	}
 	b.Ack(nil)
 	return nil

@@ -8,7 +8,7 @@ import (
 
 	"github.com/schollz/progressbar/v3"
 
-	"github.com/backfillhq/backfill/pipeline"
+	"github.com/backfillhq/backfill/pipeline/engine"
 )
 
 // progressView shows a run's progress on stderr: a bar with rate and ETA
@@ -36,7 +36,7 @@ func newProgressView(w io.Writer, mode string, log *slog.Logger) *progressView {
 	return v
 }
 
-func (v *progressView) update(p pipeline.Progress) {
+func (v *progressView) update(p engine.Progress) {
 	switch v.mode {
 	case "bar":
 		if v.bar != nil && v.total != p.TotalRows && (v.total > 0) == (p.TotalRows > 0) {

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/backfillhq/backfill/pipeline"
+	"github.com/backfillhq/backfill/pipeline/engine"
 )
 
 // The log view gives the total, an ETA and whether the total is estimated;
@@ -15,9 +15,9 @@ import (
 func TestProgressLogLines(t *testing.T) {
 	var out bytes.Buffer
 	v := newProgressView(&out, "log", slog.New(slog.NewTextHandler(&out, nil)))
-	v.update(pipeline.Progress{Elapsed: 10 * time.Second, Read: 1000, TotalRows: -1, SplitsAll: 4})
-	v.update(pipeline.Progress{Elapsed: 10 * time.Second, Read: 1000, TotalRows: 5000, SplitsDone: 1, SplitsAll: 4})
-	v.update(pipeline.Progress{Elapsed: 10 * time.Second, Read: 1000, TotalRows: 3000, Estimated: true, SplitsDone: 1, SplitsAll: 4})
+	v.update(engine.Progress{Rows: engine.Rows{Read: 1000}, Elapsed: 10 * time.Second, TotalRows: -1, SplitsAll: 4})
+	v.update(engine.Progress{Rows: engine.Rows{Read: 1000}, Elapsed: 10 * time.Second, TotalRows: 5000, SplitsDone: 1, SplitsAll: 4})
+	v.update(engine.Progress{Rows: engine.Rows{Read: 1000}, Elapsed: 10 * time.Second, TotalRows: 3000, Estimated: true, SplitsDone: 1, SplitsAll: 4})
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
 	if len(lines) != 3 {
 		t.Fatalf("%d lines:\n%s", len(lines), out.String())
@@ -37,16 +37,16 @@ func TestProgressLogLines(t *testing.T) {
 func TestProgressBarFollowsAnEstimate(t *testing.T) {
 	var out bytes.Buffer
 	v := newProgressView(&out, "bar", slog.Default())
-	v.update(pipeline.Progress{Read: 100, TotalRows: 1000, Estimated: true, SplitsAll: 2})
+	v.update(engine.Progress{Rows: engine.Rows{Read: 100}, TotalRows: 1000, Estimated: true, SplitsAll: 2})
 	bar := v.bar
-	v.update(pipeline.Progress{Read: 200, TotalRows: 1200, Estimated: true, SplitsAll: 2})
+	v.update(engine.Progress{Rows: engine.Rows{Read: 200}, TotalRows: 1200, Estimated: true, SplitsAll: 2})
 	if v.bar != bar || v.total != 1200 || v.bar.GetMax64() != 1200 {
 		t.Errorf("bar replaced or length not moved: same=%v total=%d max=%d", v.bar == bar, v.total, v.bar.GetMax64())
 	}
 	if d := v.bar.State().Description; !strings.Contains(d, "total estimated") {
 		t.Errorf("bar does not say the total is estimated: %q", d)
 	}
-	v.update(pipeline.Progress{Read: 300, TotalRows: 1200, SplitsAll: 2})
+	v.update(engine.Progress{Rows: engine.Rows{Read: 300}, TotalRows: 1200, SplitsAll: 2})
 	if d := v.bar.State().Description; strings.Contains(d, "estimated") {
 		t.Errorf("an exact total still says estimated: %q", d)
 	}

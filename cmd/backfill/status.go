@@ -15,7 +15,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/backfillhq/backfill/internal/lines"
-	"github.com/backfillhq/backfill/pipeline"
+	"github.com/backfillhq/backfill/pipeline/config"
+	"github.com/backfillhq/backfill/pipeline/state"
 )
 
 // shardStatus is what the saved state says about one shard of a pipeline.
@@ -29,6 +30,7 @@ type shardStatus struct {
 	SplitsDone int            `json:"splits_done"`
 	InProgress []splitStatus  `json:"in_progress,omitempty"`
 	RowsAcked  int64          `json:"rows_acknowledged"` // delivered, dead-lettered or filtered
+	Rows       state.Fates    `json:"rows"`              // what became of the acknowledged rows
 	Dead       deadLetterInfo `json:"dead_letters"`
 }
 
@@ -124,25 +126,27 @@ state directory holding only shard checkpoints shows them all unasked.`,
 	return cmd
 }
 
-func readShardStatus(ctx context.Context, cfg *pipeline.Config, shard, shards int) (shardStatus, error) {
+func readShardStatus(ctx context.Context, cfg *config.Pipeline, shard, shards int) (shardStatus, error) {
 	var st shardStatus
 	if shards > 1 {
 		st.Shard = fmt.Sprintf("%d/%d", shard, shards)
 	}
-	store, err := pipeline.OpenCheckpointStore(ctx, cfg.State, cfg.Name, shard, shards)
+	store, err := state.Open(ctx, cfg.State, cfg.Name, shard, shards)
 	if err != nil {
 		return st, err
 	}
+	paths := state.Paths{State: cfg.State, Name: cfg.Name, DeadLetter: cfg.DeadLetter, Shard: shard, Shards: shards}
 	st.Checkpoint = store.Location()
 	// With remote state, only a run on this machine shows here.
-	st.RunningBy, _ = pipeline.LockHolder(pipeline.RunLockPath(cfg, store, shard, shards))
-	cp, err := store.Load()
+	st.RunningBy, _ = state.LockHolder(paths.Lock())
+	cp, err := store.Load(ctx)
 	if err != nil {
 		return st, fmt.Errorf("reading the checkpoint: %w", err)
 	}
 	if cp != nil {
 		st.Saved = true
 		st.StartedAt, st.UpdatedAt = &cp.StartedAt, &cp.UpdatedAt
+		st.Rows = cp.Rows
 		for id, sp := range cp.Splits {
 			st.RowsAcked += sp.Offset
 			if sp.Done {
@@ -155,27 +159,27 @@ func readShardStatus(ctx context.Context, cfg *pipeline.Config, shard, shards in
 	}
 	// A remote store's copy outlives the machine that wrote the file, so
 	// it is the one to read when there is one.
-	if ds, ok := store.(pipeline.DeadLetterStore); ok && cp != nil && cp.DeadLetterParts > 0 {
-		run := pipeline.RunID(cp)
+	if ds, ok := store.(state.DeadLetterStore); ok && cp != nil && cp.DeadLetterParts > 0 {
+		run := state.RunID(cp)
 		where := ds.DeadLetterLocation(run)
 		var t tally
 		err = ds.ReadDeadLetters(ctx, run, cp.DeadLetterParts, func(r io.Reader) error { return t.add(r, where) })
 		st.Dead = t.info(where)
 		return st, err
 	}
-	st.Dead, err = summarizeDeadLetters(pipeline.DeadLetterPath(cfg, shard, shards))
+	st.Dead, err = summarizeDeadLetters(paths.DeadLetters())
 	return st, err
 }
 
 // detectShards finds a sharded run's checkpoints in a local state
 // directory that has no unsharded one: N from checkpoint-shard-I-of-N.json,
 // or 1.
-func detectShards(cfg *pipeline.Config) int {
-	if strings.Contains(cfg.State, "://") {
+func detectShards(cfg *config.Pipeline) int {
+	if state.Remote(cfg.State) {
 		return 1
 	}
 	dir := filepath.Join(cfg.State, cfg.Name)
-	if _, err := os.Stat(filepath.Join(dir, pipeline.CheckpointFile(0, 1))); err == nil {
+	if _, err := os.Stat(filepath.Join(dir, state.CheckpointFile(0, 1))); err == nil {
 		return 1
 	}
 	matches, _ := filepath.Glob(filepath.Join(dir, "checkpoint-shard-*-of-*.json"))
@@ -206,10 +210,12 @@ func summarizeDeadLetters(path string) (deadLetterInfo, error) {
 	return t.info(path), err
 }
 
-// tally groups dead letters read from one or more parts.
+// tally groups dead letters read from one or more parts, counting rows:
+// a file written by an older version may hold a row more than once.
 type tally struct {
 	groups map[deadLetterKey]*deadLetterGroup
 	rows   int64
+	seen   *state.RowCounter
 }
 
 type deadLetterKey struct {
@@ -220,7 +226,7 @@ type deadLetterKey struct {
 // add tallies the dead letters r holds (name names it in errors).
 func (t *tally) add(r io.Reader, name string) error {
 	if t.groups == nil {
-		t.groups = map[deadLetterKey]*deadLetterGroup{}
+		t.groups, t.seen = map[deadLetterKey]*deadLetterGroup{}, state.NewRowCounter()
 	}
 	lr := lines.NewReader(name, r, 1<<20)
 	for {
@@ -234,14 +240,14 @@ func (t *tally) add(r io.Reader, name string) error {
 		if len(line) == 0 {
 			continue
 		}
-		var dl struct {
-			Stage, Column, Reason string
-			Status                int
-		}
+		var dl state.DeadLetterLine
 		if jerr := json.Unmarshal(line, &dl); jerr != nil {
 			// A kill mid-write leaves a cut line (a resumed run cuts it
 			// off); anything else here is not a dead-letter file.
-			dl.Stage, dl.Reason = "?", fmt.Sprintf("line %d is not a dead letter: %v", lr.Line(), jerr)
+			dl = state.DeadLetterLine{Stage: "?", Reason: fmt.Sprintf("line %d is not a dead letter: %v", lr.Line(), jerr), Row: -lr.Line()}
+		}
+		if !t.seen.Add(&dl) {
+			continue
 		}
 		k := deadLetterKey{dl.Stage, dl.Column, dl.Status}
 		g := t.groups[k]

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -8,8 +9,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/backfillhq/backfill/internal/s3test"
-	"github.com/backfillhq/backfill/pipeline"
+	"github.com/backfillhq/backfill/internal/testkit/s3test"
+	"github.com/backfillhq/backfill/pipeline/config"
+	"github.com/backfillhq/backfill/pipeline/state"
 )
 
 type statusJSON struct {
@@ -120,13 +122,13 @@ func TestStatusShowsProgressAndGroupsDeadLetters(t *testing.T) {
 // A split a stopped run left part-way shows with its acknowledged rows.
 func TestStatusShowsSplitsInProgress(t *testing.T) {
 	cfg, _, _ := statusFixture(t)
-	c, err := pipeline.LoadFile(cfg, pipeline.LoadOptions{})
+	c, err := config.LoadFile(cfg, config.LoadOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	cp := &pipeline.Checkpoint{Version: 1, Name: c.Name, Splits: map[string]pipeline.SplitState{
+	cp := &state.Checkpoint{Version: 1, Name: c.Name, Splits: map[string]state.SplitState{
 		"a.csv": {Offset: 50, Done: true}, "b.csv": {Offset: 40}}}
-	if err := pipeline.NewDirStore(c.State, c.Name, 0, 1).Save(cp); err != nil {
+	if err := state.NewDirStore(c.State, c.Name, 0, 1).Save(context.Background(), cp); err != nil {
 		t.Fatal(err)
 	}
 	s := statusOf(t, cfg).Shards[0]
@@ -171,11 +173,11 @@ func TestStatusOfAShardedRun(t *testing.T) {
 // exits 3 and says who holds it, without reading or sending anything.
 func TestRunExitsWhileAnotherRunHoldsTheState(t *testing.T) {
 	cfg, _, _ := statusFixture(t)
-	c, err := pipeline.LoadFile(cfg, pipeline.LoadOptions{})
+	c, err := config.LoadFile(cfg, config.LoadOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	unlock, err := pipeline.LockFile(pipeline.NewDirStore(c.State, c.Name, 0, 1).Path + ".lock")
+	unlock, err := state.LockFile(state.NewDirStore(c.State, c.Name, 0, 1).Path + ".lock")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -266,7 +268,7 @@ func TestDeadLettersOutliveTheMachineWithS3State(t *testing.T) {
 	}
 	// With remote state, a second run on this machine is stopped at once
 	// by the lock beside the local dead-letter file.
-	unlock, err := pipeline.LockFile(local + ".lock")
+	unlock, err := state.LockFile(local + ".lock")
 	if err != nil {
 		t.Fatal(err)
 	}

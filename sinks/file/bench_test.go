@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/backfillhq/backfill/internal/sampledata"
+	"github.com/backfillhq/backfill/internal/testkit/sampledata"
 
 	"github.com/apache/arrow/go/v15/arrow"
 	"github.com/apache/arrow/go/v15/arrow/memory"
@@ -24,8 +24,11 @@ func BenchmarkFileSink(b *testing.B) {
 	rec := segmentLike(mem, rows)
 	defer rec.Release()
 	path := filepath.Join(b.TempDir(), "bench.ndjson")
-	s, err := New(Options{Path: path, SyncInterval: time.Second}, &pipeline.Env{Name: "bench", DeadLetters: &deadLetters{}})
+	s, err := New(Options{Path: path, SyncInterval: time.Second}, &pipeline.Env{Name: "bench"})
 	if err != nil {
+		b.Fatal(err)
+	}
+	if err := s.Open(context.Background()); err != nil {
 		b.Fatal(err)
 	}
 	batches := (b.N + rows - 1) / rows

@@ -13,10 +13,14 @@ import (
 
 	"github.com/backfillhq/backfill/internal/lines"
 	"github.com/backfillhq/backfill/pipeline"
+	"github.com/backfillhq/backfill/pipeline/config"
 	"github.com/backfillhq/backfill/sinks/message"
 )
 
-func init() { pipeline.Default.RegisterSink("file", Spec(), NewFromConf) }
+// Plugins declares the file sink.
+func Plugins() []config.Plugin { return []config.Plugin{config.SinkPlugin("file", spec(), NewFromConf)} }
+
+func init() { config.Default.Register(Plugins()...) }
 
 // Modes of opening an existing file.
 const (
@@ -25,18 +29,19 @@ const (
 	ModeTruncate = "truncate"
 )
 
-// Spec declares the sink's config.
-func Spec() *pipeline.Spec {
-	return pipeline.NewSpec("write messages as NDJSON to a local file, exactly as they would be sent",
-		pipeline.String("path", "the NDJSON file to write; its directory is created. Each shard of a sharded run writes its own, with -shard-I-of-N before the extension").Example("out/messages.ndjson"),
-		pipeline.Duration("sync_interval", "how often written lines are fsynced and their rows acknowledged; 0 syncs after every batch").
-			Default(time.Second).Check(pipeline.NonNegativeDuration),
-		pipeline.String("mode", "what happens to an existing file: auto starts it over on a new or --fresh run and "+
+// spec declares the sink's config: the one place its fields and defaults
+// are written.
+func spec() *config.Spec {
+	return config.NewSpec("write messages as NDJSON to a local file, exactly as they would be sent",
+		config.String("path", "the NDJSON file to write; its directory is created. Each shard of a sharded run writes its own, with -shard-I-of-N before the extension").Example("out/messages.ndjson"),
+		config.Duration("sync_interval", "how often written lines are fsynced and their rows acknowledged; 0 syncs after every batch").
+			Default(time.Second).Check(config.NonNegativeDuration),
+		config.String("mode", "what happens to an existing file: auto starts it over on a new or --fresh run and "+
 			"appends when resuming (the rows already acknowledged are in it); append and truncate always do that").
 			Default(ModeAuto).Enum(ModeAuto, ModeAppend, ModeTruncate),
-		pipeline.Int("max_message_bytes", "reject messages larger than this, as the segment sink does").
-			Default(message.DefaultMaxMessageBytes).Check(pipeline.Positive),
-		pipeline.Strings("id_columns", "columns identifying a row, for derived message ids (default: split and row offset); "+
+		config.Int("max_message_bytes", "reject messages larger than this, as the segment sink does").
+			Default(message.DefaultMaxMessageBytes).Check(config.Positive),
+		config.Strings("id_columns", "columns identifying a row, for derived message ids (default: split and row offset); "+
 			"use the segment sink's value to diff against it").Optional(),
 	).WithDescription("A batch is acknowledged once its lines are written and fsynced (syncs are batched every "+
 		"sync_interval). Rows the encoder rejects go to the dead-letter file. After a crash, lines written but not "+
@@ -54,7 +59,7 @@ type Options struct {
 }
 
 // NewFromConf builds the sink from its config (the registry's constructor).
-func NewFromConf(conf *pipeline.Conf, env *pipeline.Env) (pipeline.Sink, error) {
+func NewFromConf(conf *config.Conf, env *pipeline.Env) (pipeline.Sink, error) {
 	if conf.String("path") == "" {
 		return nil, conf.Errorf("path", "path must not be empty")
 	}
@@ -79,7 +84,6 @@ func NewFromConf(conf *pipeline.Conf, env *pipeline.Env) (pipeline.Sink, error) 
 // Sink writes messages to a file. Write is safe for concurrent use.
 type Sink struct {
 	opts Options
-	dl   pipeline.DeadLetters
 	// idle workers (an encoder and a line buffer each), one per concurrent
 	// Write at most; a plain list, not a sync.Pool, so the megabyte-sized
 	// buffers survive garbage collections.
@@ -88,15 +92,21 @@ type Sink struct {
 
 	mu      sync.Mutex // guards the fields below and the file's writes
 	f       *os.File
-	pending []*pipeline.Batch // written, not yet fsynced
+	pending []written // written, not yet fsynced
 	err     error             // first permanent error
 	closed  bool
 
 	syncMu sync.Mutex // one fsync-and-ack round at a time, acks in order
-	spare  []*pipeline.Batch
+	spare  []written
 
 	stop chan struct{}
 	done chan struct{}
+}
+
+// written is a batch whose lines are in the file: lines of its rows.
+type written struct {
+	b     *pipeline.Batch
+	lines int
 }
 
 type worker struct {
@@ -104,31 +114,32 @@ type worker struct {
 	lines []byte
 }
 
-// New opens (or creates) the file. env.DeadLetters receives rejected rows.
+// New makes the sink; Open opens (or creates) the file.
 func New(opts Options, env *pipeline.Env) (*Sink, error) {
-	if env == nil || env.DeadLetters == nil {
-		return nil, errors.New("file sink: no dead-letter writer")
-	}
-	if opts.Message.Pipeline == "" {
+	if opts.Message.Pipeline == "" && env != nil {
 		opts.Message.Pipeline = env.Name
 	}
-	s := &Sink{opts: opts, dl: env.DeadLetters, stop: make(chan struct{}), done: make(chan struct{})}
-	if env.Offline { // validate: check the config, touch no file
-		close(s.done)
-		s.closed = true
-		return s, nil
+	if opts.Path == "" {
+		return nil, errors.New("file sink: no path")
 	}
-	f, err := lines.OpenAppend(opts.Path, opts.Truncate)
+	return &Sink{opts: opts, stop: make(chan struct{}), done: make(chan struct{})}, nil
+}
+
+// Open opens (or creates) the file and starts the periodic fsync.
+func (s *Sink) Open(context.Context) error {
+	f, err := lines.OpenAppend(s.opts.Path, s.opts.Truncate)
 	if err != nil {
-		return nil, fmt.Errorf("file sink: %w", err)
+		return fmt.Errorf("file sink: %w", err)
 	}
+	s.mu.Lock()
 	s.f = f
-	if opts.SyncInterval > 0 {
+	s.mu.Unlock()
+	if s.opts.SyncInterval > 0 {
 		go s.syncLoop()
 	} else {
 		close(s.done)
 	}
-	return s, nil
+	return nil
 }
 
 var errClosed = errors.New("file sink: write after Close")
@@ -136,8 +147,8 @@ var errClosed = errors.New("file sink: write after Close")
 // Destination is the output file, for the run's summary.
 func (s *Sink) Destination() string { return s.opts.Path }
 
-// Write encodes b, sends its rejected rows to the dead-letter file and
-// appends its lines. b is acknowledged after the next fsync.
+// Write encodes b, sets its rejected rows aside and appends its lines. b
+// is acknowledged after the next fsync: its rows are delivered then.
 func (s *Sink) Write(ctx context.Context, b *pipeline.Batch) error {
 	fail := func(err error) error {
 		b.Release()
@@ -153,9 +164,11 @@ func (s *Sink) Write(ctx context.Context, b *pipeline.Batch) error {
 	w := s.getWorker()
 	defer s.putWorker(w)
 	w.lines = w.lines[:0]
+	n := 0
 	rejects, err := w.enc.Encode(b, func(_ int, msg []byte) error {
 		w.lines = append(w.lines, msg...)
 		w.lines = append(w.lines, '\n')
+		n++
 		return nil
 	})
 	b.Release() // the lines are all we need from the record
@@ -163,13 +176,13 @@ func (s *Sink) Write(ctx context.Context, b *pipeline.Batch) error {
 		return fail(fmt.Errorf("file sink: batch %s[%d:%d]: %w", b.Split, b.Start, b.End, err))
 	}
 	for _, r := range rejects {
-		if err := s.dl.Write(ctx, b.Split, r); err != nil {
+		if err := b.DeadLetter(ctx, r); err != nil {
 			return fail(err)
 		}
 	}
 	s.mu.Lock()
 	switch {
-	case s.closed:
+	case s.closed || s.f == nil:
 		err = errClosed
 	case s.err != nil:
 		err = s.err
@@ -178,7 +191,7 @@ func (s *Sink) Write(ctx context.Context, b *pipeline.Batch) error {
 			err = fmt.Errorf("file sink: writing %s: %w", s.opts.Path, err)
 			s.err = err
 		} else {
-			s.pending = append(s.pending, b)
+			s.pending = append(s.pending, written{b, n})
 		}
 	}
 	s.mu.Unlock()
@@ -211,7 +224,7 @@ func (s *Sink) putWorker(w *worker) {
 func (s *Sink) broken() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed {
+	if s.closed || s.f == nil {
 		return errClosed
 	}
 	return s.err
@@ -240,9 +253,12 @@ func (s *Sink) sync() error {
 		}
 		s.mu.Unlock()
 	}
-	for i, b := range batches {
-		b.Ack(err)
-		batches[i] = nil
+	for i, w := range batches {
+		if err == nil {
+			w.b.Delivered(w.lines)
+		}
+		w.b.Ack(err)
+		batches[i] = written{}
 	}
 	s.spare = batches
 	return err
@@ -263,12 +279,14 @@ func (s *Sink) syncLoop() {
 }
 
 // Close syncs and acks what is written, closes the file and returns the
-// first permanent error.
+// first permanent error. A sink never opened has nothing to close.
 func (s *Sink) Close(ctx context.Context) error {
 	s.mu.Lock()
-	if s.closed {
+	if s.closed || s.f == nil {
+		s.closed = true
+		err := s.err
 		s.mu.Unlock()
-		return s.broken0()
+		return err
 	}
 	s.closed = true
 	s.mu.Unlock()
@@ -277,9 +295,6 @@ func (s *Sink) Close(ctx context.Context) error {
 	}
 	<-s.done
 	err := s.sync()
-	if s.f == nil {
-		return err
-	}
 	if cerr := s.f.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("file sink: closing %s: %w", s.opts.Path, cerr)
 	}
@@ -288,11 +303,5 @@ func (s *Sink) Close(ctx context.Context) error {
 	if s.err == nil {
 		s.err = err
 	}
-	return s.err
-}
-
-func (s *Sink) broken0() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	return s.err
 }

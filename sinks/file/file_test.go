@@ -11,20 +11,21 @@ import (
 	"testing"
 	"time"
 
-	"github.com/backfillhq/backfill/internal/arrowtest"
-	"github.com/backfillhq/backfill/internal/ndjsontest"
+	"github.com/backfillhq/backfill/internal/testkit/arrowtest"
+	"github.com/backfillhq/backfill/internal/testkit/ndjsontest"
 
-	"github.com/backfillhq/backfill/internal/deadletterstest"
+	"github.com/backfillhq/backfill/internal/testkit/acktest"
 
 	"github.com/apache/arrow/go/v15/arrow"
 	"github.com/apache/arrow/go/v15/arrow/array"
 	"github.com/apache/arrow/go/v15/arrow/memory"
 	"github.com/backfillhq/backfill/pipeline"
+	"github.com/backfillhq/backfill/pipeline/config"
 	"github.com/backfillhq/backfill/sinks/message"
 )
 
-// deadLetters records rejected rows for assertions.
-type deadLetters = deadletterstest.Recorder
+// deadLetters records what the sink says of each batch's rows.
+type deadLetters = acktest.Recorder
 
 // makeBatch builds n track rows from start; every row i with i%7 == 3 has
 // no event, so the encoder rejects it.
@@ -51,41 +52,32 @@ func makeBatch(mem memory.Allocator, split string, start int64, n int) *pipeline
 	return pipeline.NewBatch(split, start, b.NewRecord())
 }
 
-// acks counts acknowledgements per batch.
-type acks struct {
-	mu   sync.Mutex
-	n    int
-	errs []error
-	seen map[*pipeline.Batch]int
-}
+// acks gives batches accounts that record into a Recorder.
+type acks struct{ *deadLetters }
 
-func (a *acks) install(b *pipeline.Batch) *pipeline.Batch {
-	b.SetAck(func(err error) {
-		a.mu.Lock()
-		defer a.mu.Unlock()
-		if a.seen == nil {
-			a.seen = map[*pipeline.Batch]int{}
-		}
-		a.seen[b]++
-		a.n++
-		if err != nil {
-			a.errs = append(a.errs, err)
-		}
-	})
-	return b
-}
+func (a acks) install(b *pipeline.Batch) *pipeline.Batch { return a.Watch(b) }
 
-func (a *acks) get() (int, []error) { a.mu.Lock(); defer a.mu.Unlock(); return a.n, a.errs }
+func (a acks) get() (int, []error) { return a.Acks() }
+
+// openSink makes a sink and opens it.
+func openSink(t *testing.T, opts Options) *Sink {
+	t.Helper()
+	s, err := New(opts, &pipeline.Env{Name: "p"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Open(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
 
 func TestConcurrentWritesAccountForEveryRow(t *testing.T) {
 	mem := arrowtest.CheckedMem(t)
 	path := filepath.Join(t.TempDir(), "out", "messages.ndjson")
 	dl := &deadLetters{}
-	s, err := New(Options{Path: path, SyncInterval: 5 * time.Millisecond}, &pipeline.Env{Name: "p", DeadLetters: dl})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var a acks
+	s := openSink(t, Options{Path: path, SyncInterval: 5 * time.Millisecond})
+	a := acks{dl}
 	const workers, batches, rows = 4, 10, 100
 	var wg sync.WaitGroup
 	for w := 0; w < workers; w++ {
@@ -108,12 +100,11 @@ func TestConcurrentWritesAccountForEveryRow(t *testing.T) {
 	if n != workers*batches || len(errs) > 0 {
 		t.Fatalf("%d acks (want %d), errors %v", n, workers*batches, errs)
 	}
-	for b, k := range a.seen {
-		if k != 1 {
-			t.Fatalf("batch %s[%d] acked %d times", b.Split, b.Start, k)
-		}
-	}
+	a.Check(t, workers*batches)
 	lines := ndjsontest.Read(t, path)
+	if dl.Delivered() != int64(len(lines)) {
+		t.Fatalf("%d rows reported delivered, %d lines written", dl.Delivered(), len(lines))
+	}
 	if got := len(lines) + dl.Count(); got != workers*batches*rows {
 		t.Fatalf("%d lines + %d dead letters != %d rows", len(lines), dl.Count(), workers*batches*rows)
 	}
@@ -140,17 +131,14 @@ func TestConcurrentWritesAccountForEveryRow(t *testing.T) {
 func TestLinesAreWhatTheEncoderSends(t *testing.T) {
 	mem := arrowtest.CheckedMem(t)
 	path := filepath.Join(t.TempDir(), "m.ndjson")
-	s, err := New(Options{Path: path, Message: message.Options{Version: "9.9"}}, &pipeline.Env{Name: "p", DeadLetters: &deadLetters{}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openSink(t, Options{Path: path, Message: message.Options{Version: "9.9"}})
 	b := makeBatch(mem, "s", 0, 20)
 	var want strings.Builder
 	e := message.NewEncoder(message.Options{Pipeline: "p", Version: "9.9"})
 	if _, err := e.Encode(b, func(_ int, msg []byte) error { want.Write(msg); want.WriteByte('\n'); return nil }); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Write(context.Background(), b); err != nil {
+	if err := s.Write(context.Background(), (&deadLetters{}).Watch(b)); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Close(context.Background()); err != nil {
@@ -167,11 +155,8 @@ func TestAckOnlyAfterSync(t *testing.T) {
 	dir := t.TempDir()
 
 	// A long interval: nothing is acked until Close syncs.
-	s, err := New(Options{Path: filepath.Join(dir, "slow.ndjson"), SyncInterval: time.Hour}, &pipeline.Env{Name: "p", DeadLetters: &deadLetters{}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var a acks
+	s := openSink(t, Options{Path: filepath.Join(dir, "slow.ndjson"), SyncInterval: time.Hour})
+	a := acks{&deadLetters{}}
 	for i := 0; i < 3; i++ {
 		if err := s.Write(context.Background(), a.install(makeBatch(mem, "s", int64(i*10), 10))); err != nil {
 			t.Fatal(err)
@@ -188,11 +173,8 @@ func TestAckOnlyAfterSync(t *testing.T) {
 	}
 
 	// Interval 0: Write returns with its batch synced and acked.
-	s, err = New(Options{Path: filepath.Join(dir, "each.ndjson")}, &pipeline.Env{Name: "p", DeadLetters: &deadLetters{}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var b acks
+	s = openSink(t, Options{Path: filepath.Join(dir, "each.ndjson")})
+	b := acks{&deadLetters{}}
 	if err := s.Write(context.Background(), b.install(makeBatch(mem, "s", 0, 10))); err != nil {
 		t.Fatal(err)
 	}
@@ -200,11 +182,8 @@ func TestAckOnlyAfterSync(t *testing.T) {
 		t.Fatalf("%d acks after a synchronous write", n)
 	}
 	// The ticker acks without more writes.
-	s2, err := New(Options{Path: filepath.Join(dir, "tick.ndjson"), SyncInterval: time.Millisecond}, &pipeline.Env{Name: "p", DeadLetters: &deadLetters{}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var c acks
+	s2 := openSink(t, Options{Path: filepath.Join(dir, "tick.ndjson"), SyncInterval: time.Millisecond})
+	c := acks{&deadLetters{}}
 	if err := s2.Write(context.Background(), c.install(makeBatch(mem, "s", 0, 10))); err != nil {
 		t.Fatal(err)
 	}
@@ -222,7 +201,7 @@ func TestAckOnlyAfterSync(t *testing.T) {
 		}
 	}
 	// Write after Close is refused, acked with the error and released.
-	var d acks
+	d := acks{&deadLetters{}}
 	if err := s.Write(context.Background(), d.install(makeBatch(mem, "s", 0, 5))); !errors.Is(err, errClosed) {
 		t.Fatalf("write after close: %v", err)
 	}
@@ -246,10 +225,7 @@ func TestAppendKeepsCompleteLinesTruncateStartsOver(t *testing.T) {
 			if err := os.WriteFile(path, []byte("{\"a\":1}\n{\"b\":2}\n{\"torn"), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			s, err := New(Options{Path: path, Truncate: c.truncate}, &pipeline.Env{Name: "p", DeadLetters: &deadLetters{}})
-			if err != nil {
-				t.Fatal(err)
-			}
+			s := openSink(t, Options{Path: path, Truncate: c.truncate})
 			if err := s.Write(context.Background(), makeBatch(mem, "s", 0, 3)); err != nil {
 				t.Fatal(err)
 			}
@@ -266,10 +242,7 @@ func TestAppendKeepsCompleteLinesTruncateStartsOver(t *testing.T) {
 	// A file without any newline is cut to nothing in append mode.
 	path := filepath.Join(t.TempDir(), "m.ndjson")
 	os.WriteFile(path, []byte(strings.Repeat("x", 70000)), 0o644)
-	s, err := New(Options{Path: path}, &pipeline.Env{Name: "p", DeadLetters: &deadLetters{}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openSink(t, Options{Path: path})
 	s.Close(context.Background())
 	if st, _ := os.Stat(path); st.Size() != 0 {
 		t.Fatalf("size %d", st.Size())
@@ -279,12 +252,9 @@ func TestAppendKeepsCompleteLinesTruncateStartsOver(t *testing.T) {
 func TestFailuresAckWithError(t *testing.T) {
 	mem := arrowtest.CheckedMem(t)
 	dl := &deadLetters{Err: errors.New("too many rejects")}
-	s, err := New(Options{Path: filepath.Join(t.TempDir(), "m.ndjson")}, &pipeline.Env{Name: "p", DeadLetters: dl})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openSink(t, Options{Path: filepath.Join(t.TempDir(), "m.ndjson")})
 	defer s.Close(context.Background())
-	var a acks
+	a := acks{dl}
 	if err := s.Write(context.Background(), a.install(makeBatch(mem, "s", 0, 10))); err == nil || err.Error() != "too many rejects" {
 		t.Fatalf("dead-letter error: %v", err)
 	}
@@ -318,14 +288,14 @@ func TestFailuresAckWithError(t *testing.T) {
 }
 
 func TestConfig(t *testing.T) {
-	reg := pipeline.NewRegistry()
+	reg := config.NewRegistry()
 	// A source is required by the pipeline file; it is never built here.
-	reg.RegisterSource("none", pipeline.NewSpec("no rows"), func(*pipeline.Conf, *pipeline.Env) (pipeline.Source, error) {
+	reg.Register(config.SourcePlugin("none", config.NewSpec("no rows"), func(*config.Conf, *pipeline.Env) (pipeline.Source, error) {
 		return nil, errors.New("not built in this test")
-	})
-	reg.RegisterSink("file", Spec(), NewFromConf)
-	load := func(sink string) (*pipeline.Config, error) {
-		return pipeline.Load("p.yaml", []byte("name: p\nsource: {none: {}}\nsink:\n  file:\n"+sink), pipeline.LoadOptions{Registry: reg})
+	}))
+	reg.Register(Plugins()...)
+	load := func(sink string) (*config.Pipeline, error) {
+		return config.Load("p.yaml", []byte("name: p\nsource: {none: {}}\nsink:\n  file:\n"+sink), config.LoadOptions{Registry: reg})
 	}
 	dir := t.TempDir()
 	cfg, err := load("    path: " + filepath.Join(dir, "o.ndjson") + "\n")
@@ -336,7 +306,7 @@ func TestConfig(t *testing.T) {
 	if c.Duration("sync_interval") != time.Second || c.String("mode") != ModeAuto || c.Int("max_message_bytes") != 32000 {
 		t.Fatalf("defaults: %v %q %d", c.Duration("sync_interval"), c.String("mode"), c.Int("max_message_bytes"))
 	}
-	sk, err := NewFromConf(c, &pipeline.Env{Name: "p", DeadLetters: &deadLetters{}})
+	sk, err := NewFromConf(c, &pipeline.Env{Name: "p"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -357,39 +327,43 @@ func TestConfig(t *testing.T) {
 }
 
 // TestModeAutoFollowsTheRun checks that the default mode starts the file
-// over on a new run and keeps it when resuming, and that validate
-// (Offline) never touches it.
+// over on a new run and keeps it when resuming, and that a sink built but
+// never opened (validate) never touches it.
 func TestModeAutoFollowsTheRun(t *testing.T) {
-	reg := pipeline.NewRegistry()
-	reg.RegisterSink("file", Spec(), NewFromConf)
-	reg.RegisterSource("none", pipeline.NewSpec("no rows"), func(*pipeline.Conf, *pipeline.Env) (pipeline.Source, error) { return nil, nil })
+	reg := config.NewRegistry()
+	reg.Register(Plugins()...)
+	reg.Register(config.SourcePlugin("none", config.NewSpec("no rows"), func(*config.Conf, *pipeline.Env) (pipeline.Source, error) { return nil, nil }))
 	path := filepath.Join(t.TempDir(), "o.ndjson")
-	cfg, err := pipeline.Load("p.yaml", []byte("name: p\nsource: {none: {}}\nsink:\n  file:\n    path: "+path+"\n"), pipeline.LoadOptions{Registry: reg})
+	cfg, err := config.Load("p.yaml", []byte("name: p\nsource: {none: {}}\nsink:\n  file:\n    path: "+path+"\n"), config.LoadOptions{Registry: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
-		env  pipeline.Env
-		want string
+		open, resumed bool
+		want          string
 	}{
-		{pipeline.Env{Name: "p", Offline: true}, "old\n"},
-		{pipeline.Env{Name: "p", Resumed: true}, "old\n"},
-		{pipeline.Env{Name: "p"}, ""},
+		{false, false, "old\n"},
+		{true, true, "old\n"},
+		{true, false, ""},
 	} {
 		if err := os.WriteFile(path, []byte("old\n"), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		tc.env.DeadLetters = &deadLetters{}
-		sk, err := NewFromConf(cfg.Sink.Conf, &tc.env)
+		sk, err := NewFromConf(cfg.Sink.Conf, &pipeline.Env{Name: "p", Resumed: tc.resumed})
 		if err != nil {
 			t.Fatal(err)
+		}
+		if tc.open {
+			if err := sk.Open(context.Background()); err != nil {
+				t.Fatal(err)
+			}
 		}
 		if err := sk.Close(context.Background()); err != nil {
 			t.Fatal(err)
 		}
 		got, _ := os.ReadFile(path)
 		if string(got) != tc.want {
-			t.Errorf("offline=%v resumed=%v: file %q, want %q", tc.env.Offline, tc.env.Resumed, got, tc.want)
+			t.Errorf("opened=%v resumed=%v: file %q, want %q", tc.open, tc.resumed, got, tc.want)
 		}
 	}
 }
@@ -397,18 +371,21 @@ func TestModeAutoFollowsTheRun(t *testing.T) {
 // Each shard of a sharded run writes its own file next to the configured
 // one, so a shard starting afresh never truncates another's output.
 func TestShardsWriteTheirOwnFiles(t *testing.T) {
-	reg := pipeline.NewRegistry()
-	reg.RegisterSink("file", Spec(), NewFromConf)
-	reg.RegisterSource("none", pipeline.NewSpec("no rows"), func(*pipeline.Conf, *pipeline.Env) (pipeline.Source, error) { return nil, nil })
+	reg := config.NewRegistry()
+	reg.Register(Plugins()...)
+	reg.Register(config.SourcePlugin("none", config.NewSpec("no rows"), func(*config.Conf, *pipeline.Env) (pipeline.Source, error) { return nil, nil }))
 	dir := t.TempDir()
-	cfg, err := pipeline.Load("p.yaml", []byte("name: p\nsource: {none: {}}\nsink:\n  file:\n    path: "+dir+"/o.ndjson\n"), pipeline.LoadOptions{Registry: reg})
+	cfg, err := config.Load("p.yaml", []byte("name: p\nsource: {none: {}}\nsink:\n  file:\n    path: "+dir+"/o.ndjson\n"), config.LoadOptions{Registry: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
 	mem := arrowtest.CheckedMem(t)
 	for shard := 0; shard < 2; shard++ {
-		sk, err := NewFromConf(cfg.Sink.Conf, &pipeline.Env{Name: "p", Shard: shard, Shards: 2, DeadLetters: &deadLetters{}})
+		sk, err := NewFromConf(cfg.Sink.Conf, &pipeline.Env{Name: "p", Shard: shard, Shards: 2})
 		if err != nil {
+			t.Fatal(err)
+		}
+		if err := sk.Open(context.Background()); err != nil {
 			t.Fatal(err)
 		}
 		if err := sk.Write(context.Background(), makeBatch(mem, "s", int64(shard), 1)); err != nil { // userId u<shard>

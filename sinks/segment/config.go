@@ -11,7 +11,7 @@ import (
 	"github.com/klauspost/compress/gzip"
 
 	"github.com/backfillhq/backfill/pipeline"
-	"github.com/backfillhq/backfill/sinks/message"
+	"github.com/backfillhq/backfill/pipeline/config"
 )
 
 // Segment's limits, strictest reading (shared/docs/segment-wire.md).
@@ -39,71 +39,79 @@ func between(lo, hi int, why string) func(any) error {
 
 // BatchBlock is the shared `batch` block: how messages are grouped into
 // requests. Other sinks may mount it too.
-var BatchBlock = pipeline.Object("batch", "how messages are grouped into one request",
-	pipeline.Int("max_events", "messages per request; Segment drops the whole request past 2,500").
-		Default(MaxBatchEvents).Check(between(1, MaxBatchEvents, "Segment drops the events of a larger batch")),
-	pipeline.Int("max_bytes", "uncompressed request body size, sentAt included; Segment answers 400 past 500,000").
-		Default(MaxBatchBytes).Check(between(1024, MaxBatchBytes, "Segment rejects a larger body")),
-	pipeline.Duration("flush_interval", "send a partly filled request after it has waited this long").
-		Default(time.Second).Check(pipeline.PositiveDuration),
-)
+func BatchBlock() *config.Field {
+	return config.Object("batch", "how messages are grouped into one request",
+		config.Int("max_events", "messages per request; Segment drops the whole request past 2,500").
+			Default(MaxBatchEvents).Check(between(1, MaxBatchEvents, "Segment drops the events of a larger batch")),
+		config.Int("max_bytes", "uncompressed request body size, sentAt included; Segment answers 400 past 500,000").
+			Default(MaxBatchBytes).Check(between(1024, MaxBatchBytes, "Segment rejects a larger body")),
+		config.Duration("flush_interval", "send a partly filled request after it has waited this long").
+			Default(time.Second).Check(config.PositiveDuration),
+	)
+}
 
 // RetryBlock is the shared `request.retry` block.
-var RetryBlock = pipeline.Object("retry", "how failed requests are retried",
-	pipeline.Int("max_attempts", "attempts per request for 5xx, 408 and network errors (429s do not count)").
-		Default(10).Check(between(1, 1000, "")),
-	pipeline.Duration("initial_backoff", "first backoff; it doubles per attempt, with full jitter").
-		Default(200*time.Millisecond).Check(pipeline.PositiveDuration),
-	pipeline.Duration("max_backoff", "cap on one backoff").Default(30*time.Second).Check(pipeline.PositiveDuration),
-	pipeline.Duration("max_retry_after", "cap on a 429's Retry-After wait").Default(60*time.Second).Check(pipeline.PositiveDuration),
-	pipeline.Duration("default_retry_after", "wait after a 429 without Retry-After or X-RateLimit-Reset").
-		Default(time.Second).Check(pipeline.NonNegativeDuration),
-)
+func RetryBlock() *config.Field {
+	return config.Object("retry", "how failed requests are retried",
+		config.Int("max_attempts", "attempts per request for 5xx, 408 and network errors (429s do not count)").
+			Default(10).Check(between(1, 1000, "")),
+		config.Duration("initial_backoff", "first backoff; it doubles per attempt, with full jitter").
+			Default(200*time.Millisecond).Check(config.PositiveDuration),
+		config.Duration("max_backoff", "cap on one backoff").Default(30*time.Second).Check(config.PositiveDuration),
+		config.Duration("max_retry_after", "cap on a 429's Retry-After wait").Default(60*time.Second).Check(config.PositiveDuration),
+		config.Duration("default_retry_after", "wait after a 429 without Retry-After or X-RateLimit-Reset").
+			Default(time.Second).Check(config.NonNegativeDuration),
+	)
+}
 
 // RequestBlock is the shared `request` block: concurrency, rate and retries.
-var RequestBlock = pipeline.Object("request", "how requests are sent",
-	pipeline.Int("concurrency", "requests in flight at once").Default(4).Check(between(1, 256, "")),
-	pipeline.String("rate_limit", `events per second across the run, "0" for none; "1000", "1000/s" or "60000/m"`).
-		Default("0").Example("1000/s").Check(func(v any) error { _, err := ParseRate(v.(string)); return err }),
-	pipeline.String("requests_rate_limit", `requests per second, "0" for none; same forms as rate_limit`).
-		Default("0").Check(func(v any) error { _, err := ParseRate(v.(string)); return err }),
-	pipeline.Duration("timeout", "one attempt's deadline, response included").Default(30*time.Second).Check(pipeline.PositiveDuration),
-	RetryBlock,
-)
+func RequestBlock() *config.Field {
+	return config.Object("request", "how requests are sent",
+		config.Int("concurrency", "requests in flight at once").Default(4).Check(between(1, 256, "")),
+		config.String("rate_limit", `events per second across the run, "0" for none; "1000", "1000/s" or "60000/m"`).
+			Default("0").Example("1000/s").Check(func(v any) error { _, err := ParseRate(v.(string)); return err }),
+		config.String("requests_rate_limit", `requests per second, "0" for none; same forms as rate_limit`).
+			Default("0").Check(func(v any) error { _, err := ParseRate(v.(string)); return err }),
+		config.Duration("timeout", "one attempt's deadline, response included").Default(30*time.Second).Check(config.PositiveDuration),
+		RetryBlock(),
+	)
+}
 
-// Spec is the segment sink's declared configuration.
-var Spec = pipeline.NewSpec("sends messages to Segment's HTTP batch API (or a compatible collector)",
-	pipeline.String("endpoint", "the API's base URL; EU workspaces use "+EUEndpoint+" (a write key only works in its region)").
-		Default(DefaultEndpoint).Example(EUEndpoint),
-	pipeline.String("path", "the batch path; /v1/import is a legacy alias").Default("/v1/batch").Enum("/v1/batch", "/v1/import"),
-	pipeline.String("write_key", "the source's write key, sent as Basic auth").Example("${SEGMENT_WRITE_KEY}").Secret(),
-	pipeline.Bool("gzip", "compress request bodies").Default(true),
-	// Level 1 is the default: on a real ~500 KB body (bench/gzip_test.go)
-	// it is ~5.3x smaller, level 2 is 1.7% smaller for ~25% more CPU,
-	// klauspost's stateless mode ~12% less CPU for 6% more bytes, and
-	// Huffman only costs as much CPU as level 1 for a 1.6x ratio.
-	pipeline.Int("gzip_level", "1 (fastest) to 9 (smallest); -2 is Huffman only").Default(1).
-		Check(func(v any) error {
-			if n := v.(int); n != gzip.HuffmanOnly && (n < 1 || n > 9) {
-				return fmt.Errorf("%d is not a gzip level: 1 to 9, or -2 for Huffman only", n)
-			}
-			return nil
-		}),
-	pipeline.Object("tls", "TLS to the endpoint, for a collector behind a private certificate authority",
-		pipeline.String("ca_file", "PEM file of certificate authorities to trust besides the system's").Optional(),
-		pipeline.Bool("insecure_skip_verify", "do not verify the endpoint's certificate (tests only: anyone on the path can read the write key)").Default(false),
-	),
-	pipeline.Int("max_message_bytes", "largest message; larger rows go to the dead letters").
-		Default(MaxMessageBytes).Check(between(256, MaxMessageBytes, "Segment rejects larger messages")),
-	BatchBlock,
-	RequestBlock,
-).WithDescription(`Rows are encoded into Segment messages, packed into requests within Segment's
+// spec declares the segment sink's configuration: the one place its
+// fields, defaults and rules are written.
+func spec() *config.Spec {
+	return config.NewSpec("sends messages to Segment's HTTP batch API (or a compatible collector)",
+		config.String("endpoint", "the API's base URL; EU workspaces use "+EUEndpoint+" (a write key only works in its region)").
+			Default(DefaultEndpoint).Example(EUEndpoint),
+		config.String("path", "the batch path; /v1/import is a legacy alias").Default("/v1/batch").Enum("/v1/batch", "/v1/import"),
+		config.String("write_key", "the source's write key, sent as Basic auth").Example("${SEGMENT_WRITE_KEY}").Secret(),
+		config.Bool("gzip", "compress request bodies").Default(true),
+		// Level 1 is the default: on a real ~500 KB body (bench/gzip_test.go)
+		// it is ~5.3x smaller, level 2 is 1.7% smaller for ~25% more CPU,
+		// klauspost's stateless mode ~12% less CPU for 6% more bytes, and
+		// Huffman only costs as much CPU as level 1 for a 1.6x ratio.
+		config.Int("gzip_level", "1 (fastest) to 9 (smallest); -2 is Huffman only").Default(1).
+			Check(func(v any) error {
+				if n := v.(int); n != gzip.HuffmanOnly && (n < 1 || n > 9) {
+					return fmt.Errorf("%d is not a gzip level: 1 to 9, or -2 for Huffman only", n)
+				}
+				return nil
+			}),
+		config.Object("tls", "TLS to the endpoint, for a collector behind a private certificate authority",
+			config.String("ca_file", "PEM file of certificate authorities to trust besides the system's").Optional(),
+			config.Bool("insecure_skip_verify", "do not verify the endpoint's certificate (tests only: anyone on the path can read the write key)").Default(false),
+		),
+		config.Int("max_message_bytes", "largest message; larger rows go to the dead letters").
+			Default(MaxMessageBytes).Check(between(256, MaxMessageBytes, "Segment rejects larger messages")),
+		BatchBlock(),
+		RequestBlock(),
+	).WithDescription(`Rows are encoded into Segment messages, packed into requests within Segment's
 limits (2,500 messages, 500,000 bytes, 32,000 bytes per message), sent by a
 bounded set of senders under an optional rate limit, and acknowledged only once
 Segment answered 2xx or the row is in the dead-letter file. 429s wait for
 Retry-After; 5xx, 408 and network errors back off exponentially; a 400 splits
 the request down to the offending message, which is dead-lettered.`).
-	WithExample("EU workspace at 1,000 events/s", `sink:
+		WithExample("EU workspace at 1,000 events/s", `sink:
   segment:
     endpoint: https://events.eu1.segmentapis.com
     write_key: ${SEGMENT_WRITE_KEY}
@@ -111,30 +119,35 @@ the request down to the offending message, which is dead-lettered.`).
       rate_limit: 1000/s
 `)
 
-func init() {
-	pipeline.Default.RegisterSink("segment", Spec, func(c *pipeline.Conf, env *pipeline.Env) (pipeline.Sink, error) {
+}
+
+// Plugins declares the segment sink.
+func Plugins() []config.Plugin {
+	return []config.Plugin{config.SinkPlugin("segment", spec(), func(c *config.Conf, env *pipeline.Env) (pipeline.Sink, error) {
 		opts, err := OptionsFromConf(c)
 		if err != nil {
 			return nil, err
 		}
 		return New(opts, env)
-	})
+	})}
 }
 
-// Options configure a Sink built from Go (the config file's fields map to
-// them one to one; OptionsFromConf does it).
+func init() { config.Default.Register(Plugins()...) }
+
+// Options configure a Sink built from Go: start from DefaultOptions (the
+// config file's fields map to them one to one; OptionsFromConf reads them).
 type Options struct {
 	Endpoint  string // base URL
-	Path      string // "/v1/batch" (default) or "/v1/import"
+	Path      string // "/v1/batch" or "/v1/import"
 	WriteKey  string
 	Gzip      bool
-	GzipLevel int // 0 means 1
+	GzipLevel int
 
-	MaxEvents     int           // 0 means 2500
-	MaxBytes      int           // 0 means 500,000
-	FlushInterval time.Duration // 0 means 1s
+	MaxEvents     int
+	MaxBytes      int
+	FlushInterval time.Duration
 
-	Concurrency int     // 0 means 4
+	Concurrency int
 	RateLimit   float64 // events/s, 0 = none
 	RequestRate float64 // requests/s, 0 = none
 	Timeout     time.Duration
@@ -143,7 +156,7 @@ type Options struct {
 	InitialBackoff    time.Duration
 	MaxBackoff        time.Duration
 	MaxRetryAfter     time.Duration
-	DefaultRetryAfter time.Duration // < 0 means no wait
+	DefaultRetryAfter time.Duration // 0: retry a 429 without Retry-After at once
 
 	MaxMessageBytes int
 	IDColumns       []string // passed to the message encoder
@@ -152,8 +165,29 @@ type Options struct {
 	InsecureSkipVerify bool
 }
 
-// OptionsFromConf reads a parsed `segment` config.
-func OptionsFromConf(c *pipeline.Conf) (Options, error) {
+// DefaultOptions are the options of `segment: {}`: the spec's defaults,
+// with no endpoint key (WriteKey must be set).
+func DefaultOptions() Options { return readOptions(spec().Defaults()) }
+
+// OptionsFromConf reads a parsed `segment` config and checks what its
+// fields' own checks cannot.
+func OptionsFromConf(c *config.Conf) (Options, error) {
+	o := readOptions(c)
+	var errs []error
+	if o.WriteKey == "" {
+		errs = append(errs, c.Errorf("write_key", "write_key is empty (hint: write_key: ${SEGMENT_WRITE_KEY})"))
+	}
+	if u, err := url.Parse(o.Endpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		errs = append(errs, c.Errorf("endpoint", "%q is not an http(s) URL, e.g. %s", o.Endpoint, DefaultEndpoint))
+	}
+	if o.MaxBackoff < o.InitialBackoff {
+		rt := c.Object("request").Object("retry")
+		errs = append(errs, rt.Errorf("max_backoff", "max_backoff (%s) is below initial_backoff (%s)", o.MaxBackoff, o.InitialBackoff))
+	}
+	return o, errors.Join(errs...)
+}
+
+func readOptions(c *config.Conf) Options {
 	b, r, tl := c.Object("batch"), c.Object("request"), c.Object("tls")
 	rt := r.Object("retry")
 	o := Options{
@@ -176,19 +210,9 @@ func OptionsFromConf(c *pipeline.Conf) (Options, error) {
 		DefaultRetryAfter:  rt.Duration("default_retry_after"),
 		MaxMessageBytes:    c.Int("max_message_bytes"),
 	}
-	var errs []error
-	if o.WriteKey == "" {
-		errs = append(errs, c.Errorf("write_key", "write_key is empty (hint: write_key: ${SEGMENT_WRITE_KEY})"))
-	}
-	if u, err := url.Parse(o.Endpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		errs = append(errs, c.Errorf("endpoint", "%q is not an http(s) URL, e.g. %s", o.Endpoint, DefaultEndpoint))
-	}
 	o.RateLimit, _ = ParseRate(r.String("rate_limit"))
 	o.RequestRate, _ = ParseRate(r.String("requests_rate_limit"))
-	if o.MaxBackoff < o.InitialBackoff {
-		errs = append(errs, rt.Errorf("max_backoff", "max_backoff (%s) is below initial_backoff (%s)", o.MaxBackoff, o.InitialBackoff))
-	}
-	return o, errors.Join(errs...)
+	return o
 }
 
 // ParseRate reads "1000", "1000/s", "60000/m" or "3600000/h" as a rate per
@@ -211,62 +235,25 @@ func ParseRate(s string) (float64, error) {
 	return 0, fmt.Errorf("%q: the unit after '/' is s, m or h", s)
 }
 
-func (o *Options) defaults() error {
-	if o.Endpoint == "" {
-		o.Endpoint = DefaultEndpoint
-	}
-	o.Endpoint = strings.TrimRight(o.Endpoint, "/")
-	if o.Path == "" {
-		o.Path = "/v1/batch"
-	}
-	if o.GzipLevel == 0 {
-		o.GzipLevel = 1
-	}
-	if o.MaxEvents <= 0 {
-		o.MaxEvents = MaxBatchEvents
-	}
-	if o.MaxBytes <= 0 {
-		o.MaxBytes = MaxBatchBytes
-	}
-	if o.FlushInterval <= 0 {
-		o.FlushInterval = time.Second
-	}
-	if o.Concurrency <= 0 {
-		o.Concurrency = 4
-	}
-	if o.Timeout <= 0 {
-		o.Timeout = 30 * time.Second
-	}
-	if o.MaxAttempts <= 0 {
-		o.MaxAttempts = 10
-	}
-	if o.InitialBackoff <= 0 {
-		o.InitialBackoff = 200 * time.Millisecond
-	}
-	if o.MaxBackoff <= 0 {
-		o.MaxBackoff = 30 * time.Second
-	}
-	if o.MaxRetryAfter <= 0 {
-		o.MaxRetryAfter = 60 * time.Second
-	}
-	if o.DefaultRetryAfter == 0 {
-		o.DefaultRetryAfter = time.Second
-	}
-	if o.MaxMessageBytes <= 0 {
-		o.MaxMessageBytes = message.DefaultMaxMessageBytes
-	}
+// validate checks options built from Go, whose fields no spec checked:
+// a sink must not break Segment's limits, or spin on a zero.
+func (o *Options) validate() error {
 	switch {
 	case o.WriteKey == "":
 		return errors.New("segment: the write key is empty")
-	case o.MaxEvents > MaxBatchEvents:
-		return fmt.Errorf("segment: max_events %d is over Segment's %d", o.MaxEvents, MaxBatchEvents)
-	case o.MaxBytes > MaxBatchBytes:
-		return fmt.Errorf("segment: max_bytes %d is over Segment's %d", o.MaxBytes, MaxBatchBytes)
-	case o.MaxMessageBytes > MaxMessageBytes:
-		return fmt.Errorf("segment: max_message_bytes %d is over Segment's %d", o.MaxMessageBytes, MaxMessageBytes)
+	case o.MaxEvents < 1 || o.MaxEvents > MaxBatchEvents:
+		return fmt.Errorf("segment: max_events %d is not between 1 and Segment's %d", o.MaxEvents, MaxBatchEvents)
+	case o.MaxBytes < 1024 || o.MaxBytes > MaxBatchBytes:
+		return fmt.Errorf("segment: max_bytes %d is not between 1024 and Segment's %d", o.MaxBytes, MaxBatchBytes)
+	case o.MaxMessageBytes < 1 || o.MaxMessageBytes > MaxMessageBytes:
+		return fmt.Errorf("segment: max_message_bytes %d is not between 1 and Segment's %d", o.MaxMessageBytes, MaxMessageBytes)
+	case o.Concurrency < 1 || o.MaxAttempts < 1:
+		return fmt.Errorf("segment: concurrency (%d) and max_attempts (%d) must be at least 1 (start from DefaultOptions)", o.Concurrency, o.MaxAttempts)
+	case o.FlushInterval <= 0 || o.Timeout <= 0 || o.InitialBackoff <= 0 || o.MaxBackoff <= 0 || o.MaxRetryAfter <= 0 || o.DefaultRetryAfter < 0:
+		return errors.New("segment: flush_interval, timeout and the backoffs must be positive (start from DefaultOptions)")
 	}
-	if _, err := url.Parse(o.Endpoint + o.Path); err != nil {
-		return fmt.Errorf("segment: endpoint: %w", err)
+	if u, err := url.Parse(o.Endpoint + o.Path); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("segment: endpoint %q is not an http(s) URL", o.Endpoint)
 	}
 	return nil
 }

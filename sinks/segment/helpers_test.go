@@ -4,32 +4,33 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/backfillhq/backfill/internal/deadletterstest"
+	"github.com/backfillhq/backfill/internal/testkit/acktest"
 
 	"github.com/apache/arrow/go/v15/arrow"
 	"github.com/apache/arrow/go/v15/arrow/array"
 	"github.com/apache/arrow/go/v15/arrow/memory"
 
 	"github.com/backfillhq/backfill/pipeline"
+	"github.com/backfillhq/backfill/pipeline/config"
 	"github.com/backfillhq/backfill/sinks/message"
 )
 
-// deadLetters records rejected rows for assertions.
-type deadLetters = deadletterstest.Recorder
+// deadLetters records what the sink says of each batch's rows: delivered
+// counts, dead letters and acks.
+type deadLetters = acktest.Recorder
 
 // loadConf parses a sink config the way a pipeline file is parsed.
-func loadConf(t *testing.T, sinkYAML string) (*pipeline.Conf, error) {
+func loadConf(t *testing.T, sinkYAML string) (*config.Conf, error) {
 	t.Helper()
-	reg := pipeline.NewRegistry()
-	reg.RegisterSource("stub", pipeline.NewSpec("a source that is never opened"),
-		func(*pipeline.Conf, *pipeline.Env) (pipeline.Source, error) { return nil, nil })
-	reg.RegisterSink("segment", Spec, func(*pipeline.Conf, *pipeline.Env) (pipeline.Sink, error) { return nil, nil })
+	reg := config.NewRegistry()
+	reg.Register(config.SourcePlugin("stub", config.NewSpec("a source that is never opened"),
+		func(*config.Conf, *pipeline.Env) (pipeline.Source, error) { return nil, nil }))
+	reg.Register(config.SinkPlugin("segment", spec(), func(*config.Conf, *pipeline.Env) (pipeline.Sink, error) { return nil, nil }))
 	doc := "name: test\nsource:\n  stub: {}\nsink:\n  segment:\n" + indent(sinkYAML, "    ")
-	cfg, err := pipeline.Load("test.yaml", []byte(doc), pipeline.LoadOptions{Registry: reg,
+	cfg, err := config.Load("test.yaml", []byte(doc), config.LoadOptions{Registry: reg,
 		LookupEnv: func(string) (string, bool) { return "", false }})
 	if err != nil {
 		return nil, err
@@ -45,10 +46,10 @@ func indent(s, by string) string {
 	return strings.Join(lines, "\n") + "\n"
 }
 
-// newSink builds a sink from YAML config against a receiver.
-func newSink(t *testing.T, url, extra string, dl pipeline.DeadLetters) *Sink {
+// newSink builds a sink from YAML config against a receiver, and opens it.
+func newSink(t *testing.T, url, extra string) *Sink {
 	t.Helper()
-	return newSinkEnv(t, url, extra, &pipeline.Env{Name: "test", Version: "1.2.3", DeadLetters: dl})
+	return newSinkEnv(t, url, extra, &pipeline.Env{Name: "test", Version: "1.2.3"})
 }
 
 // newSinkEnv is newSink with a whole Env (shards, say).
@@ -65,6 +66,9 @@ func newSinkEnv(t *testing.T, url, extra string, env *pipeline.Env) *Sink {
 	s, err := New(opts, env)
 	if err != nil {
 		t.Fatalf("new: %v", err)
+	}
+	if err := s.Open(context.Background()); err != nil {
+		t.Fatalf("open: %v", err)
 	}
 	return s
 }
@@ -138,43 +142,6 @@ func makeBatch(mem memory.Allocator, split string, start, n int, kind func(row i
 	}
 	rec := bld.NewRecord()
 	return pipeline.NewBatch(split, int64(start), rec)
-}
-
-// acks records every batch's ack: how many times and with what error.
-type acks struct {
-	mu   sync.Mutex
-	n    map[string]int
-	errs map[string]error
-}
-
-func newAcks() *acks { return &acks{n: map[string]int{}, errs: map[string]error{}} }
-
-func (a *acks) watch(b *pipeline.Batch) *pipeline.Batch {
-	key := fmt.Sprintf("%s[%d:%d]", b.Split, b.Start, b.End)
-	b.SetAck(func(err error) {
-		a.mu.Lock()
-		defer a.mu.Unlock()
-		a.n[key]++
-		if err != nil {
-			a.errs[key] = err
-		}
-	})
-	return b
-}
-
-func (a *acks) check(t *testing.T, batches int) (ok, failed int) {
-	t.Helper()
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if len(a.n) != batches {
-		t.Errorf("%d batches acked, want %d", len(a.n), batches)
-	}
-	for k, n := range a.n {
-		if n != 1 {
-			t.Errorf("batch %s acked %d times", k, n)
-		}
-	}
-	return len(a.n) - len(a.errs), len(a.errs)
 }
 
 func id(split string, row int) string { return message.DeriveID("test", split, int64(row)) }

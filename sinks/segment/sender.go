@@ -98,6 +98,7 @@ func ack(refs []msgRef) {
 		for j < len(refs) && refs[j].t == t {
 			j++
 		}
+		t.b.Delivered(j - i)
 		t.sub(int64(j - i))
 		i = j
 	}
@@ -181,6 +182,10 @@ func (s *Sink) send(w *worker, r *request, refs []msgRef, whole bool) (int, stri
 		default:
 			return 0, "", fmt.Errorf("segment: unexpected HTTP %d from %s: %s", code, s.url, snippet(rbody))
 		}
+		if err := s.stopping.Err(); err != nil {
+			// The run is stopping: the rows go out on resume instead.
+			return 0, "", fmt.Errorf("segment: a request of %d messages abandoned (%w): %s", len(refs), pipeline.ErrStopped, s.lastFailure(code, lastErr))
+		}
 		if failures >= s.opts.MaxAttempts {
 			return 0, "", fmt.Errorf("segment: giving up on a request of %d messages after %d attempts: %s",
 				len(refs), failures, lastErr)
@@ -195,9 +200,23 @@ func (s *Sink) send(w *worker, r *request, refs []msgRef, whole bool) (int, stri
 			case <-ctx.Done():
 				t.Stop()
 				return 0, "", s.stopped(ctx.Err())
+			case <-s.stopping.Done():
+				t.Stop()
+				return 0, "", fmt.Errorf("segment: a request of %d messages abandoned (%w): %s", len(refs), pipeline.ErrStopped, s.lastFailure(code, lastErr))
 			}
 		}
 	}
+}
+
+// lastFailure says what the last attempt met, for an abandoned request.
+func (s *Sink) lastFailure(code int, lastErr string) string {
+	if code == http.StatusTooManyRequests {
+		return "rate limited (HTTP 429)"
+	}
+	if lastErr == "" {
+		return "no answer yet"
+	}
+	return lastErr
 }
 
 func (s *Sink) stopped(err error) error {

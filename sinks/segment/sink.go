@@ -16,6 +16,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -47,9 +48,13 @@ type Sink struct {
 
 	runCtx context.Context // the senders' lifetime; canceled on a fatal error
 	cancel context.CancelFunc
-	wg     sync.WaitGroup // senders
-	flushD chan struct{}  // closed to stop the flusher
-	flushW sync.WaitGroup
+	// stopping is the run's context (Open): once it ends the run is
+	// stopping, and failed requests are abandoned instead of retried.
+	stopping context.Context
+	opened   bool
+	wg       sync.WaitGroup // senders
+	flushD   chan struct{}  // closed to stop the flusher
+	flushW   sync.WaitGroup
 
 	errMu sync.Mutex
 	err   error // first permanent error
@@ -95,12 +100,14 @@ type tracker struct {
 	s       *Sink
 }
 
-// New builds a sink. env.DeadLetters receives rows that cannot be
-// delivered; env.Alloc is not used (the sink only reads records).
+// New builds a sink from opts (DefaultOptions, changed where needed); Open
+// starts it. Rows that cannot be delivered go to each batch's dead
+// letters; env.Alloc is not used (the sink only reads records).
 func New(opts Options, env *pipeline.Env) (*Sink, error) {
-	if err := opts.defaults(); err != nil {
+	if err := opts.validate(); err != nil {
 		return nil, err
 	}
+	opts.Endpoint = strings.TrimRight(opts.Endpoint, "/")
 	if env == nil {
 		env = &pipeline.Env{}
 	}
@@ -157,13 +164,25 @@ func New(opts Options, env *pipeline.Env) (*Sink, error) {
 		return &request{buf: make([]byte, 0, opts.MaxBytes+64), refs: make([]msgRef, 0, 256)}
 	}
 	s.runCtx, s.cancel = context.WithCancel(context.Background())
-	for i := 0; i < opts.Concurrency; i++ {
+	s.stopping = context.Background()
+	return s, nil
+}
+
+// Open starts the senders and the flusher. ctx is the run's: once it
+// ends, a request that fails is abandoned, not retried, and its rows stay
+// unacknowledged (pipeline.ErrStopped).
+func (s *Sink) Open(ctx context.Context) error {
+	if s.opened || s.closed.Load() {
+		return errors.New("segment: Open twice, or after Close")
+	}
+	s.opened, s.stopping = true, ctx
+	for i := 0; i < s.opts.Concurrency; i++ {
 		s.wg.Add(1)
 		go s.sender()
 	}
 	s.flushW.Add(1)
 	go s.flusher()
-	return s, nil
+	return nil
 }
 
 func version(v string) string {
@@ -178,8 +197,8 @@ func version(v string) string {
 // sender, when its last row is delivered or dead-lettered.
 func (s *Sink) Write(ctx context.Context, b *pipeline.Batch) error {
 	err := s.failure()
-	if err == nil && s.closed.Load() {
-		err = errors.New("segment: Write after Close")
+	if err == nil && (s.closed.Load() || !s.opened) {
+		err = errors.New("segment: Write before Open or after Close")
 	}
 	if err != nil {
 		b.Release()
@@ -250,13 +269,7 @@ func (s *Sink) deadLetter(ctx context.Context, t *tracker, r pipeline.Reject) er
 	if r.Stage == "" {
 		r.Stage = "sink"
 	}
-	var err error
-	if s.env.DeadLetters == nil {
-		err = fmt.Errorf("segment: row %d of %s cannot be delivered (%s) and there is no dead-letter file", r.Row, t.split, r.Reason)
-	} else {
-		err = s.env.DeadLetters.Write(ctx, t.split, r)
-	}
-	if err != nil {
+	if err := t.b.DeadLetter(ctx, r); err != nil {
 		s.fail(err)
 		t.finish(err)
 		return err
@@ -408,6 +421,10 @@ func (s *Sink) Close(ctx context.Context) error {
 
 func (s *Sink) close(ctx context.Context) error {
 	s.closed.Store(true)
+	if !s.opened {
+		s.cancel()
+		return s.failure()
+	}
 	done := make(chan struct{})
 	defer close(done)
 	go func() {

@@ -16,9 +16,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/backfillhq/backfill/internal/arrowtest"
-	"github.com/backfillhq/backfill/internal/segmenttest"
+	"github.com/backfillhq/backfill/internal/testkit/acktest"
+	"github.com/backfillhq/backfill/internal/testkit/arrowtest"
+	"github.com/backfillhq/backfill/internal/testkit/segmenttest"
 	"github.com/backfillhq/backfill/pipeline"
+	"github.com/backfillhq/backfill/pipeline/config"
 )
 
 // Every row ends exactly once, delivered or dead-lettered, through 500s,
@@ -31,7 +33,7 @@ func TestDeliversEveryRowOnceThroughFaults(t *testing.T) {
 				Fail500: 0.1, Fail429: 0.1, Drop: 0.02, RetryAfter: "0"})
 			defer srv.Close()
 			dl := &deadLetters{}
-			s := newSink(t, srv.URL(), fmt.Sprintf("gzip: %v\nrequest:\n  concurrency: 4\n  retry:\n    initial_backoff: 5ms\n    max_backoff: 50ms\n", gz), dl)
+			s := newSink(t, srv.URL(), fmt.Sprintf("gzip: %v\nrequest:\n  concurrency: 4\n  retry:\n    initial_backoff: 5ms\n    max_backoff: 50ms\n", gz))
 
 			// 104k rows with gzip; fewer without (same paths, kinder to -race).
 			const splits, batchRows = 4, 4096
@@ -50,7 +52,7 @@ func TestDeliversEveryRowOnceThroughFaults(t *testing.T) {
 				}
 				return good
 			}
-			a := newAcks()
+			a := dl
 			var wg sync.WaitGroup
 			var writeErr error
 			var mu sync.Mutex
@@ -65,7 +67,7 @@ func TestDeliversEveryRowOnceThroughFaults(t *testing.T) {
 					defer wg.Done()
 					for start := 0; start < perSplit; start += batchRows {
 						n := min(batchRows, perSplit-start)
-						if err := s.Write(context.Background(), a.watch(makeBatch(mem, split, start, n, kind))); err != nil {
+						if err := s.Write(context.Background(), a.Watch(makeBatch(mem, split, start, n, kind))); err != nil {
 							mu.Lock()
 							writeErr = err
 							mu.Unlock()
@@ -81,7 +83,7 @@ func TestDeliversEveryRowOnceThroughFaults(t *testing.T) {
 			if err := s.Close(context.Background()); err != nil {
 				t.Fatal(err)
 			}
-			ok, failed := a.check(t, batches)
+			ok, failed := a.Check(t, batches)
 			if failed != 0 || ok != batches {
 				t.Errorf("acked ok=%d failed=%d of %d", ok, failed, batches)
 			}
@@ -156,12 +158,12 @@ func TestUnauthorizedStopsWithClearError(t *testing.T) {
 	mem := arrowtest.CheckedMem(t)
 	srv := segmenttest.NewServer(segmenttest.Options{WriteKeys: []string{"OTHER"}})
 	defer srv.Close()
-	s := newSink(t, srv.URL(), "", &deadLetters{})
-	a := newAcks()
+	s := newSink(t, srv.URL(), "")
+	a := &deadLetters{}
 	var err error
 	n := 0
 	for start := 0; start < 20_000 && err == nil; start += 1000 {
-		err = s.Write(context.Background(), a.watch(makeBatch(mem, "s", start, 1000, nil)))
+		err = s.Write(context.Background(), a.Watch(makeBatch(mem, "s", start, 1000, nil)))
 		n++
 	}
 	cerr := s.Close(context.Background())
@@ -174,7 +176,7 @@ func TestUnauthorizedStopsWithClearError(t *testing.T) {
 	if strings.Contains(cerr.Error(), "KEY") {
 		t.Errorf("the error shows the write key: %v", cerr)
 	}
-	if ok, _ := a.check(t, n); ok != 0 {
+	if ok, _ := a.Check(t, n); ok != 0 {
 		t.Errorf("%d batches acked as delivered after 401", ok)
 	}
 	if srv.Stats().Messages != 0 {
@@ -193,14 +195,14 @@ func TestBadRequestSplitIsolatesOneMessage(t *testing.T) {
 	}})
 	defer srv.Close()
 	dl := &deadLetters{}
-	s := newSink(t, srv.URL(), "", dl)
-	a := newAcks()
+	s := newSink(t, srv.URL(), "")
+	a := dl
 	var batches []*pipeline.Batch
 	for start := 0; start < 3000; start += 1000 {
-		batches = append(batches, a.watch(makeBatch(mem, "s", start, 1000, nil)))
+		batches = append(batches, a.Watch(makeBatch(mem, "s", start, 1000, nil)))
 	}
 	sendAll(t, s, batches...)
-	if ok, _ := a.check(t, 3); ok != 3 {
+	if ok, _ := a.Check(t, 3); ok != 3 {
 		t.Errorf("batches acked ok: %d of 3", ok)
 	}
 	rows := dl.All()
@@ -222,14 +224,14 @@ func TestCancelAcksOnlyDelivered(t *testing.T) {
 	mem := arrowtest.CheckedMem(t)
 	srv := segmenttest.NewServer(segmenttest.Options{Slow: 1, SlowDelay: 50 * time.Millisecond})
 	defer srv.Close()
-	s := newSink(t, srv.URL(), "batch:\n  max_events: 100\nrequest:\n  concurrency: 2\n", &deadLetters{})
+	s := newSink(t, srv.URL(), "batch:\n  max_events: 100\nrequest:\n  concurrency: 2\n")
 	ctx, cancel := context.WithCancel(context.Background())
-	a := newAcks()
+	a := &deadLetters{}
 	const batches = 200
 	written := 0
 	go func() { time.Sleep(300 * time.Millisecond); cancel() }()
 	for i := 0; i < batches; i++ {
-		if err := s.Write(ctx, a.watch(makeBatch(mem, "s", i*100, 100, nil))); err != nil {
+		if err := s.Write(ctx, a.Watch(makeBatch(mem, "s", i*100, 100, nil))); err != nil {
 			if !errors.Is(err, context.Canceled) {
 				t.Fatalf("write: %v", err)
 			}
@@ -245,15 +247,13 @@ func TestCancelAcksOnlyDelivered(t *testing.T) {
 	if d := time.Since(start); d > 2*time.Second {
 		t.Errorf("Close took %v after cancel", d)
 	}
-	ok, failed := a.check(t, written)
+	ok, failed := a.Check(t, written)
 	if ok == 0 || failed == 0 {
 		t.Errorf("want some batches delivered and some not: ok=%d failed=%d", ok, failed)
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
 	for i := 0; i < written; i++ {
 		key := fmt.Sprintf("s[%d:%d]", i*100, i*100+100)
-		if a.n[key] == 1 && a.errs[key] == nil {
+		if n, err := a.AckOf(key); n == 1 && err == nil {
 			for row := i * 100; row < i*100+100; row++ {
 				if srv.Count(id("s", row)) != 1 {
 					t.Fatalf("batch %s acked but row %d not delivered", key, row)
@@ -267,16 +267,16 @@ func TestRetriesExhaustedFailsWithoutAck(t *testing.T) {
 	mem := arrowtest.CheckedMem(t)
 	srv := segmenttest.NewServer(segmenttest.Options{Fail500: 1})
 	defer srv.Close()
-	s := newSink(t, srv.URL(), "request:\n  retry:\n    max_attempts: 3\n    initial_backoff: 1ms\n    max_backoff: 5ms\n", &deadLetters{})
-	a := newAcks()
-	if err := s.Write(context.Background(), a.watch(makeBatch(mem, "s", 0, 500, nil))); err != nil {
+	s := newSink(t, srv.URL(), "request:\n  retry:\n    max_attempts: 3\n    initial_backoff: 1ms\n    max_backoff: 5ms\n")
+	a := &deadLetters{}
+	if err := s.Write(context.Background(), a.Watch(makeBatch(mem, "s", 0, 500, nil))); err != nil {
 		t.Fatal(err)
 	}
 	err := s.Close(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "after 3 attempts") {
 		t.Fatalf("Close = %v", err)
 	}
-	if ok, failed := a.check(t, 1); ok != 0 || failed != 1 {
+	if ok, failed := a.Check(t, 1); ok != 0 || failed != 1 {
 		t.Errorf("ok=%d failed=%d", ok, failed)
 	}
 	if n := srv.Stats().ByStatus[500]; n != 3 {
@@ -290,10 +290,10 @@ func TestRetryAfterIsHonouredWithoutSpendingBudget(t *testing.T) {
 	// at the first 5xx, so success proves 429s are not counted.
 	srv := segmenttest.NewServer(segmenttest.Options{Seed: 3, Fail429: 0.5, RetryAfter: "0.05"})
 	defer srv.Close()
-	s := newSink(t, srv.URL(), "batch:\n  max_events: 50\nrequest:\n  retry:\n    max_attempts: 1\n", &deadLetters{})
-	a := newAcks()
-	sendAll(t, s, a.watch(makeBatch(mem, "s", 0, 1000, nil)))
-	if ok, _ := a.check(t, 1); ok != 1 {
+	s := newSink(t, srv.URL(), "batch:\n  max_events: 50\nrequest:\n  retry:\n    max_attempts: 1\n")
+	a := &deadLetters{}
+	sendAll(t, s, a.Watch(makeBatch(mem, "s", 0, 1000, nil)))
+	if ok, _ := a.Check(t, 1); ok != 1 {
 		t.Error("not acked")
 	}
 	st := srv.Stats()
@@ -306,10 +306,10 @@ func TestRateLimitHoldsEventsPerSecond(t *testing.T) {
 	mem := arrowtest.CheckedMem(t)
 	srv := segmenttest.NewServer(segmenttest.Options{})
 	defer srv.Close()
-	s := newSink(t, srv.URL(), "batch:\n  max_events: 200\nrequest:\n  rate_limit: 2000/s\n", &deadLetters{})
-	a := newAcks()
+	s := newSink(t, srv.URL(), "batch:\n  max_events: 200\nrequest:\n  rate_limit: 2000/s\n")
+	a := &deadLetters{}
 	start := time.Now()
-	sendAll(t, s, a.watch(makeBatch(mem, "s", 0, 3000, nil)))
+	sendAll(t, s, a.Watch(makeBatch(mem, "s", 0, 3000, nil)))
 	// A burst of one request (200), then 2,800 events at 2,000/s = 1.4 s.
 	if d := time.Since(start); d < 1300*time.Millisecond || d > 3*time.Second {
 		t.Errorf("3000 events at 2000/s took %v", d)
@@ -326,10 +326,10 @@ func TestShardsShareTheRateLimit(t *testing.T) {
 	srv := segmenttest.NewServer(segmenttest.Options{})
 	defer srv.Close()
 	s := newSinkEnv(t, srv.URL(), "batch:\n  max_events: 100\nrequest:\n  rate_limit: 4000/s\n",
-		&pipeline.Env{Name: "test", DeadLetters: &deadLetters{}, Shards: 4})
-	a := newAcks()
+		&pipeline.Env{Name: "test", Shards: 4})
+	a := &deadLetters{}
 	start := time.Now()
-	sendAll(t, s, a.watch(makeBatch(mem, "s", 0, 1100, nil)))
+	sendAll(t, s, a.Watch(makeBatch(mem, "s", 0, 1100, nil)))
 	// A burst of one request (100), then 1,000 events at 1,000/s: 1 s
 	// (at the unshared 4,000/s it would take 0.25 s).
 	if d := time.Since(start); d < 900*time.Millisecond || d > 3*time.Second {
@@ -341,11 +341,10 @@ func TestFlushIntervalSendsPartialRequests(t *testing.T) {
 	mem := arrowtest.CheckedMem(t)
 	srv := segmenttest.NewServer(segmenttest.Options{})
 	defer srv.Close()
-	s := newSink(t, srv.URL(), "batch:\n  flush_interval: 100ms\n", &deadLetters{})
+	s := newSink(t, srv.URL(), "batch:\n  flush_interval: 100ms\n")
 	defer s.Close(context.Background())
-	acked := make(chan error, 1)
 	b := makeBatch(mem, "s", 0, 10, nil)
-	b.SetAck(func(err error) { acked <- err })
+	acked := acktest.Notify(b)
 	if err := s.Write(context.Background(), b); err != nil {
 		t.Fatal(err)
 	}
@@ -361,7 +360,7 @@ func TestFlushIntervalSendsPartialRequests(t *testing.T) {
 
 func TestConfigRejectsValuesOverSegmentLimits(t *testing.T) {
 	_, err := loadConf(t, "write_key: K\nbatch:\n  max_events: 3000\n  max_bytes: 600000\nmax_message_bytes: 40000\n")
-	ces := pipeline.AsConfigErrors(err)
+	ces := config.AsConfigErrors(err)
 	if len(ces) != 3 {
 		t.Fatalf("want 3 errors, got %v", err)
 	}
@@ -378,7 +377,7 @@ func TestConfigRejectsValuesOverSegmentLimits(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = OptionsFromConf(c)
-	if ces := pipeline.AsConfigErrors(err); len(ces) != 2 {
+	if ces := config.AsConfigErrors(err); len(ces) != 2 {
 		t.Errorf("want errors for write_key and endpoint: %v", err)
 	}
 	if _, err := loadConf(t, "endpoint: http://x\n"); err == nil || !strings.Contains(err.Error(), "write_key") {
@@ -398,15 +397,15 @@ func TestWriteAfterCloseIsRefused(t *testing.T) {
 	mem := arrowtest.CheckedMem(t)
 	srv := segmenttest.NewServer(segmenttest.Options{})
 	defer srv.Close()
-	s := newSink(t, srv.URL(), "", &deadLetters{})
+	s := newSink(t, srv.URL(), "")
 	if err := s.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	a := newAcks()
-	if err := s.Write(context.Background(), a.watch(makeBatch(mem, "s", 0, 10, nil))); err == nil {
+	a := &deadLetters{}
+	if err := s.Write(context.Background(), a.Watch(makeBatch(mem, "s", 0, 10, nil))); err == nil {
 		t.Fatal("Write after Close accepted")
 	}
-	if ok, failed := a.check(t, 1); ok != 0 || failed != 1 {
+	if ok, failed := a.Check(t, 1); ok != 0 || failed != 1 {
 		t.Errorf("ok=%d failed=%d", ok, failed)
 	}
 }
@@ -416,16 +415,16 @@ func TestDeadLetterRefusalStops(t *testing.T) {
 	mem := arrowtest.CheckedMem(t)
 	srv := segmenttest.NewServer(segmenttest.Options{})
 	defer srv.Close()
-	s := newSink(t, srv.URL(), "", &deadLetters{Max: 5})
-	a := newAcks()
-	err := s.Write(context.Background(), a.watch(makeBatch(mem, "s", 0, 100, func(int) rowKind { return noEvent })))
+	s := newSink(t, srv.URL(), "")
+	a := &deadLetters{Max: 5}
+	err := s.Write(context.Background(), a.Watch(makeBatch(mem, "s", 0, 100, func(int) rowKind { return noEvent })))
 	if err == nil || !strings.Contains(err.Error(), "too many rejects") {
 		t.Fatalf("Write = %v", err)
 	}
 	if err := s.Close(context.Background()); err == nil {
 		t.Error("Close = nil")
 	}
-	if ok, failed := a.check(t, 1); ok != 0 || failed != 1 {
+	if ok, failed := a.Check(t, 1); ok != 0 || failed != 1 {
 		t.Errorf("ok=%d failed=%d", ok, failed)
 	}
 }
@@ -434,17 +433,17 @@ func TestNotFoundStopsWithEndpointError(t *testing.T) {
 	mem := arrowtest.CheckedMem(t)
 	srv := segmenttest.NewServer(segmenttest.Options{})
 	defer srv.Close()
-	s := newSink(t, srv.URL()+"/wrong", "", &deadLetters{})
+	s := newSink(t, srv.URL()+"/wrong", "")
 	if d := s.Destination(); d != srv.URL()+"/wrong/v1/batch" || strings.Contains(d, "KEY") {
 		t.Fatalf("destination %q", d)
 	}
-	a := newAcks()
-	s.Write(context.Background(), a.watch(makeBatch(mem, "s", 0, 10, nil)))
+	a := &deadLetters{}
+	s.Write(context.Background(), a.Watch(makeBatch(mem, "s", 0, 10, nil)))
 	err := s.Close(context.Background())
 	if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "404") || !strings.Contains(err.Error(), "endpoint") {
 		t.Fatalf("Close = %v", err)
 	}
-	if ok, _ := a.check(t, 1); ok != 0 {
+	if ok, _ := a.Check(t, 1); ok != 0 {
 		t.Error("acked after 404")
 	}
 }
@@ -461,17 +460,17 @@ func TestRedirectStopsWithTheNewLocation(t *testing.T) {
 			http.Redirect(w, r, srv.URL()+r.URL.Path, code)
 		}))
 		dl := &deadLetters{}
-		s := newSink(t, moved.URL, "", dl)
-		a := newAcks()
-		s.Write(context.Background(), a.watch(makeBatch(mem, "s", 0, 10, nil)))
+		s := newSink(t, moved.URL, "")
+		a := dl
+		s.Write(context.Background(), a.Watch(makeBatch(mem, "s", 0, 10, nil)))
 		err := s.Close(context.Background())
 		moved.Close()
 		if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), fmt.Sprint(code)) || !strings.Contains(err.Error(), srv.URL()+"/v1/batch") {
-			ok, _ := a.check(t, 1)
+			ok, _ := a.Check(t, 1)
 			t.Fatalf("HTTP %d: Close = %v (acked %d, dead-lettered %d, delivered %d, receiver statuses %v)",
 				code, err, ok, dl.Count(), srv.Stats().Messages, srv.Stats().ByStatus)
 		}
-		if ok, _ := a.check(t, 1); ok != 0 || dl.Count() != 0 || srv.Stats().Messages != 0 {
+		if ok, _ := a.Check(t, 1); ok != 0 || dl.Count() != 0 || srv.Stats().Messages != 0 {
 			t.Fatalf("HTTP %d: acked %d, dead-lettered %d, delivered %d", code, ok, dl.Count(), srv.Stats().Messages)
 		}
 	}
@@ -490,28 +489,28 @@ func TestPrivateCertificateAuthority(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	s := newSink(t, srv.URL, "", &deadLetters{})
-	a := newAcks()
-	s.Write(context.Background(), a.watch(makeBatch(mem, "s", 0, 10, nil)))
+	s := newSink(t, srv.URL, "")
+	a := &deadLetters{}
+	s.Write(context.Background(), a.Watch(makeBatch(mem, "s", 0, 10, nil)))
 	err := s.Close(context.Background())
 	if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "tls.ca_file") || s.Stats()["retries"] != 0 {
 		t.Fatalf("untrusted certificate: %v after %d retries", err, s.Stats()["retries"])
 	}
-	if ok, _ := a.check(t, 1); ok != 0 {
+	if ok, _ := a.Check(t, 1); ok != 0 {
 		t.Fatal("acked without delivery")
 	}
 
-	s = newSink(t, srv.URL, "tls: {ca_file: "+ca+"}\n", &deadLetters{})
-	a = newAcks()
-	sendAll(t, s, a.watch(makeBatch(mem, "s", 0, 10, nil)))
-	if ok, _ := a.check(t, 1); ok != 1 || rcv.Stats().Messages != 10 {
+	s = newSink(t, srv.URL, "tls: {ca_file: "+ca+"}\n")
+	a = &deadLetters{}
+	sendAll(t, s, a.Watch(makeBatch(mem, "s", 0, 10, nil)))
+	if ok, _ := a.Check(t, 1); ok != 1 || rcv.Stats().Messages != 10 {
 		t.Fatalf("with tls.ca_file: acked %d, delivered %d", ok, rcv.Stats().Messages)
 	}
 
-	s = newSink(t, srv.URL, "tls: {insecure_skip_verify: true}\n", &deadLetters{})
-	a = newAcks()
-	sendAll(t, s, a.watch(makeBatch(mem, "s", 100, 10, nil)))
-	if ok, _ := a.check(t, 1); ok != 1 || rcv.Stats().Messages != 20 {
+	s = newSink(t, srv.URL, "tls: {insecure_skip_verify: true}\n")
+	a = &deadLetters{}
+	sendAll(t, s, a.Watch(makeBatch(mem, "s", 100, 10, nil)))
+	if ok, _ := a.Check(t, 1); ok != 1 || rcv.Stats().Messages != 20 {
 		t.Fatalf("with insecure_skip_verify: acked %d, delivered %d in all", ok, rcv.Stats().Messages)
 	}
 
@@ -558,10 +557,10 @@ func TestTimeoutIsRetried(t *testing.T) {
 	mem := arrowtest.CheckedMem(t)
 	srv := segmenttest.NewServer(segmenttest.Options{Seed: 1, Slow: 0.3, SlowDelay: time.Second})
 	defer srv.Close()
-	s := newSink(t, srv.URL(), "batch:\n  max_events: 100\nrequest:\n  timeout: 100ms\n  retry:\n    initial_backoff: 1ms\n    max_backoff: 10ms\n", &deadLetters{})
-	a := newAcks()
-	sendAll(t, s, a.watch(makeBatch(mem, "s", 0, 2000, nil)))
-	if ok, _ := a.check(t, 1); ok != 1 {
+	s := newSink(t, srv.URL(), "batch:\n  max_events: 100\nrequest:\n  timeout: 100ms\n  retry:\n    initial_backoff: 1ms\n    max_backoff: 10ms\n")
+	a := &deadLetters{}
+	sendAll(t, s, a.Watch(makeBatch(mem, "s", 0, 2000, nil)))
+	if ok, _ := a.Check(t, 1); ok != 1 {
 		t.Error("not acked")
 	}
 	if st := srv.Stats(); st.UniqueIDs != 2000 || st.Duplicates != 0 {
@@ -576,10 +575,10 @@ func TestImportPathAndRequestRate(t *testing.T) {
 	mem := arrowtest.CheckedMem(t)
 	srv := segmenttest.NewServer(segmenttest.Options{})
 	defer srv.Close()
-	s := newSink(t, srv.URL(), "path: /v1/import\ngzip: false\nbatch:\n  max_events: 100\nrequest:\n  requests_rate_limit: 20/s\n", &deadLetters{})
-	a := newAcks()
+	s := newSink(t, srv.URL(), "path: /v1/import\ngzip: false\nbatch:\n  max_events: 100\nrequest:\n  requests_rate_limit: 20/s\n")
+	a := &deadLetters{}
 	start := time.Now()
-	sendAll(t, s, a.watch(makeBatch(mem, "s", 0, 1000, nil)))
+	sendAll(t, s, a.Watch(makeBatch(mem, "s", 0, 1000, nil)))
 	// 10 requests at 20/s, the first one free: at least 450 ms.
 	if d := time.Since(start); d < 400*time.Millisecond {
 		t.Errorf("10 requests at 20/s took %v", d)
@@ -594,10 +593,10 @@ func TestRequestsHoldConfiguredLimits(t *testing.T) {
 	mem := arrowtest.CheckedMem(t)
 	for _, c := range []struct{ events, bytes int }{{7, 500_000}, {2500, 5_000}} {
 		srv := segmenttest.NewServer(segmenttest.Options{MaxEvents: c.events, MaxBodyBytes: c.bytes})
-		s := newSink(t, srv.URL(), fmt.Sprintf("batch:\n  max_events: %d\n  max_bytes: %d\n", c.events, c.bytes), &deadLetters{})
-		a := newAcks()
+		s := newSink(t, srv.URL(), fmt.Sprintf("batch:\n  max_events: %d\n  max_bytes: %d\n", c.events, c.bytes))
+		a := &deadLetters{}
 		for i := 0; i < 5; i++ {
-			if err := s.Write(context.Background(), a.watch(makeBatch(mem, "s", i*333, 333, nil))); err != nil {
+			if err := s.Write(context.Background(), a.Watch(makeBatch(mem, "s", i*333, 333, nil))); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -627,27 +626,27 @@ func TestEncodePanicFailsOnlyItsBatch(t *testing.T) {
 	mem := arrowtest.CheckedMem(t)
 	srv := segmenttest.NewServer(segmenttest.Options{})
 	defer srv.Close()
-	s := newSink(t, srv.URL(), "", &deadLetters{})
-	a := newAcks()
-	if err := s.Write(context.Background(), a.watch(makeBatch(mem, "before", 0, 10, nil))); err != nil {
+	s := newSink(t, srv.URL(), "")
+	a := &deadLetters{}
+	if err := s.Write(context.Background(), a.Watch(makeBatch(mem, "before", 0, 10, nil))); err != nil {
 		t.Fatal(err)
 	}
 	bad := makeBatch(mem, "bad", 0, 10, nil)
 	events := arrowtest.CorruptDictionary(t, mem, 10)
 	bad.ReplaceRecord(arrowtest.WithColumn(bad.Record, "event", events))
 	events.Release()
-	a.watch(bad)
+	a.Watch(bad)
 	var pe *pipeline.PanicError
 	if err := s.Write(context.Background(), bad); !errors.As(err, &pe) || pe.Where != "encoding messages" {
 		t.Fatalf("corrupt batch: %v", err)
 	}
-	if err := s.Write(context.Background(), a.watch(makeBatch(mem, "after", 0, 10, nil))); err != nil {
+	if err := s.Write(context.Background(), a.Watch(makeBatch(mem, "after", 0, 10, nil))); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if ok, failed := a.check(t, 3); ok != 2 || failed != 1 {
+	if ok, failed := a.Check(t, 3); ok != 2 || failed != 1 {
 		t.Errorf("ok=%d failed=%d", ok, failed)
 	}
 	for _, split := range []string{"before", "after"} {
@@ -666,21 +665,21 @@ func TestSenderPanicStopsTheSink(t *testing.T) {
 	mem := arrowtest.CheckedMem(t)
 	srv := segmenttest.NewServer(segmenttest.Options{})
 	defer srv.Close()
-	s := newSink(t, srv.URL(), "batch:\n  max_events: 50\nrequest:\n  concurrency: 1\n", &deadLetters{})
+	s := newSink(t, srv.URL(), "batch:\n  max_events: 50\nrequest:\n  concurrency: 1\n")
 	s.client.Transport = &panicOnRequest{next: s.client.Transport, n: 3}
-	a := newAcks()
+	a := &deadLetters{}
 	var werr error
 	batches := 0
 	for i := 0; i < 10 && werr == nil; i++ {
 		batches++
-		werr = s.Write(context.Background(), a.watch(makeBatch(mem, "s", i*100, 100, nil)))
+		werr = s.Write(context.Background(), a.Watch(makeBatch(mem, "s", i*100, 100, nil)))
 	}
 	cerr := s.Close(context.Background())
 	var pe *pipeline.PanicError
 	if !errors.As(cerr, &pe) || pe.Where != "segment sender" || !strings.Contains(cerr.Error(), "transport bug") {
 		t.Fatalf("close: %v (write: %v)", cerr, werr)
 	}
-	ok, failed := a.check(t, batches)
+	ok, failed := a.Check(t, batches)
 	if failed == 0 || ok+failed != batches {
 		t.Errorf("ok=%d failed=%d of %d", ok, failed, batches)
 	}

@@ -45,6 +45,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/backfillhq/backfill/pipeline"
+	"github.com/backfillhq/backfill/pipeline/config"
 )
 
 // State keys.
@@ -69,56 +70,60 @@ const (
 // reused: long enough to finish reading, or the reads fail halfway.
 const sessionMargin = 30 * time.Minute
 
-// Spec declares the source's config.
-var Spec = pipeline.NewSpec("read a BigQuery table or query result through the Storage Read API",
-	pipeline.String("table", "the table to read, as project.dataset.table").Optional().
-		Example("acme-prod.segment_web.tracks"),
-	pipeline.String("query", "standard SQL whose result is read (instead of table); run once as a job, kept across resumes").Optional(),
-	pipeline.Map("params", "named query parameters (@name in the query): strings, numbers, booleans",
-		pipeline.Any("", "a parameter value")).Optional(),
-	pipeline.String("project", "the project billed for sessions and query jobs (default: the table's project, or the credentials' project)").Optional(),
-	pipeline.String("location", "where query jobs run (e.g. US, EU); default: BigQuery decides").Optional(),
-	pipeline.Strings("columns", "columns to read (sent to the server: only these are billed); default: what the pipeline uses").Optional(),
-	pipeline.String("where", "row filter pushed down to the server, in SQL (e.g. \"event = 'Order Completed'\")").Optional(),
-	pipeline.String("snapshot_time", "read the table as of this RFC 3339 time (default: when the run first started)").Optional().
-		Check(func(v any) error { _, err := time.Parse(time.RFC3339Nano, v.(string)); return err }),
-	pipeline.Int("max_streams", "most read streams (splits) to ask for; 0 lets BigQuery decide").Default(0).
-		Check(pipeline.NonNegative),
-	pipeline.String("compression", "how the Storage Read API compresses Arrow buffers on the wire: "+
-		"lz4 (fast to decode; what Google's own clients ask for), zstd (smaller, more CPU), or none").
-		Default("lz4").Enum("lz4", "zstd", "none"),
-	pipeline.Object("cursor", "incremental runs: read only rows whose column is above the highest value a previous run delivered",
-		pipeline.String("column", "a monotonically growing column (TIMESTAMP, DATETIME, DATE, INT64, STRING)").Optional().
-			Example("updated_at"),
-	).Optional(),
-	pipeline.String("on_session_expired", "when resuming after the read session expired (~6 h): restart the snapshot in a new session, or fail").
-		Default("restart").Enum("restart", "fail"),
-	pipeline.Int("max_retries", "retries of a transient stream error (unavailable, throttled) before the split fails").Default(8).
-		Check(pipeline.NonNegative),
-	pipeline.String("credentials_file", "a service account (or other) JSON key; default: Application Default Credentials").Optional(),
-	pipeline.String("endpoint", "REST endpoint (e.g. http://127.0.0.1:9050 for a local server); default: Google's").Optional(),
-	pipeline.String("storage_endpoint", "Storage Read API gRPC endpoint host:port; default: Google's").Optional(),
-	pipeline.Bool("insecure", "plain-text gRPC to storage_endpoint (local servers only); implies no_auth for gRPC").Default(false),
-	pipeline.Bool("no_auth", "send no credentials (local servers only)").Default(false),
-).WithExample("a table, projected and filtered on the server", `bigquery:
+// spec declares the source's config: the one place its fields, defaults
+// and rules are written.
+func spec() *config.Spec {
+	return config.NewSpec("read a BigQuery table or query result through the Storage Read API",
+		config.String("table", "the table to read, as project.dataset.table").Optional().
+			Example("acme-prod.segment_web.tracks"),
+		config.String("query", "standard SQL whose result is read (instead of table); run once as a job, kept across resumes").Optional(),
+		config.Map("params", "named query parameters (@name in the query): strings, numbers, booleans",
+			config.Any("", "a parameter value")).Optional(),
+		config.String("project", "the project billed for sessions and query jobs (default: the table's project, or the credentials' project)").Optional(),
+		config.String("location", "where query jobs run (e.g. US, EU); default: BigQuery decides").Optional(),
+		config.Strings("columns", "columns to read (sent to the server: only these are billed); default: what the pipeline uses").Optional(),
+		config.String("where", "row filter pushed down to the server, in SQL (e.g. \"event = 'Order Completed'\")").Optional(),
+		config.String("snapshot_time", "read the table as of this RFC 3339 time (default: when the run first started)").Optional().
+			Check(func(v any) error { _, err := time.Parse(time.RFC3339Nano, v.(string)); return err }),
+		config.Int("max_streams", "most read streams (splits) to ask for; 0 lets BigQuery decide").Default(0).
+			Check(config.NonNegative),
+		config.String("compression", "how the Storage Read API compresses Arrow buffers on the wire: "+
+			"lz4 (fast to decode; what Google's own clients ask for), zstd (smaller, more CPU), or none").
+			Default("lz4").Enum("lz4", "zstd", "none"),
+		config.Object("cursor", "incremental runs: read only rows whose column is above the highest value a previous run delivered",
+			config.String("column", "a monotonically growing column (TIMESTAMP, DATETIME, DATE, INT64, STRING)").Optional().
+				Example("updated_at"),
+		).Optional(),
+		config.String("on_session_expired", "when resuming after the read session expired (~6 h): restart the snapshot in a new session, or fail").
+			Default("restart").Enum("restart", "fail"),
+		config.Int("max_retries", "retries of a transient stream error (unavailable, throttled) before the split fails").Default(8).
+			Check(config.NonNegative),
+		config.String("credentials_file", "a service account (or other) JSON key; default: Application Default Credentials").Optional(),
+		config.String("endpoint", "REST endpoint (e.g. http://127.0.0.1:9050 for a local server); default: Google's").Optional(),
+		config.String("storage_endpoint", "Storage Read API gRPC endpoint host:port; default: Google's").Optional(),
+		config.Bool("insecure", "plain-text gRPC to storage_endpoint (local servers only); implies no_auth for gRPC").Default(false),
+		config.Bool("no_auth", "send no credentials (local servers only)").Default(false),
+	).WithExample("a table, projected and filtered on the server", `bigquery:
   table: acme-prod.segment_web.tracks
   columns: [id, user_id, anonymous_id, event_text, timestamp, context_ip]
   where: "timestamp >= TIMESTAMP '2024-01-01'"
   max_streams: 16`).
-	WithExample("a query", `bigquery:
+		WithExample("a query", `bigquery:
   project: acme-billing
   query: |
     SELECT user_id, event, ts FROM acme.web.events
     WHERE ts >= @since
   params: { since: "2024-01-01" }`).
-	WithExample("incremental", `bigquery:
+		WithExample("incremental", `bigquery:
   table: acme-prod.crm.accounts
   cursor: { column: updated_at }`)
 
-func init() { Register(pipeline.Default) }
+}
 
-// Register adds the source to r as "bigquery".
-func Register(r *pipeline.Registry) { r.RegisterSource("bigquery", Spec, New) }
+// Plugins declares the bigquery source.
+func Plugins() []config.Plugin { return []config.Plugin{config.SourcePlugin("bigquery", spec(), New)} }
+
+func init() { config.Default.Register(Plugins()...) }
 
 type tableRef struct{ project, dataset, table string }
 
@@ -185,7 +190,7 @@ type sessionInfo struct {
 
 // New builds the source from its config; it does not connect (validate
 // runs offline).
-func New(conf *pipeline.Conf, env *pipeline.Env) (pipeline.Source, error) {
+func New(conf *config.Conf, env *pipeline.Env) (pipeline.Source, error) {
 	s := &Source{
 		env:             env,
 		query:           strings.TrimSpace(conf.String("query")),

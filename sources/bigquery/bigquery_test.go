@@ -18,8 +18,9 @@ import (
 	"github.com/apache/arrow/go/v15/arrow/memory"
 	"google.golang.org/grpc/codes"
 
-	"github.com/backfillhq/backfill/internal/bqtest"
+	"github.com/backfillhq/backfill/internal/testkit/bqtest"
 	"github.com/backfillhq/backfill/pipeline"
+	"github.com/backfillhq/backfill/pipeline/config"
 )
 
 // memState is a StateBag in memory; the same bag across two sources plays
@@ -27,7 +28,7 @@ import (
 // memState is the state a run would persist, with a reader for asserts.
 type memState struct{ *pipeline.MemoryState }
 
-func newState() *memState { return &memState{pipeline.NewMemoryState(nil)} }
+func newState() *memState { return &memState{pipeline.NewMemoryState(nil, nil)} }
 
 func (s *memState) get(k string) string { v, _ := s.Get(k); return v }
 
@@ -38,18 +39,19 @@ func (nopSink) Write(ctx context.Context, b *pipeline.Batch) error {
 	b.Release()
 	return nil
 }
+func (nopSink) Open(context.Context) error      { return nil }
 func (nopSink) Close(ctx context.Context) error { return nil }
 
-func testRegistry() *pipeline.Registry {
-	r := pipeline.NewRegistry()
-	Register(r)
-	r.RegisterSink("nop", pipeline.NewSpec("test sink"), func(*pipeline.Conf, *pipeline.Env) (pipeline.Sink, error) { return nopSink{}, nil })
+func testRegistry() *config.Registry {
+	r := config.NewRegistry()
+	r.Register(Plugins()...)
+	r.Register(config.SinkPlugin("nop", config.NewSpec("test sink"), func(*config.Conf, *pipeline.Env) (pipeline.Sink, error) { return nopSink{}, nil }))
 	return r
 }
 
 // load builds the source from the YAML body of `source: bigquery:`, with
 // the test server's endpoints added.
-func load(t *testing.T, srv *bqtest.Server, body string) (*pipeline.Conf, error) {
+func load(t *testing.T, srv *bqtest.Server, body string) (*config.Conf, error) {
 	t.Helper()
 	var b strings.Builder
 	b.WriteString("name: bq-test\nsource:\n  bigquery:\n")
@@ -60,7 +62,7 @@ func load(t *testing.T, srv *bqtest.Server, body string) (*pipeline.Conf, error)
 		fmt.Fprintf(&b, "    endpoint: %s\n    storage_endpoint: %s\n    insecure: true\n    no_auth: true\n", srv.URL, srv.GRPCAddr)
 	}
 	b.WriteString("sink:\n  nop: {}\n")
-	cfg, err := pipeline.Load("test.yaml", []byte(b.String()), pipeline.LoadOptions{Registry: testRegistry()})
+	cfg, err := config.Load("test.yaml", []byte(b.String()), config.LoadOptions{Registry: testRegistry()})
 	if err != nil {
 		return nil, err
 	}

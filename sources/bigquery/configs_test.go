@@ -5,24 +5,25 @@ import (
 	"testing"
 
 	"github.com/backfillhq/backfill/pipeline"
+	"github.com/backfillhq/backfill/pipeline/config"
 	_ "github.com/backfillhq/backfill/transforms" // the configs' transforms
 )
 
 // The example pipelines load and the source accepts them (offline: no
 // connection is made before Splits).
 func TestExampleConfigs(t *testing.T) {
-	reg := pipeline.NewRegistry()
-	Register(reg)
-	for _, p := range pipeline.Default.All() {
-		if p.Kind == pipeline.TransformKind {
+	reg := config.NewRegistry()
+	reg.Register(Plugins()...)
+	for _, p := range config.Default.All() {
+		if p.Kind == config.TransformKind {
 			reg.Register(*p)
 		}
 	}
 	// The file sink belongs to another package; a stand-in with its field.
-	reg.RegisterSink("file", pipeline.NewSpec("stand-in", pipeline.String("path", "")),
-		func(*pipeline.Conf, *pipeline.Env) (pipeline.Sink, error) { return nopSink{}, nil })
+	reg.Register(config.SinkPlugin("file", config.NewSpec("stand-in", config.String("path", "")),
+		func(*config.Conf, *pipeline.Env) (pipeline.Sink, error) { return nopSink{}, nil }))
 	for _, name := range []string{"bigquery-table.yaml", "bigquery-query.yaml", "bigquery-incremental.yaml"} {
-		cfg, err := pipeline.LoadFile(filepath.Join("..", "..", "configs", name), pipeline.LoadOptions{
+		cfg, err := config.LoadFile(filepath.Join("..", "..", "configs", name), config.LoadOptions{
 			Registry: reg, LookupEnv: func(string) (string, bool) { return "", false },
 		})
 		if err != nil {

@@ -55,10 +55,14 @@ func (s *Source) queryResult(ctx context.Context) (tableRef, error) {
 	if err != nil {
 		return tableRef{}, fmt.Errorf("bigquery: starting the query: %s", describeErr(err))
 	}
-	// Stored before waiting, so an interrupted run picks up the same job.
+	// Saved before waiting, so a run interrupted meanwhile (or killed)
+	// picks up the same job instead of billing the query again.
 	s.env.State.Set(keyJobID, job.ID())
 	s.env.State.Set(keyJobLocation, job.Location())
 	s.info("query job started", "job", job.ID(), "location", job.Location())
+	if err := s.env.State.Save(ctx); err != nil {
+		s.warn("could not save the query job's id before waiting for it; a rerun may run the query again", "job", job.ID(), "error", err)
+	}
 	return s.jobDestination(ctx, job)
 }
 

@@ -19,20 +19,24 @@ import (
 	"github.com/apache/arrow/go/v15/arrow/memory"
 
 	"github.com/backfillhq/backfill/pipeline"
+	"github.com/backfillhq/backfill/pipeline/config"
 	"github.com/backfillhq/backfill/sources/format"
 )
 
-func init() { pipeline.Default.RegisterSource("file", Spec(), New) }
+// Plugins declares the file source.
+func Plugins() []config.Plugin { return []config.Plugin{config.SourcePlugin("file", spec(), New)} }
+
+func init() { config.Default.Register(Plugins()...) }
 
 // Spec declares the file source's config.
-func Spec() *pipeline.Spec {
-	fields := []*pipeline.Field{
-		pipeline.String("path", "a file, a directory (every file below it) or a glob where ** spans directories; relative to the working directory").
+func spec() *config.Spec {
+	fields := []*config.Field{
+		config.String("path", "a file, a directory (every file below it) or a glob where ** spans directories; relative to the working directory").
 			Example("exports/orders/**/*.parquet").Check(func(v any) error { return glob.Check(filepath.ToSlash(v.(string))) }),
-		pipeline.Strings("exclude", "globs of files to leave out, matched against the whole path, or against the file name when they hold no '/'").
+		config.Strings("exclude", "globs of files to leave out, matched against the whole path, or against the file name when they hold no '/'").
 			Optional().Example([]string{"*.tmp"}),
 	}
-	return pipeline.NewSpec("local files: Parquet, CSV or NDJSON dumps, optionally gzip or zstd", append(fields, format.FieldSpecs()...)...).
+	return config.NewSpec("local files: Parquet, CSV or NDJSON dumps, optionally gzip or zstd", append(fields, format.FieldSpecs()...)...).
 		WithDescription("One split per file; a split's ID is its cleaned path. Reading a directory skips files whose names start with '.' or '_' (_SUCCESS, .crc).").
 		WithExample("Parquet export", "file:\n  path: exports/orders/**/*.parquet\n").
 		WithExample("Postgres COPY dump", "file:\n  path: dumps/users.txt.gz\n  csv:\n    postgres_text: true\n    header: false\n    columns: {id: int64, email: string, created_at: timestamp}\n")
@@ -47,7 +51,7 @@ type Source struct {
 }
 
 // New builds the source from its config.
-func New(conf *pipeline.Conf, env *pipeline.Env) (pipeline.Source, error) {
+func New(conf *config.Conf, env *pipeline.Env) (pipeline.Source, error) {
 	opts, err := format.OptionsFromConf(conf)
 	var errs []error
 	if err != nil {

@@ -11,9 +11,10 @@ import (
 
 	"github.com/klauspost/compress/gzip"
 
-	"github.com/backfillhq/backfill/internal/arrowtest"
-	"github.com/backfillhq/backfill/internal/sampledata"
+	"github.com/backfillhq/backfill/internal/testkit/arrowtest"
+	"github.com/backfillhq/backfill/internal/testkit/sampledata"
 	"github.com/backfillhq/backfill/pipeline"
+	"github.com/backfillhq/backfill/pipeline/config"
 )
 
 func writeFile(t *testing.T, p string, fn func(io.Writer) error) {
@@ -215,13 +216,14 @@ func TestSplitsAndRead(t *testing.T) {
 type nopSink struct{}
 
 func (nopSink) Write(context.Context, *pipeline.Batch) error { return nil }
+func (nopSink) Open(context.Context) error                   { return nil }
 func (nopSink) Close(context.Context) error                  { return nil }
 
 func load(t *testing.T, yaml string) (*Source, error) {
-	reg := pipeline.NewRegistry()
-	reg.RegisterSource("file", Spec(), New)
-	reg.RegisterSink("discard", pipeline.NewSpec("test"), func(*pipeline.Conf, *pipeline.Env) (pipeline.Sink, error) { return nopSink{}, nil })
-	cfg, err := pipeline.Load("p.yaml", []byte(yaml), pipeline.LoadOptions{Registry: reg})
+	reg := config.NewRegistry()
+	reg.Register(Plugins()...)
+	reg.Register(config.SinkPlugin("discard", config.NewSpec("test"), func(*config.Conf, *pipeline.Env) (pipeline.Sink, error) { return nopSink{}, nil }))
+	cfg, err := config.Load("p.yaml", []byte(yaml), config.LoadOptions{Registry: reg})
 	if err != nil {
 		return nil, err
 	}

@@ -13,7 +13,7 @@ import (
 
 	"github.com/apache/arrow/go/v15/arrow/memory"
 
-	"github.com/backfillhq/backfill/internal/sampledata"
+	"github.com/backfillhq/backfill/internal/testkit/sampledata"
 	"github.com/backfillhq/backfill/pipeline"
 )
 

@@ -4,32 +4,32 @@ import (
 	"errors"
 	"unicode/utf8"
 
-	"github.com/backfillhq/backfill/pipeline"
+	"github.com/backfillhq/backfill/pipeline/config"
 )
 
 // FieldSpecs declares the config fields every file-reading source shares:
 // format, compression and a csv block. Append them to a source's spec.
-func FieldSpecs() []*pipeline.Field {
-	return []*pipeline.Field{
-		pipeline.String("format", "file format; default: from the file extension (.parquet/.pq, .csv/.tsv/.txt, .json/.jsonl/.ndjson, before any .gz/.zst)").
+func FieldSpecs() []*config.Field {
+	return []*config.Field{
+		config.String("format", "file format; default: from the file extension (.parquet/.pq, .csv/.tsv/.txt, .json/.jsonl/.ndjson, before any .gz/.zst)").
 			Enum(Parquet, CSV, NDJSON).Optional().Example(Parquet),
-		pipeline.String("compression", "whole-file compression; default: from the extension (.gz, .zst), else from the file's first bytes").
+		config.String("compression", "whole-file compression; default: from the extension (.gz, .zst), else from the file's first bytes").
 			Enum(Gzip, Zstd, None).Optional(),
-		pipeline.Object("csv", "how delimited text is read",
-			pipeline.Bool("header", "the first line names the columns").Default(true),
-			pipeline.String("delimiter", `field separator: ",", "|", "\t" (or "tab"); default "," ("\t" for .tsv)`).Optional().Example("|"),
-			pipeline.String("quote", "quote character around fields holding delimiters or newlines").Default(`"`),
-			pipeline.String("null", `the text of a NULL field: "\N" for Postgres COPY, "" for Redshift UNLOAD`).Default(""),
-			pipeline.Map("columns", "column types by name (undeclared columns are strings); without a header these name the columns in order",
-				pipeline.String("", "").Enum(ColumnTypes...)).Optional().Example(map[string]string{"amount": "float64", "created_at": "timestamp"}),
-			pipeline.Bool("postgres_text", `Postgres COPY text format: tab-separated, \N nulls, backslash escapes, no quoting`).Default(false),
+		config.Object("csv", "how delimited text is read",
+			config.Bool("header", "the first line names the columns").Default(true),
+			config.String("delimiter", `field separator: ",", "|", "\t" (or "tab"); default "," ("\t" for .tsv)`).Optional().Example("|"),
+			config.String("quote", "quote character around fields holding delimiters or newlines").Default(`"`),
+			config.String("null", `the text of a NULL field: "\N" for Postgres COPY, "" for Redshift UNLOAD`).Default(""),
+			config.Map("columns", "column types by name (undeclared columns are strings); without a header these name the columns in order",
+				config.String("", "").Enum(ColumnTypes...)).Optional().Example(map[string]string{"amount": "float64", "created_at": "timestamp"}),
+			config.Bool("postgres_text", `Postgres COPY text format: tab-separated, \N nulls, backslash escapes, no quoting`).Default(false),
 		).Optional(),
 	}
 }
 
 // OptionsFromConf reads the fields FieldSpecs declares from a source's
 // config. Every problem is reported at once, positioned in the file.
-func OptionsFromConf(c *pipeline.Conf) (Options, error) {
+func OptionsFromConf(c *config.Conf) (Options, error) {
 	o := DefaultOptions()
 	o.Format = c.String("format")
 	o.Compression = c.String("compression")

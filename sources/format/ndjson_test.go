@@ -8,8 +8,8 @@ import (
 
 	"github.com/apache/arrow/go/v15/arrow"
 
-	"github.com/backfillhq/backfill/internal/arrowtest"
-	"github.com/backfillhq/backfill/internal/sampledata"
+	"github.com/backfillhq/backfill/internal/testkit/arrowtest"
+	"github.com/backfillhq/backfill/internal/testkit/sampledata"
 	"github.com/backfillhq/backfill/pipeline"
 	"github.com/backfillhq/backfill/pipeline/record"
 )

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/backfillhq/backfill/internal/arrowtest"
+	"github.com/backfillhq/backfill/internal/testkit/arrowtest"
 	"github.com/backfillhq/backfill/pipeline"
 )
 

@@ -15,8 +15,8 @@ import (
 	"github.com/apache/arrow/go/v15/parquet/file"
 	"github.com/apache/arrow/go/v15/parquet/pqarrow"
 
-	"github.com/backfillhq/backfill/internal/arrowtest"
-	"github.com/backfillhq/backfill/internal/sampledata"
+	"github.com/backfillhq/backfill/internal/testkit/arrowtest"
+	"github.com/backfillhq/backfill/internal/testkit/sampledata"
 	"github.com/backfillhq/backfill/pipeline"
 )
 

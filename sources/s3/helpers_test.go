@@ -18,25 +18,26 @@ import (
 	"github.com/apache/arrow/go/v15/parquet/compress"
 	"github.com/apache/arrow/go/v15/parquet/pqarrow"
 
-	"github.com/backfillhq/backfill/internal/arrowtest"
-	"github.com/backfillhq/backfill/internal/s3test"
+	"github.com/backfillhq/backfill/internal/testkit/arrowtest"
+	"github.com/backfillhq/backfill/internal/testkit/s3test"
 	"github.com/backfillhq/backfill/pipeline"
+	"github.com/backfillhq/backfill/pipeline/config"
 )
 
 // loadConf parses an s3 source config the way a pipeline file is parsed.
-func loadConf(t testing.TB, body string) (*pipeline.Conf, error) {
+func loadConf(t testing.TB, body string) (*config.Conf, error) {
 	t.Helper()
-	reg := pipeline.NewRegistry()
-	reg.RegisterSource("s3", Spec(), New)
-	reg.RegisterSink("discard", pipeline.NewSpec("unused"), func(*pipeline.Conf, *pipeline.Env) (pipeline.Sink, error) {
+	reg := config.NewRegistry()
+	reg.Register(Plugins()...)
+	reg.Register(config.SinkPlugin("discard", config.NewSpec("unused"), func(*config.Conf, *pipeline.Env) (pipeline.Sink, error) {
 		return nil, errors.New("not built in these tests")
-	})
+	}))
 	var b strings.Builder
 	b.WriteString("name: t\nsink: discard\nsource:\n  s3:\n")
 	for _, line := range strings.Split(strings.TrimSpace(body), "\n") {
 		b.WriteString("    " + line + "\n")
 	}
-	cfg, err := pipeline.Load("p.yaml", []byte(b.String()), pipeline.LoadOptions{Registry: reg, LookupEnv: func(string) (string, bool) { return "", false }})
+	cfg, err := config.Load("p.yaml", []byte(b.String()), config.LoadOptions{Registry: reg, LookupEnv: func(string) (string, bool) { return "", false }})
 	if err != nil {
 		return nil, err
 	}

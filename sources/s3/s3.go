@@ -32,6 +32,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/backfillhq/backfill/internal/s3client"
 	"github.com/backfillhq/backfill/sources/glob"
 
 	"github.com/apache/arrow/go/v15/arrow"
@@ -40,6 +41,7 @@ import (
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/backfillhq/backfill/pipeline"
+	"github.com/backfillhq/backfill/pipeline/config"
 	"github.com/backfillhq/backfill/sources/format"
 )
 
@@ -49,51 +51,51 @@ const (
 	layoutHive    = "hive"
 )
 
-// Spec is the s3 source's declared config.
-func Spec() *pipeline.Spec {
-	fields := []*pipeline.Field{
-		pipeline.String("bucket", "bucket name").Example("acme-archive").Check(nonEmpty),
-		pipeline.String("prefix", "key prefix to read under").Default("").Example("exports/orders/"),
-		pipeline.String("pattern", "glob over keys relative to prefix; * and ? within a folder, ** across folders; without it every object under prefix except _hidden and .hidden files").
+// spec is the s3 source's declared config.
+func spec() *config.Spec {
+	fields := []*config.Field{
+		config.String("bucket", "bucket name").Example("acme-archive").Check(nonEmpty),
+		config.String("prefix", "key prefix to read under").Default("").Example("exports/orders/"),
+		config.String("pattern", "glob over keys relative to prefix; * and ? within a folder, ** across folders; without it every object under prefix except _hidden and .hidden files").
 			Optional().Example("**/*.parquet").Check(func(v any) error { return glob.Check(v.(string)) }),
-		pipeline.Strings("keys", "explicit keys (or s3://bucket/key URLs) instead of listing").Optional(),
-		pipeline.String("manifest", "a Redshift UNLOAD manifest (key in bucket, or s3:// URL) listing the objects").Optional().
+		config.Strings("keys", "explicit keys (or s3://bucket/key URLs) instead of listing").Optional(),
+		config.String("manifest", "a Redshift UNLOAD manifest (key in bucket, or s3:// URL) listing the objects").Optional().
 			Example("unload/orders/manifest"),
-		pipeline.String("layout", "how keys are organized: plain, segment-archive (Segment's S3 destination), hive (key=value folders become columns)").
+		config.String("layout", "how keys are organized: plain, segment-archive (Segment's S3 destination), hive (key=value folders become columns)").
 			Default(layoutPlain).Enum(layoutPlain, layoutArchive, layoutHive),
-		pipeline.Strings("source_ids", "segment-archive: the Segment source ids to read; default all").Optional(),
-		pipeline.String("from", "segment-archive: first UTC received day to read (YYYY-MM-DD, inclusive)").Optional().
+		config.Strings("source_ids", "segment-archive: the Segment source ids to read; default all").Optional(),
+		config.String("from", "segment-archive: first UTC received day to read (YYYY-MM-DD, inclusive)").Optional().
 			Example("2024-01-01").Check(checkDay),
-		pipeline.String("to", "segment-archive: last UTC received day to read (YYYY-MM-DD, inclusive)").Optional().
+		config.String("to", "segment-archive: last UTC received day to read (YYYY-MM-DD, inclusive)").Optional().
 			Example("2024-01-31").Check(checkDay),
-		pipeline.Map("partitions", "hive: filters on partition values, applied while listing (a folder whose value fails is never listed): `day: {from: 2024-01-01, to: 2024-01-31}` (inclusive; numbers compare as numbers), `segment_type: track` or a list of allowed values",
-			pipeline.Any("", "")).Optional(),
-		pipeline.String("partition_prefix", "hive: prefix of the partition column names (\"\" for bare names)").Default("_partition."),
-		pipeline.String("region", "bucket region; default from the environment/profile, else us-east-1").Optional().Example("eu-west-1"),
-		pipeline.String("profile", "shared config profile (~/.aws/config)").Optional(),
-		pipeline.String("role_arn", "IAM role to assume (STS) with the base credentials").Optional().
+		config.Map("partitions", "hive: filters on partition values, applied while listing (a folder whose value fails is never listed): `day: {from: 2024-01-01, to: 2024-01-31}` (inclusive; numbers compare as numbers), `segment_type: track` or a list of allowed values",
+			config.Any("", "")).Optional(),
+		config.String("partition_prefix", "hive: prefix of the partition column names (\"\" for bare names)").Default("_partition."),
+		config.String("region", "bucket region; default from the environment/profile, else us-east-1").Optional().Example("eu-west-1"),
+		config.String("profile", "shared config profile (~/.aws/config)").Optional(),
+		config.String("role_arn", "IAM role to assume (STS) with the base credentials").Optional().
 			Example("arn:aws:iam::123456789012:role/backfill-reader"),
-		pipeline.String("external_id", "external id for role_arn").Optional().Secret(),
-		pipeline.String("endpoint", "S3-compatible endpoint (MinIO, R2, GCS interop)").Optional().Example("http://localhost:9000"),
-		pipeline.Bool("path_style", "path-style addressing (endpoint/bucket/key); MinIO needs it").Default(false),
-		pipeline.Bool("anonymous", "send unsigned requests (public buckets, local servers without auth)").Default(false),
-		pipeline.String("access_key_id", "static access key id (emulators); prefer the default credential chain").Optional(),
-		pipeline.String("secret_access_key", "static secret key, with access_key_id").Optional().Secret(),
-		pipeline.String("session_token", "session token for temporary static keys").Optional().Secret(),
-		pipeline.Int("max_attempts", "attempts per request, transient errors (throttling, 5xx, resets) retried with backoff").
-			Default(5).Check(pipeline.Positive),
-		pipeline.Int("page_size", "keys per ListObjectsV2 page (max 1000)").Default(1000).Check(func(v any) error {
+		config.String("external_id", "external id for role_arn").Optional().Secret(),
+		config.String("endpoint", "S3-compatible endpoint (MinIO, R2, GCS interop)").Optional().Example("http://localhost:9000"),
+		config.Bool("path_style", "path-style addressing (endpoint/bucket/key); MinIO needs it").Default(false),
+		config.Bool("anonymous", "send unsigned requests (public buckets, local servers without auth)").Default(false),
+		config.String("access_key_id", "static access key id (emulators); prefer the default credential chain").Optional(),
+		config.String("secret_access_key", "static secret key, with access_key_id").Optional().Secret(),
+		config.String("session_token", "session token for temporary static keys").Optional().Secret(),
+		config.Int("max_attempts", "attempts per request, transient errors (throttling, 5xx, resets) retried with backoff").
+			Default(5).Check(config.Positive),
+		config.Int("page_size", "keys per ListObjectsV2 page (max 1000)").Default(1000).Check(func(v any) error {
 			if n := v.(int); n < 1 || n > 1000 {
 				return errors.New("page_size must be between 1 and 1000")
 			}
 			return nil
 		}),
-		pipeline.Int("read_ahead", "Parquet: bytes fetched per ranged GET when a column is read sequentially").
-			Default(4 << 20).Check(pipeline.Positive),
-		pipeline.Int("max_buffered", "Parquet: cap on read-ahead bytes held per open object, shared by the columns being read").Default(16 << 20).Check(pipeline.Positive),
+		config.Int("read_ahead", "Parquet: bytes fetched per ranged GET when a column is read sequentially").
+			Default(4 << 20).Check(config.Positive),
+		config.Int("max_buffered", "Parquet: cap on read-ahead bytes held per open object, shared by the columns being read").Default(16 << 20).Check(config.Positive),
 	}
 	fields = append(fields, format.FieldSpecs()...)
-	return pipeline.NewSpec("objects of an S3 (or S3-compatible) bucket: Parquet, CSV or NDJSON", fields...).
+	return config.NewSpec("objects of an S3 (or S3-compatible) bucket: Parquet, CSV or NDJSON", fields...).
 		WithExample("Parquet files under a prefix", `s3:
   bucket: acme-exports
   prefix: orders/
@@ -126,9 +128,10 @@ func Spec() *pipeline.Spec {
   secret_access_key: ${MINIO_SECRET}`)
 }
 
-func init() {
-	pipeline.Default.RegisterSource("s3", Spec(), New)
-}
+// Plugins declares the s3 source.
+func Plugins() []config.Plugin { return []config.Plugin{config.SourcePlugin("s3", spec(), New)} }
+
+func init() { config.Default.Register(Plugins()...) }
 
 func nonEmpty(v any) error {
 	if strings.TrimSpace(v.(string)) == "" {
@@ -153,7 +156,7 @@ func checkDay(v any) error { _, err := parseDay(v.(string)); return err }
 // Source is the s3 source.
 type Source struct {
 	client    *awss3.Client
-	creds     *credsInfo
+	creds     *s3client.Creds
 	region    string
 	anonymous bool
 
@@ -179,7 +182,7 @@ type Source struct {
 
 // New builds the source from its config. It reaches no network: the
 // credential chain and the bucket are first used by Splits.
-func New(c *pipeline.Conf, env *pipeline.Env) (pipeline.Source, error) {
+func New(c *config.Conf, env *pipeline.Env) (pipeline.Source, error) {
 	s := &Source{
 		bucket:      c.String("bucket"),
 		prefix:      c.String("prefix"),
@@ -263,13 +266,13 @@ func New(c *pipeline.Conf, env *pipeline.Env) (pipeline.Source, error) {
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	cc := clientConf{
-		region: c.String("region"), profile: c.String("profile"), roleARN: c.String("role_arn"),
-		externalID: c.String("external_id"), endpoint: c.String("endpoint"), pathStyle: c.Bool("path_style"),
-		anonymous: s.anonymous, accessKeyID: c.String("access_key_id"), secretAccessKey: c.String("secret_access_key"),
-		token: c.String("session_token"), maxAttempts: s.maxAttempts,
+	cc := s3client.Config{
+		Region: c.String("region"), Profile: c.String("profile"), RoleARN: c.String("role_arn"),
+		ExternalID: c.String("external_id"), Endpoint: c.String("endpoint"), PathStyle: c.Bool("path_style"),
+		Anonymous: s.anonymous, AccessKeyID: c.String("access_key_id"), SecretAccessKey: c.String("secret_access_key"),
+		Token: c.String("session_token"), MaxAttempts: s.maxAttempts,
 	}
-	s.client, s.creds, s.region, err = newClient(context.Background(), cc)
+	s.client, s.creds, s.region, err = s3client.NewClient(context.Background(), cc)
 	if err != nil {
 		return nil, c.Errorf("profile", "%v", err)
 	}
@@ -278,7 +281,7 @@ func New(c *pipeline.Conf, env *pipeline.Env) (pipeline.Source, error) {
 
 // parsePartitions reads `partitions:`: a value, a list of values, or
 // {from, to}.
-func parsePartitions(c *pipeline.Conf) (partFilter, []error) {
+func parsePartitions(c *config.Conf) (partFilter, []error) {
 	entries := c.Map("partitions")
 	if len(entries) == 0 {
 		return nil, nil
@@ -286,7 +289,7 @@ func parsePartitions(c *pipeline.Conf) (partFilter, []error) {
 	f := partFilter{}
 	var errs []error
 	path := c.Path() + "/partitions/"
-	bad := func(e pipeline.MapEntry, format string, args ...any) {
+	bad := func(e config.MapEntry, format string, args ...any) {
 		errs = append(errs, c.NodeErrorf(e.Node, path+e.Key, format, args...))
 	}
 	scalar := func(v any) (string, bool) {

@@ -12,8 +12,8 @@ import (
 
 	"github.com/apache/arrow/go/v15/parquet/file"
 
-	"github.com/backfillhq/backfill/internal/arrowtest"
-	"github.com/backfillhq/backfill/internal/s3test"
+	"github.com/backfillhq/backfill/internal/testkit/arrowtest"
+	"github.com/backfillhq/backfill/internal/testkit/s3test"
 	"github.com/backfillhq/backfill/pipeline"
 )
 

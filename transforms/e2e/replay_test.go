@@ -13,8 +13,9 @@ import (
 
 	"github.com/apache/arrow/go/v15/arrow"
 
-	"github.com/backfillhq/backfill/internal/arrowtest"
+	"github.com/backfillhq/backfill/internal/testkit/arrowtest"
 	"github.com/backfillhq/backfill/pipeline"
+	"github.com/backfillhq/backfill/pipeline/config"
 	"github.com/backfillhq/backfill/pipeline/record"
 	_ "github.com/backfillhq/backfill/sources/file"
 	"github.com/backfillhq/backfill/transforms"
@@ -23,21 +24,22 @@ import (
 type nopSink struct{}
 
 func (nopSink) Write(context.Context, *pipeline.Batch) error { return nil }
+func (nopSink) Open(context.Context) error                   { return nil }
 func (nopSink) Close(context.Context) error                  { return nil }
 
 func TestSegmentReplayConfig(t *testing.T) {
 	mem := arrowtest.CheckedMem(t)
-	reg := pipeline.NewRegistry()
-	for _, p := range pipeline.Default.All() {
-		if p.Kind != pipeline.SinkKind {
+	reg := config.NewRegistry()
+	for _, p := range config.Default.All() {
+		if p.Kind != config.SinkKind {
 			reg.Register(*p)
 		}
 	}
 	// the file sink's config, as far as this test needs it
-	reg.RegisterSink("file", pipeline.NewSpec("test", pipeline.String("path", "")), func(*pipeline.Conf, *pipeline.Env) (pipeline.Sink, error) {
+	reg.Register(config.SinkPlugin("file", config.NewSpec("test", config.String("path", "")), func(*config.Conf, *pipeline.Env) (pipeline.Sink, error) {
 		return nopSink{}, nil
-	})
-	cfg, err := pipeline.LoadFile("../../configs/segment-replay.yaml", pipeline.LoadOptions{Registry: reg,
+	}))
+	cfg, err := config.LoadFile("../../configs/segment-replay.yaml", config.LoadOptions{Registry: reg,
 		LookupEnv: func(k string) (string, bool) {
 			if k == "SEGMENT_ARCHIVE" {
 				return "../../configs/sample/archive.ndjson.gz", true
@@ -50,14 +52,14 @@ func TestSegmentReplayConfig(t *testing.T) {
 	env := &pipeline.Env{Name: cfg.Name, Alloc: mem, Logger: slog.New(slog.DiscardHandler)}
 	var chain []pipeline.Transform
 	for _, pc := range cfg.Transforms {
-		p, _ := reg.Lookup(pipeline.TransformKind, pc.Name)
+		p, _ := reg.Lookup(config.TransformKind, pc.Name)
 		tr, err := p.NewTransform(pc.Conf, env)
 		if err != nil {
 			t.Fatal(err)
 		}
 		chain = append(chain, tr)
 	}
-	sp, _ := reg.Lookup(pipeline.SourceKind, cfg.Source.Name)
+	sp, _ := reg.Lookup(config.SourceKind, cfg.Source.Name)
 	src, err := sp.NewSource(cfg.Source.Conf, env)
 	if err != nil {
 		t.Fatal(err)

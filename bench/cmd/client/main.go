@@ -118,12 +118,17 @@ func runRead(path string) (result, error) {
 func runBackfill(path, url string, gz bool, level, conc, repeat int) (result, error) {
 	res := result{Mode: fmt.Sprintf("backfill gzip=%v", gz)}
 	var failed atomic.Int64
-	s, err := segment.New(segment.Options{Endpoint: url, WriteKey: "bench", Gzip: gz, GzipLevel: level,
-		Concurrency: conc}, &pipeline.Env{Name: "bench", Version: "bench"})
+	opts := segment.DefaultOptions()
+	opts.Endpoint, opts.WriteKey, opts.Gzip, opts.GzipLevel, opts.Concurrency = url, "bench", gz, level, conc
+	s, err := segment.New(opts, &pipeline.Env{Name: "bench", Version: "bench"})
 	if err != nil {
 		return res, err
 	}
 	ctx := context.Background()
+	if err := s.Open(ctx); err != nil {
+		return res, err
+	}
+	acct := &failures{n: &failed}
 	var rows int64
 	for r := 0; r < repeat && err == nil; r++ {
 		split, offset := fmt.Sprintf("events.parquet#%d", r), int64(0)
@@ -141,11 +146,7 @@ func runBackfill(path, url string, gz bool, level, conc, repeat int) (result, er
 				b := pipeline.NewBatch(split, offset, rec)
 				offset += rec.NumRows()
 				rows += rec.NumRows()
-				b.SetAck(func(err error) {
-					if err != nil {
-						failed.Add(1)
-					}
-				})
+				b.SetAccount(acct)
 				err = s.Write(ctx, b)
 			}
 			werr <- err
@@ -165,6 +166,18 @@ func runBackfill(path, url string, gz bool, level, conc, repeat int) (result, er
 	st := s.Stats()
 	res.Rows, res.Sent, res.Failed = rows, st["events_sent"], failed.Load()+st["dead_lettered"]
 	return res, err
+}
+
+// failures is every batch's account, as the engine's would be: it counts
+// the batches that failed.
+type failures struct{ n *atomic.Int64 }
+
+func (f *failures) Delivered(int)                                     {}
+func (f *failures) DeadLetter(context.Context, pipeline.Reject) error { return nil }
+func (f *failures) Done(err error) {
+	if err != nil {
+		f.n.Add(1)
+	}
 }
 
 type callback struct{ ok, failed atomic.Int64 }

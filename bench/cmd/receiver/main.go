@@ -14,7 +14,7 @@ import (
 	"os/signal"
 
 	"github.com/backfillhq/backfill/bench/internal/cpuprof"
-	"github.com/backfillhq/backfill/internal/segmenttest"
+	"github.com/backfillhq/backfill/internal/testkit/segmenttest"
 )
 
 func main() {

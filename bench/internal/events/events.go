@@ -15,7 +15,7 @@ import (
 	"github.com/apache/arrow/go/v15/parquet/compress"
 	"github.com/apache/arrow/go/v15/parquet/pqarrow"
 
-	"github.com/backfillhq/backfill/internal/sampledata"
+	"github.com/backfillhq/backfill/internal/testkit/sampledata"
 	"github.com/backfillhq/backfill/pipeline"
 	"github.com/backfillhq/backfill/sources/format"
 )

@@ -1,0 +1,238 @@
+package config
+
+import (
+	"fmt"
+	"io"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// WritePluginDoc prints a plugin's reference, every field with its type,
+// default, allowed values and example, from its spec.
+func WritePluginDoc(w io.Writer, p *Plugin) {
+	fmt.Fprintf(w, "%s %s: %s\n", p.Kind, p.Name, p.Spec.Summary)
+	if p.Spec.Description != "" {
+		fmt.Fprintf(w, "\n%s\n", strings.TrimSpace(p.Spec.Description))
+	}
+	if len(p.Spec.Fields()) > 0 {
+		fmt.Fprintf(w, "\nFields:\n")
+		writeFields(w, p.Spec.Fields(), "  ")
+	}
+	if x := p.Spec.root.extra; x != nil {
+		fmt.Fprintf(w, "\nAny other key: %s (%s)\n", x.desc, typeName(x))
+	}
+	for _, ex := range p.Spec.Examples() {
+		fmt.Fprintf(w, "\nExample: %s\n", ex.Title)
+		for _, line := range strings.Split(strings.TrimRight(ex.YAML, "\n"), "\n") {
+			fmt.Fprintf(w, "    %s\n", line)
+		}
+	}
+}
+
+func writeFields(w io.Writer, fields []*Field, indent string) {
+	for _, f := range fields {
+		var attrs []string
+		attrs = append(attrs, typeName(f))
+		if !f.optional {
+			attrs = append(attrs, "required")
+		}
+		if f.hasDef && f.def != nil && f.def != "" && f.kind != KindObject {
+			attrs = append(attrs, fmt.Sprintf("default %v", yamlInline(f.def)))
+		}
+		if f.secret {
+			attrs = append(attrs, "secret")
+		}
+		fmt.Fprintf(w, "%s%s (%s)\n", indent, f.name, strings.Join(attrs, ", "))
+		if f.desc != "" {
+			fmt.Fprintf(w, "%s    %s\n", indent, f.desc)
+		}
+		if len(f.enum) > 0 {
+			fmt.Fprintf(w, "%s    one of: %s\n", indent, strings.Join(f.enum, ", "))
+		}
+		if f.example != nil {
+			fmt.Fprintf(w, "%s    example: %s\n", indent, yamlInline(f.example))
+		}
+		if f.kind == KindObject {
+			writeFields(w, f.fields, indent+"  ")
+		}
+		if f.kind == KindList && f.elem != nil && f.elem.kind == KindObject {
+			writeFields(w, f.elem.fields, indent+"  - ")
+		}
+	}
+}
+
+func typeName(f *Field) string {
+	switch f.kind {
+	case KindList:
+		if f.elem != nil {
+			return "list of " + typeName(f.elem)
+		}
+	case KindMap:
+		if f.elem != nil {
+			return "map of " + typeName(f.elem)
+		}
+	case KindString:
+		if len(f.enum) > 0 {
+			return "enum"
+		}
+	}
+	return f.kind.String()
+}
+
+func yamlInline(v any) string {
+	if s, ok := v.(string); ok {
+		return fmt.Sprintf("%q", s)
+	}
+	out, err := yaml.Marshal(v)
+	if err != nil {
+		return fmt.Sprint(v)
+	}
+	s := strings.TrimSpace(string(out))
+	if strings.Contains(s, "\n") {
+		var n yaml.Node
+		if n.Encode(v) == nil {
+			n.Style = yaml.FlowStyle
+			for _, c := range n.Content {
+				c.Style = yaml.FlowStyle
+			}
+			if b, err := yaml.Marshal(&n); err == nil {
+				return strings.TrimSpace(string(b))
+			}
+		}
+	}
+	return s
+}
+
+// JSONSchema returns a JSON Schema (draft 2020-12) of pipeline files for
+// the plugins in reg, for editors and CI linting.
+func JSONSchema(reg *Registry) map[string]any {
+	if reg == nil {
+		reg = Default
+	}
+	return fieldSchema(pipelineSpec(), reg, true)
+}
+
+func fieldSchema(f *Field, reg *Registry, root bool) map[string]any {
+	s := map[string]any{}
+	if root {
+		s["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+		s["title"] = "backfill pipeline"
+	}
+	if f.desc != "" && !root {
+		s["description"] = f.desc
+	}
+	if f.hasDef && f.def != nil {
+		s["default"] = f.def
+	}
+	if f.example != nil {
+		s["examples"] = []any{f.example}
+	}
+	switch f.kind {
+	case KindString:
+		s["type"] = "string"
+		if len(f.enum) > 0 {
+			s["enum"] = f.enum
+		}
+	case KindInt:
+		s["type"] = "integer"
+	case KindFloat:
+		s["type"] = "number"
+	case KindBool:
+		s["type"] = "boolean"
+	case KindDuration:
+		s["type"] = "string"
+		s["pattern"] = `^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
+	case KindObject:
+		s["type"] = "object"
+		props := map[string]any{}
+		var req []string
+		for _, c := range f.fields {
+			props[c.name] = fieldSchema(c, reg, false)
+			if !c.optional {
+				req = append(req, c.name)
+			}
+		}
+		s["properties"] = props
+		s["additionalProperties"] = false
+		if f.extra != nil {
+			s["additionalProperties"] = fieldSchema(f.extra, reg, false)
+		}
+		if len(req) > 0 {
+			s["required"] = req
+		}
+	case KindList:
+		s["type"] = "array"
+		s["items"] = fieldSchema(f.elem, reg, false)
+	case KindMap:
+		s["type"] = "object"
+		s["additionalProperties"] = fieldSchema(f.elem, reg, false)
+	case kindPlugin:
+		var one []any
+		for _, name := range reg.Names(f.pluginKind) {
+			p, _ := reg.Lookup(f.pluginKind, name)
+			body := fieldSchema(p.Spec.root, reg, false)
+			body["description"] = p.Spec.Summary
+			one = append(one, map[string]any{
+				"type": "object", "properties": map[string]any{name: body},
+				"required": []string{name}, "additionalProperties": false,
+			})
+		}
+		s["oneOf"] = one
+	}
+	return s
+}
+
+// WritePluginMarkdown prints a plugin's reference as Markdown, from its
+// spec: the same content as WritePluginDoc, for PLUGINS.md.
+func WritePluginMarkdown(w io.Writer, p *Plugin) {
+	fmt.Fprintf(w, "### %s `%s`\n\n%s.\n\n", p.Kind, p.Name, strings.TrimSuffix(p.Spec.Summary, "."))
+	if p.Spec.Description != "" {
+		fmt.Fprintf(w, "%s\n\n", strings.TrimSpace(p.Spec.Description))
+	}
+	if len(p.Spec.Fields()) > 0 {
+		fmt.Fprintf(w, "| field | type | default | description |\n|---|---|---|---|\n")
+		writeMarkdownFields(w, p.Spec.Fields(), "")
+		fmt.Fprintln(w)
+	}
+	if x := p.Spec.root.extra; x != nil {
+		fmt.Fprintf(w, "Any other key: %s (%s).\n\n", x.desc, typeName(x))
+	}
+	for _, ex := range p.Spec.Examples() {
+		fmt.Fprintf(w, "Example: %s\n\n```yaml\n%s:\n", ex.Title, p.Name)
+		for _, line := range strings.Split(strings.TrimRight(ex.YAML, "\n"), "\n") {
+			fmt.Fprintf(w, "  %s\n", line)
+		}
+		fmt.Fprintf(w, "```\n\n")
+	}
+}
+
+func writeMarkdownFields(w io.Writer, fields []*Field, prefix string) {
+	cell := func(s string) string { return strings.ReplaceAll(strings.ReplaceAll(s, "|", `\|`), "\n", " ") }
+	for _, f := range fields {
+		def := ""
+		switch {
+		case !f.optional:
+			def = "required"
+		case f.hasDef && f.def != nil && f.def != "" && f.kind != KindObject:
+			def = "`" + yamlInline(f.def) + "`"
+		}
+		desc := f.desc
+		if len(f.enum) > 0 {
+			desc += "; one of: " + strings.Join(f.enum, ", ")
+		}
+		if f.example != nil {
+			desc += "; e.g. `" + yamlInline(f.example) + "`"
+		}
+		if f.secret {
+			desc += " (secret)"
+		}
+		fmt.Fprintf(w, "| `%s%s` | %s | %s | %s |\n", prefix, f.name, typeName(f), cell(def), cell(desc))
+		if f.kind == KindObject {
+			writeMarkdownFields(w, f.fields, prefix+f.name+".")
+		}
+		if f.kind == KindList && f.elem != nil && f.elem.kind == KindObject {
+			writeMarkdownFields(w, f.elem.fields, prefix+f.name+"[].")
+		}
+	}
+}

@@ -1,0 +1,227 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// On-error policies for rows that cannot be delivered.
+const (
+	OnErrorDeadLetter = "dead_letter"
+	OnErrorStop       = "stop"
+)
+
+// pipelineSpec declares the pipeline file itself, with the same machinery
+// plugins use.
+func pipelineSpec() *Field {
+	return Object("", "a backfill pipeline",
+		String("name", "identifies the run: its state, its message ids, its logs").
+			Example("orders-backfill-2024").Check(checkName),
+		pluginField("source", "where rows come from: one key, the source's name", SourceKind),
+		List("transforms", "applied in order; each item has one key, the transform's name",
+			pluginField("", "", TransformKind)).Optional(),
+		pluginField("sink", "where messages go: one key, the sink's name", SinkKind),
+		String("state", "checkpoint store: a local directory").Default(".backfill/state"),
+		Int("workers", "splits read in parallel (default: the number of CPUs)").Default(0).
+			Check(NonNegative),
+		Int("batch_rows", "rows per record batch read from a split").Default(8192).Check(Positive),
+		String("on_error", "what a row that cannot be delivered does: go to the dead-letter file, or stop the run").
+			Default(OnErrorDeadLetter).Enum(OnErrorDeadLetter, OnErrorStop),
+		String("dead_letter", "the dead-letter file (NDJSON); default: <state>/<name>/dead-letters.ndjson. A shard of a sharded run writes its own, with -shard-I-of-N before the extension").
+			Optional(),
+		String("max_rejects", `stop the run once more rows than this are rejected: a count ("1000") or a share of rows read ("1%")`).
+			Optional().Check(func(v any) error { _, err := ParseMaxRejects(v.(string)); return err }),
+		Duration("checkpoint_interval", "how often acknowledged progress is saved").Default(defaultCheckpointEvery).
+			Check(PositiveDuration),
+		Duration("checkpoint_failure_timeout", "how long periodic checkpoint saves may keep failing (the state store is down, the disk is full) "+
+			"before the run stops (0: at the first); delivery goes on meanwhile, and if the run dies, rows delivered since the last save are resent with the same messageIds").
+			Default(defaultCheckpointFailureTimeout).Check(NonNegativeDuration),
+	)
+}
+
+func checkName(v any) error {
+	s := v.(string)
+	if s == "" {
+		return errors.New("name must not be empty")
+	}
+	for _, r := range s {
+		if !(r == '-' || r == '_' || r == '.' || (r >= '0' && r <= '9') || (r >= 'a' && r <= 'z') || (r >= 'A' && r <= 'Z')) {
+			return fmt.Errorf("name %q may hold only letters, digits, '-', '_' and '.' (it names state files)", s)
+		}
+	}
+	return nil
+}
+
+// NonNegative is a Check for Int fields where 0 means "none" or "let the
+// service decide".
+func NonNegative(v any) error {
+	if v.(int) < 0 {
+		return errors.New("must not be negative")
+	}
+	return nil
+}
+
+// Positive is a Check for Int fields that must be above zero.
+func Positive(v any) error {
+	if v.(int) <= 0 {
+		return errors.New("must be positive")
+	}
+	return nil
+}
+
+// PositiveDuration is a Check for Duration fields that must be above zero
+// (an interval, a timeout).
+func PositiveDuration(v any) error {
+	if v.(time.Duration) <= 0 {
+		return errors.New("must be positive")
+	}
+	return nil
+}
+
+// NonNegativeDuration is a Check for Duration fields where 0 means "at
+// once" or "none".
+func NonNegativeDuration(v any) error {
+	if v.(time.Duration) < 0 {
+		return errors.New("must not be negative")
+	}
+	return nil
+}
+
+// MaxRejects is a reject budget: a count, or a fraction of rows read.
+type MaxRejects struct {
+	Count    int64   // > 0: at most this many rejects
+	Fraction float64 // > 0: at most this share of rows read
+}
+
+// ParseMaxRejects reads "1000" or "2.5%".
+func ParseMaxRejects(s string) (MaxRejects, error) {
+	s = strings.TrimSpace(s)
+	if strings.HasSuffix(s, "%") {
+		f, err := strconv.ParseFloat(strings.TrimSuffix(s, "%"), 64)
+		if err != nil || f < 0 || f > 100 {
+			return MaxRejects{}, fmt.Errorf("%q is not a percentage between 0%% and 100%%", s)
+		}
+		return MaxRejects{Fraction: f / 100}, nil
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 {
+		return MaxRejects{}, fmt.Errorf("%q is neither a count nor a percentage like \"1%%\"", s)
+	}
+	return MaxRejects{Count: n}, nil
+}
+
+// Pipeline is a loaded, validated pipeline file.
+type Pipeline struct {
+	File       string
+	Name       string
+	Source     *PluginConf
+	Transforms []*PluginConf
+	Sink       *PluginConf
+	State      string
+	Workers    int
+	BatchRows  int
+	OnError    string
+	DeadLetter string
+	MaxRejects *MaxRejects
+	root       *Conf
+}
+
+// LoadOptions change how a file is read; the zero value reads the process
+// environment and the Default registry.
+type LoadOptions struct {
+	Registry  *Registry
+	LookupEnv func(string) (string, bool)
+}
+
+// LoadFile reads and validates a pipeline file. Every problem is reported
+// at once as ConfigErrors.
+func LoadFile(path string, opts LoadOptions) (*Pipeline, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading pipeline: %w", err)
+	}
+	return Load(path, data, opts)
+}
+
+// Load validates a pipeline given as YAML text; file names it in errors.
+func Load(file string, data []byte, opts LoadOptions) (*Pipeline, error) {
+	if opts.Registry == nil {
+		opts.Registry = Default
+	}
+	if opts.LookupEnv == nil {
+		opts.LookupEnv = envLookup
+	}
+	p := &parser{file: file, reg: opts.Registry, lookup: opts.LookupEnv}
+	var doc yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&doc); err != nil {
+		return nil, ConfigErrors{syntaxError(file, err)}
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); err == nil {
+		return nil, ConfigErrors{{File: file, Line: extra.Line, Col: extra.Column, Code: CodeSyntax,
+			Msg: "a pipeline file holds one YAML document", Hint: "remove the second '---'"}}
+	}
+	if len(doc.Content) == 0 {
+		return nil, ConfigErrors{{File: file, Line: 1, Col: 1, Code: CodeSyntax, Msg: "the file is empty"}}
+	}
+	p.interpolate(&doc, "")
+	root := p.object(pipelineSpec(), doc.Content[0], "")
+	if len(p.errs) > 0 {
+		return nil, p.errs.Sorted()
+	}
+	c := &Pipeline{
+		File:       file,
+		Name:       root.String("name"),
+		Source:     root.Plugin("source"),
+		Transforms: root.Plugins("transforms"),
+		Sink:       root.Plugin("sink"),
+		State:      root.String("state"),
+		Workers:    root.Int("workers"),
+		BatchRows:  root.Int("batch_rows"),
+		OnError:    root.String("on_error"),
+		DeadLetter: root.String("dead_letter"),
+		root:       root,
+	}
+	if c.Workers == 0 {
+		c.Workers = runtime.NumCPU()
+	}
+	if s := root.String("max_rejects"); s != "" {
+		m, _ := ParseMaxRejects(s)
+		c.MaxRejects = &m
+	}
+	return c, nil
+}
+
+// CheckpointInterval is how often progress is saved.
+func (c *Pipeline) CheckpointInterval() time.Duration { return c.root.Duration("checkpoint_interval") }
+
+// CheckpointFailureTimeout is how long periodic saves may fail before the
+// run stops.
+func (c *Pipeline) CheckpointFailureTimeout() time.Duration {
+	return c.root.Duration("checkpoint_failure_timeout")
+}
+
+func syntaxError(file string, err error) *ConfigError {
+	e := &ConfigError{File: file, Code: CodeSyntax, Msg: err.Error()}
+	// yaml.v3 says "yaml: line N: msg".
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	if strings.HasPrefix(msg, "line ") {
+		rest := msg[len("line "):]
+		if i := strings.IndexByte(rest, ':'); i > 0 {
+			if n, convErr := strconv.Atoi(rest[:i]); convErr == nil {
+				e.Line, e.Col = n, 1
+				e.Msg = strings.TrimSpace(rest[i+1:])
+			}
+		}
+	}
+	return e
+}
