@@ -5,7 +5,9 @@
 # ratios within one run.
 #   ROWS=1000000 REPS=3 bench/run.sh
 # BASELINE=/path/to/client (a cmd/client built from another tree) adds its
-# backfill gzip/plain runs to the same interleaving, for before/after ratios.
+# backfill gzip/plain runs to the same interleaving, and BASELINE_CLI=/path/to/backfill
+# (the CLI built from that tree) its `backfill run` runs, for before/after
+# ratios, printed last.
 set -euo pipefail
 cd "$(dirname "$0")"
 ROWS=${ROWS:-1000000}
@@ -54,6 +56,9 @@ configs=(
 if [ -n "${BASELINE:-}" ]; then
   configs+=("baseline gzip|@-mode backfill -gzip=true" "baseline plain|@-mode backfill -gzip=false")
 fi
+if [ -n "${BASELINE_CLI:-}" ]; then
+  configs+=("baseline run (CLI) gzip|!" "baseline run (CLI) plain|!-plain")
+fi
 # The receiver's CPU (utime+stime of its process, in clock ticks) around
 # each run: with both on one machine it is the other half of the cost.
 received() { curl -s "$URL/stats" | python3 -c 'import json, sys; print(json.load(sys.stdin)["Messages"])'; }
@@ -67,8 +72,10 @@ for rep in $(seq "$REPS"); do
     if [ "${args:0:1}" = "@" ]; then bin=$BASELINE; args=${args:1}; fi
     r0=$(recv_ticks)
     if [ "${args:0:1}" = "!" ]; then
+      cli=$WORK/backfill
+      case "$name" in baseline*) cli=$BASELINE_CLI ;; esac
       m0=$(received)
-      /usr/bin/time -v "$WORK/backfill" run --fresh --progress none "$WORK/bench${args:1}.yaml" >/dev/null 2>"$WORK/time.txt" \
+      /usr/bin/time -v "$cli" run --fresh --progress none "$WORK/bench${args:1}.yaml" >/dev/null 2>"$WORK/time.txt" \
         || echo "  !! backfill run failed: $(grep -v "^\s" "$WORK/time.txt" | tail -3)"
       m1=$(received)
       # wall clock from time -v ("h:mm:ss" or "m:ss.ss")
@@ -126,4 +133,30 @@ for name in ["backfill run (CLI) plain", "backfill run (CLI) gzip", "backfill pl
         if r.get("analytics-go batch=500", (0, 0))[0] > 0:
             e500.append(r[name][0] / r["analytics-go batch=500"][0])
     print("%-24s %-22s %-22s %s" % (name, span(e100), span(e500), span(c100)))
+PY
+
+# Before/after: this tree against the baseline's, within each repetition.
+python3 - "$WORK/results.tsv" <<'PY'
+import collections, sys
+runs = collections.defaultdict(dict)
+for line in open(sys.argv[1]):
+    name, rep, eps, cpu = line.rstrip("\n").split("\t")
+    runs[rep][name] = (float(eps), float(cpu))
+pairs = [("backfill plain", "baseline plain"), ("backfill gzip", "baseline gzip"),
+         ("backfill run (CLI) plain", "baseline run (CLI) plain"), ("backfill run (CLI) gzip", "baseline run (CLI) gzip")]
+rows = []
+for new, old in pairs:
+    eps, cpu = [], []
+    for r in runs.values():
+        if new in r and old in r and r[old][0] > 0 and r[new][1] > 0:
+            eps.append(r[new][0] / r[old][0])
+            cpu.append(r[new][1] / r[old][1])
+    if eps:
+        rows.append((new, eps, cpu))
+if rows:
+    print()
+    print("%-24s %-26s %s" % ("after / before", "events/s (median, range)", "CPU per event (median, range)"))
+    med = lambda xs: sorted(xs)[len(xs) // 2]
+    for name, eps, cpu in rows:
+        print("%-24s %.3f (%.3f-%.3f)%8s %.3f (%.3f-%.3f)" % (name, med(eps), min(eps), max(eps), "", med(cpu), min(cpu), max(cpu)))
 PY

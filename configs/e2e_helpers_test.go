@@ -13,10 +13,16 @@ import (
 	"testing"
 
 	"github.com/backfillhq/backfill/internal/testkit/ndjsontest"
+	"github.com/backfillhq/backfill/internal/testkit/s3test"
+	"go.uber.org/goleak"
 )
 
 var cliBin string
 
+// TestMain builds the CLI once. The tests run servers in this process (a
+// Segment receiver, BigQuery's gRPC and REST servers, MinIO's clients):
+// goleak checks that none is left running. Without a minio binary the S3
+// tests skip, and Report says so in one line.
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "backfill-cli-")
 	if err != nil {
@@ -29,9 +35,10 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "building the CLI:", err)
 		os.Exit(1)
 	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	goleak.VerifyTestMain(s3test.Report(m), goleak.Cleanup(func(code int) {
+		os.RemoveAll(dir)
+		os.Exit(code)
+	}))
 }
 
 // configPath is a shipped config's absolute path.

@@ -1,10 +1,10 @@
-// Package pipeline is backfill's engine: the plugin contracts (Source,
-// Transform, Sink), the typed config specs plugins declare, the registry,
-// config loading and validation, the runner with its acknowledgement
-// tracking, the checkpoint store, dead letters and progress reporting.
+// Package pipeline holds the contracts between backfill's parts: a Source
+// lists Splits and opens each as a RecordReader of Batches; Transforms
+// rewrite Batches; a Sink delivers them and reports, through each Batch's
+// Account, what became of every row (delivered, or dead-lettered), then
+// acks the batch. Env is what a plugin constructor gets.
 //
-// Data flows one way: a Source lists Splits and opens each as a
-// RecordReader of Batches; Transforms rewrite Batches; the Sink delivers
-// them and calls Batch.Ack once every row is durable (delivered or
-// dead-lettered). Only acknowledged rows ever reach the checkpoint.
+// The config language is in pipeline/config, the engine that runs a
+// pipeline in pipeline/engine, what a run keeps in pipeline/state;
+// pipeline/DESIGN.md says why they are shaped so.
 package pipeline

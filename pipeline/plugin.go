@@ -114,8 +114,10 @@ type Projector interface {
 // Sink delivers batches. Open starts it (its goroutines, its
 // connections): constructors start nothing, so a pipeline that fails to
 // build, or is only validated, leaves nothing running. ctx is the run's:
-// once it is canceled the run is stopping, and the sink abandons retries
-// (a batch it gives up on is acked with an error wrapping ErrStopped).
+// once it is canceled the run is stopping (or failed elsewhere), and what
+// the sink then gives up on, its retries spent or Close's context ended,
+// is abandoned rather than failed: its batches are acked with an error
+// wrapping ErrStopped, their rows unacknowledged, to be sent on resume.
 //
 // Write takes ownership of b (its record included), even when it returns
 // an error, and may return before delivery; it blocks when the sink is

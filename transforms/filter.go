@@ -31,6 +31,9 @@ func filterSpec() *config.Spec {
 		config.String("before", "keep rows whose timestamp is before this time (RFC 3339 or a date)").Optional().Example("2024-07-01"),
 		config.String("field", "the timestamp column after and before read (a timestamp column: run the timestamp transform first)").
 			Default(record.Timestamp),
+	).Rules(
+		config.AtMostOne("expr", "drop").Message("give expr (rows to keep) or drop (rows to drop), not both"),
+		config.AtLeastOne("expr", "drop", "after", "before").Message("filter needs expr, drop, after or before"),
 	).WithDescription(`A row for which the expression fails (say, a comparison with a null) is
 rejected with the error. Rows with a null timestamp never match after/before.`).
 		WithExample("one event, first half of 2024", `expr: event == "Order Completed"
@@ -81,10 +84,7 @@ func newFilter(conf *config.Conf, env *pipeline.Env) (pipeline.Transform, error)
 	var errs []error
 	field := "expr"
 	f.src = conf.String("expr")
-	if d := conf.String("drop"); d != "" {
-		if f.src != "" {
-			errs = append(errs, conf.Errorf("drop", "give expr (rows to keep) or drop (rows to drop), not both"))
-		}
+	if d := conf.String("drop"); d != "" { // the spec's rules: not with expr
 		f.src, f.dropWhen, field = d, true, "drop"
 	}
 	if f.src != "" {
@@ -115,9 +115,6 @@ func newFilter(conf *config.Conf, env *pipeline.Env) (pipeline.Transform, error)
 				f.before = ms
 			}
 		}
-	}
-	if f.src == "" && f.after == math.MinInt64 && f.before == math.MaxInt64 && len(errs) == 0 {
-		errs = append(errs, conf.Errorf("expr", "filter needs expr, drop, after or before"))
 	}
 	if f.after >= f.before && f.before != math.MaxInt64 {
 		errs = append(errs, conf.Errorf("before", "before is not later than after: no row would pass"))

@@ -58,6 +58,8 @@ func mapSpec() *config.Spec {
 			Default(false),
 	)
 	return config.NewSpec("set Segment message fields from source columns or constants", fields...).
+		Rules(config.When("keep_ids", true).Requires("convention").
+			Message("keep_ids applies only with convention "+ConventionSegmentWarehouse)).
 		WithDescription(`The output record holds only the mapped columns, named by their message path
 (userId, properties.total, context.ip), plus the internal columns (names
 starting with "_") of the input. Columns are reused, not copied.
@@ -154,9 +156,6 @@ func newMap(conf *config.Conf, _ *pipeline.Env) (pipeline.Transform, error) {
 	}
 	if m.star != "" && m.convention != "" {
 		errs = append(errs, conf.Errorf(m.star, `"*" and convention both map the remaining columns: use one`))
-	}
-	if m.keepIDs && m.convention == "" {
-		errs = append(errs, conf.Errorf("keep_ids", "keep_ids applies only with convention %s", ConventionSegmentWarehouse))
 	}
 	if len(errs) == 0 && len(m.targets) == 0 && m.star == "" && m.convention == "" {
 		errs = append(errs, conf.Errorf("", "map sets nothing: give at least one field (type, userId, event, properties, ...) or a convention"))

@@ -32,7 +32,13 @@ func messageIDSpec() *config.Spec {
 	).WithDescription(`Ids are UUID-shaped (8-4-4-4-12, version 8): the first 128 bits of
 SHA-256 over the pipeline name, the salt and the key values (each length-
 prefixed; numbers, booleans and times in a canonical text form, so 42 and
-"42" give the same id). A row whose key values are all null is rejected.`).
+"42" give the same id). A row whose key values are all null is rejected.
+
+Without this transform, a message with no messageId gets one from the sink,
+derived from the pipeline name, the split and the row (a version-5 UUID),
+so a rerun or a retry sends the same ids and Segment drops the copies.
+Use key when rows may move between runs (a re-exported table), and salt
+to replay an archive whose original messageIds Segment has already seen.`).
 		WithExample("replaying an archive", `salt: replay-2024-06`).
 		WithExample("one id per order line", `key: [order_id, line_no]`)
 }

@@ -37,7 +37,13 @@ func stripSpec() *config.Spec {
 			Optional().Enum(PresetSegmentReplay),
 		config.Strings("keep", "paths never removed, even when fields or the preset match them").
 			Optional().Example([]string{"messageId"}),
-	).WithExample("archived Segment messages, keeping a re-derived messageId", `preset: segment-replay
+	).Rules(
+		config.AtLeastOne("fields", "preset").Message("strip removes nothing: give fields or a preset"),
+	).WithDescription(`A field is removed wherever it is: as a column, or as a key inside a JSON
+column (a properties or context object read whole from NDJSON). The
+segment-replay preset removes what Segment's docs say an archived message
+must lose before it is sent again, in camelCase and snake_case.`).
+		WithExample("archived Segment messages, keeping a re-derived messageId", `preset: segment-replay
 keep: [messageId]`).
 		WithExample("internal properties", `fields: [context.library, "properties.internal_*"]`)
 }
@@ -103,9 +109,6 @@ func newStrip(conf *config.Conf, env *pipeline.Env) (pipeline.Transform, error) 
 	fields := conf.Strings("fields")
 	if conf.String("preset") == PresetSegmentReplay {
 		fields = append(fields, SegmentReplayFields...)
-	}
-	if len(fields) == 0 {
-		errs = append(errs, conf.Errorf("fields", "strip removes nothing: give fields or a preset"))
 	}
 	for _, f := range fields {
 		p := newKeyPattern(f)

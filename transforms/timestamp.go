@@ -96,7 +96,11 @@ func timestampSpec() *config.Spec {
 		config.String("not_before", "earliest accepted time: RFC 3339 or a date").Optional().Example("2015-01-01"),
 		config.String("not_after", `latest accepted time: RFC 3339, a date, "now" (when the batch is processed) or "none"`).
 			Default("now"),
-	).WithExample("a CSV column in local time", `field: created_at
+	).WithDescription(`Keeps the event's own time: a message without a timestamp would land in
+Segment as "now". Reads Arrow timestamps and dates, strings (RFC 3339 and
+ISO-8601 by default, or the given layouts) and unix numbers (unit), with
+timezone for values that carry no zone. By default a time in the future is
+invalid (not_after: now).`).WithExample("a CSV column in local time", `field: created_at
 layouts: ["2006-01-02 15:04:05"]
 timezone: America/New_York`).
 		WithExample("unix milliseconds, dropping rows without a time", `field: ts_ms

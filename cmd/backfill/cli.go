@@ -73,9 +73,34 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
+	// A wrong flag, argument or command is a usage error: exit 2.
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &exitError{exitConfig, err} })
+	root.Args = func(cmd *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			return nil
+		}
+		msg := fmt.Sprintf("unknown command %q", args[0])
+		if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+			msg += fmt.Sprintf(" (did you mean %q?)", s[0])
+		}
+		return &exitError{exitConfig, fmt.Errorf("%s; `backfill --help` lists the commands", msg)}
+	}
+	root.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
+	root.SuggestionsMinimumDistance = 2
 	root.AddCommand(newRunCmd(stderr), newValidateCmd(stdout), newPreviewCmd(stdout, stderr), newStatusCmd(stdout),
 		newPluginsCmd(stdout), newSchemaCmd(stdout), newVersionCmd(stdout))
 	return root
+}
+
+// usage makes an argument check's failure a usage error (exit 2), with
+// the command's usage line.
+func usage(check cobra.PositionalArgs) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := check(cmd, args); err != nil {
+			return &exitError{exitConfig, fmt.Errorf("%v (usage: %s)", err, cmd.UseLine())}
+		}
+		return nil
+	}
 }
 
 // loadConfig is the one parse -> validate path run, validate and preview
@@ -152,7 +177,7 @@ func newRunCmd(stderr io.Writer) *cobra.Command {
 		Long: `Run a pipeline. Progress is saved as rows are acknowledged; a run that was
 stopped (Ctrl-C, SIGTERM, a crash) resumes where it stopped when started
 again. --fresh ignores saved progress and starts over.`,
-		Args: cobra.ExactArgs(1),
+		Args: usage(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := loadConfig(args[0])
 			if err != nil {
@@ -166,7 +191,8 @@ again. --fresh ignores saved progress and starts over.`,
 				return &exitError{exitConfig, err}
 			}
 			log := newLogger(stderr, logFormat, logLevel)
-			ctx, abort := signalContexts(stderr)
+			ctx, abort, releaseSignals := signalContexts(stderr)
+			defer releaseSignals()
 			opts := engine.Options{
 				Logger: log, Version: version, Fresh: fresh, Shard: si, Shards: sn,
 				Abort: abort, Grace: grace,
@@ -175,9 +201,11 @@ again. --fresh ignores saved progress and starts over.`,
 			opts.Progress, opts.ProgressEvery = bar.update, bar.every
 			if metrics != "" {
 				m := newRunMetrics(cfg.Name)
-				if _, err := serveMetrics(metrics, m, log); err != nil {
+				_, stopMetrics, err := serveMetrics(metrics, m, log)
+				if err != nil {
 					return &exitError{exitFailed, fmt.Errorf("--metrics-addr: %w", err)}
 				}
+				defer stopMetrics()
 				opts.Progress = func(p engine.Progress) { m.update(p); bar.update(p) }
 			}
 			stopProfile, err := startCPUProfile(cpuProfile, stderr)
@@ -252,20 +280,36 @@ func startCPUProfile(path string, stderr io.Writer) (stop func(), err error) {
 
 // signalContexts returns a context canceled by the first SIGINT/SIGTERM
 // (stop reading, deliver what is in flight) and one canceled by the second
-// (abandon delivery now).
-func signalContexts(stderr io.Writer) (context.Context, context.Context) {
+// (abandon delivery now). release, once the run is over, stops catching
+// the signals and ends the goroutine that waits for them.
+func signalContexts(stderr io.Writer) (stop, abort context.Context, release func()) {
 	stop, cancelStop := context.WithCancel(context.Background())
 	abort, cancelAbort := context.WithCancel(context.Background())
 	ch := make(chan os.Signal, 2)
 	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
+	done, ended := make(chan struct{}), make(chan struct{})
 	go func() {
-		<-ch
+		defer close(ended)
+		select {
+		case <-ch:
+		case <-done:
+			return
+		}
 		fmt.Fprintln(stderr, "\nStopping: delivering rows in flight and saving progress (signal again to abandon them)...")
 		cancelStop()
-		<-ch
-		cancelAbort()
+		select {
+		case <-ch:
+			cancelAbort()
+		case <-done:
+		}
 	}()
-	return stop, abort
+	return stop, abort, func() {
+		signal.Stop(ch)
+		close(done)
+		<-ended // nothing is written to stderr after the run
+		cancelStop()
+		cancelAbort()
+	}
 }
 
 func writeReport(path string, rep *engine.Report) error {
@@ -305,7 +349,7 @@ func writeSummary(w io.Writer, r *engine.Report) {
 		fmt.Fprintf(w, "  skipped    %d rows already delivered by an earlier run\n", r.RowsSkipped)
 	}
 	if r.RowsUnacked > 0 {
-		fmt.Fprintf(w, "  in flight  %d rows not acknowledged (they will be resent on resume)\n", r.RowsUnacked)
+		fmt.Fprintf(w, "  unacked    %d rows read but not acknowledged: the run stopped first (a resume reads them again)\n", r.RowsUnacked)
 	}
 	if r.CheckpointSaveFailures > 0 {
 		fmt.Fprintf(w, "  checkpoint %d save(s) failed and were retried (see the log)\n", r.CheckpointSaveFailures)
@@ -338,7 +382,7 @@ func newValidateCmd(stdout io.Writer) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "validate PIPELINE.yaml",
 		Short: "Check a pipeline offline; exit 2 on config errors",
-		Args:  cobra.ExactArgs(1),
+		Args:  usage(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := config.LoadFile(args[0], config.LoadOptions{})
 			if err == nil {
@@ -392,7 +436,7 @@ func newPluginsCmd(stdout io.Writer) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "plugins [NAME]",
 		Short: "List the sources, transforms and sinks, or document one",
-		Args:  cobra.MaximumNArgs(1),
+		Args:  usage(cobra.MaximumNArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			reg := config.Default
 			if format == "markdown" {
@@ -450,7 +494,7 @@ func newSchemaCmd(stdout io.Writer) *cobra.Command {
 	return &cobra.Command{
 		Use:   "schema",
 		Short: "Print the JSON Schema of pipeline files (for editors and linters)",
-		Args:  cobra.NoArgs,
+		Args:  usage(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			enc := json.NewEncoder(stdout)
 			enc.SetIndent("", "  ")
@@ -463,7 +507,7 @@ func newVersionCmd(stdout io.Writer) *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",
 		Short: "Print backfill's version",
-		Args:  cobra.NoArgs,
+		Args:  usage(cobra.NoArgs),
 		Run: func(cmd *cobra.Command, args []string) {
 			fmt.Fprintf(stdout, "backfill %s\n", version)
 		},

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/backfillhq/backfill/internal/testkit/filewait"
 	"github.com/backfillhq/backfill/internal/testkit/ndjsontest"
 	"github.com/backfillhq/backfill/internal/testkit/sampledata"
 	"github.com/backfillhq/backfill/pipeline/engine"
@@ -214,20 +216,29 @@ checkpoint_interval: 50ms
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	// Stop it once some, but not all, rows are out.
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		if st, err := os.Stat(out); err == nil && st.Size() > 2<<20 {
-			break
-		}
-		if time.Now().After(deadline) {
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	// Stop it once some, but not all, rows are out: the whole run takes a
+	// fraction of a second, less than between two progress lines, so the
+	// signal is the output file's growth (filewait wakes on each write).
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	grown := make(chan error, 1)
+	go func() { grown <- filewait.Size(ctx, out, 2<<20+1) }()
+	select {
+	case err := <-grown:
+		if err != nil {
 			cmd.Process.Kill()
-			t.Fatalf("no output in time\n%s", stderr.String())
+			<-exited
+			t.Fatalf("no output in time (%v)\n%s", err, stderr.String())
 		}
-		time.Sleep(5 * time.Millisecond)
+	case err := <-exited:
+		cancel()
+		<-grown // ends with ctx
+		t.Fatalf("the run ended (%v) before it could be stopped part way\n%s", err, stderr.String())
 	}
 	cmd.Process.Signal(sig)
-	err := cmd.Wait()
+	err := <-exited
 	if sig == syscall.SIGTERM {
 		ee, ok := err.(*exec.ExitError)
 		if !ok || ee.ExitCode() != exitInterrupted {

@@ -4,7 +4,16 @@ import (
 	"os"
 	"runtime/debug"
 	"testing"
+
+	"go.uber.org/goleak"
+
+	"github.com/backfillhq/backfill/internal/testkit/s3test"
 )
+
+// The commands run in this process (execute): goleak checks that a run
+// leaves none of its goroutines behind. Without a minio binary the S3
+// tests skip, and Report says so in one line.
+func TestMain(m *testing.M) { goleak.VerifyTestMain(s3test.Report(m)) }
 
 // The run's GOGC is gcPercent unless the environment says otherwise.
 func TestGCPercent(t *testing.T) {

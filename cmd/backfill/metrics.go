@@ -29,9 +29,10 @@ func newRunMetrics(name string) *runMetrics {
 	m := &runMetrics{pipeline: name, descs: map[string]*prometheus.Desc{}}
 	for _, d := range []struct{ name, help string }{
 		{"backfill_rows_read_total", "Rows read from the source."},
-		{"backfill_rows_delivered_total", "Rows acknowledged by the sink."},
+		{"backfill_rows_delivered_total", "Rows the sink delivered."},
 		{"backfill_rows_rejected_total", "Rows set aside in the dead-letter file."},
 		{"backfill_rows_filtered_total", "Rows dropped by filters."},
+		{"backfill_rows_unacknowledged", "Rows read that the sink has not acknowledged yet (in flight; after a stop, to be read again)."},
 		{"backfill_rows_expected", "Rows this run expects to read (-1: unknown)."},
 		{"backfill_splits_done", "Splits finished by this run."},
 		{"backfill_splits", "Splits this run reads."},
@@ -94,6 +95,7 @@ func (m *runMetrics) Collect(ch chan<- prometheus.Metric) {
 	counter("backfill_rows_delivered_total", p.Delivered)
 	counter("backfill_rows_rejected_total", p.Rejected)
 	counter("backfill_rows_filtered_total", p.Filtered)
+	gauge("backfill_rows_unacknowledged", p.Unacked)
 	gauge("backfill_rows_expected", p.TotalRows)
 	gauge("backfill_splits_done", int64(p.SplitsDone))
 	gauge("backfill_splits", int64(p.SplitsAll))
@@ -105,22 +107,28 @@ func (m *runMetrics) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(m.descs["backfill_checkpoint_last_success_timestamp_seconds"], prometheus.GaugeValue, last)
 }
 
-// serveMetrics serves /metrics on addr until the process exits, and
-// returns the address it listens on.
-func serveMetrics(addr string, m *runMetrics, log *slog.Logger) (string, error) {
+// serveMetrics serves /metrics on addr until stop is called (when the run
+// is over), and returns the address it listens on.
+func serveMetrics(addr string, m *runMetrics, log *slog.Logger) (_ string, stop func(), _ error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(m, sinkMetrics{m}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	srv := &http.Server{Handler: mux}
+	served := make(chan struct{})
 	go func() {
-		if err := http.Serve(ln, mux); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		defer close(served)
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("metrics server stopped", "error", err)
 		}
 	}()
 	log.Info("serving metrics", "addr", ln.Addr().String())
-	return ln.Addr().String(), nil
+	return ln.Addr().String(), func() {
+		srv.Close() // the listener and every connection
+		<-served
+	}, nil
 }

@@ -13,11 +13,12 @@ import (
 
 func TestMetricsServeRunCounters(t *testing.T) {
 	m := newRunMetrics("orders")
-	addr, err := serveMetrics("127.0.0.1:0", m, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	addr, stop, err := serveMetrics("127.0.0.1:0", m, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	m.update(engine.Progress{Rows: engine.Rows{Read: 1200, Delivered: 1100, Rejected: 60, Filtered: 40}, TotalRows: 5000, SplitsDone: 2, SplitsAll: 7,
+	defer stop()
+	m.update(engine.Progress{Rows: engine.Rows{Read: 1200, Delivered: 1090, Rejected: 60, Filtered: 40, Unacked: 10}, TotalRows: 5000, SplitsDone: 2, SplitsAll: 7,
 		Sink:                   map[string]int64{"requests": 12, "retries": 3, "status_200": 10, "status_429": 2, "status_0": 1},
 		CheckpointSaveFailures: 4, LastCheckpoint: time.UnixMilli(1764547200500)})
 	resp, err := http.Get("http://" + addr + "/metrics")
@@ -28,9 +29,10 @@ func TestMetricsServeRunCounters(t *testing.T) {
 	body, _ := io.ReadAll(resp.Body)
 	for _, want := range []string{
 		`backfill_rows_read_total{pipeline="orders"} 1200`,
-		`backfill_rows_delivered_total{pipeline="orders"} 1100`,
+		`backfill_rows_delivered_total{pipeline="orders"} 1090`,
 		`backfill_rows_rejected_total{pipeline="orders"} 60`,
 		`backfill_rows_filtered_total{pipeline="orders"} 40`,
+		`backfill_rows_unacknowledged{pipeline="orders"} 10`,
 		`backfill_rows_expected{pipeline="orders"} 5000`,
 		`backfill_splits_done{pipeline="orders"} 2`,
 		`backfill_splits{pipeline="orders"} 7`,

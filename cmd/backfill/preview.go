@@ -25,7 +25,7 @@ func newPreviewCmd(stdout, stderr io.Writer) *cobra.Command {
 		Long: `Read up to --rows rows through the source and transforms, encode them exactly
 as the sink would, print the first --show messages and every rejected row's
 reason, and count what would be sent. No state is written, nothing is sent.`,
-		Args: cobra.ExactArgs(1),
+		Args: usage(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := loadConfig(args[0])
 			if err != nil {

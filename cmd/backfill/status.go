@@ -70,7 +70,7 @@ and reason. It reads only the state (local or S3) and the dead-letter file,
 never the source, so it is safe to run next to a running job.
 With --shards N it shows every shard of a sharded run and their sum; a local
 state directory holding only shard checkpoints shows them all unasked.`,
-		Args: cobra.ExactArgs(1),
+		Args: usage(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := loadConfig(args[0])
 			if err != nil {
@@ -304,8 +304,16 @@ func writeStatus(w io.Writer, name, file string, all []shardStatus, now time.Tim
 	for _, st := range all {
 		inProgress += len(st.InProgress)
 	}
+	var fates state.Fates
+	for _, st := range all {
+		fates = fates.Add(st.Rows)
+	}
 	fmt.Fprintf(w, "%s: %d splits done, %d in progress, %d rows acknowledged, %d dead letters\n",
 		name, total.SplitsDone, inProgress, total.RowsAcked, total.Dead.Rows)
+	if fates.Total() > 0 {
+		fmt.Fprintf(w, "  rows          %d delivered, %d filtered, %d rejected (acknowledged since the run started)\n",
+			fates.Delivered, fates.Filtered, fates.Rejected)
+	}
 	for _, st := range all {
 		if st.Shard != "" {
 			fmt.Fprintf(w, "\nshard %s: %d splits done, %d in progress, %d rows acknowledged\n",

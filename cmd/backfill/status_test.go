@@ -56,6 +56,7 @@ transforms:
 sink:
   file: {path: ` + dir + `/out.ndjson}
 state: ` + dir + `/state
+max_rejects: none # a fifth of the rows are bad on purpose
 `
 	if err := os.WriteFile(cfg, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)

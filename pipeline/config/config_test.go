@@ -193,7 +193,7 @@ max_rejects: lots
 `,
 			want: []want{
 				{"1:7", "invalid_value", `may hold only letters`},
-				{"4:14", "invalid_value", `neither a count nor a percentage`},
+				{"4:14", "invalid_value", `neither a count, a percentage`},
 			},
 		},
 		{
@@ -267,11 +267,14 @@ func TestRegistryDuplicatePanics(t *testing.T) {
 }
 
 func TestParseMaxRejects(t *testing.T) {
-	for in, want := range map[string]MaxRejects{"10": {Count: 10}, "0": {}, "2.5%": {Fraction: 0.025}} {
+	for in, want := range map[string]MaxRejects{"10": {Count: 10}, "0": {}, "2.5%": {Fraction: 0.025}, DefaultMaxRejects: {Fraction: 0.1}} {
 		got, err := ParseMaxRejects(in)
-		if err != nil || got != want {
+		if err != nil || got == nil || *got != want {
 			t.Errorf("%q: got %+v, %v", in, got, err)
 		}
+	}
+	if got, err := ParseMaxRejects("none"); got != nil || err != nil {
+		t.Errorf("none: got %+v, %v; want no budget", got, err)
 	}
 	for _, bad := range []string{"", "x", "-1", "120%"} {
 		if _, err := ParseMaxRejects(bad); err == nil {

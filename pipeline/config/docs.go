@@ -19,13 +19,16 @@ func WritePluginDoc(w io.Writer, p *Plugin) {
 		fmt.Fprintf(w, "\nFields:\n")
 		writeFields(w, p.Spec.Fields(), "  ")
 	}
+	if r := rulesLine(p.Spec.root, false); r != "" {
+		fmt.Fprintf(w, "\nRules: %s.\n", r)
+	}
 	if x := p.Spec.root.extra; x != nil {
 		fmt.Fprintf(w, "\nAny other key: %s (%s)\n", x.desc, typeName(x))
 	}
 	for _, ex := range p.Spec.Examples() {
-		fmt.Fprintf(w, "\nExample: %s\n", ex.Title)
+		fmt.Fprintf(w, "\nExample: %s\n    %s:\n", ex.Title, p.Name)
 		for _, line := range strings.Split(strings.TrimRight(ex.YAML, "\n"), "\n") {
-			fmt.Fprintf(w, "    %s\n", line)
+			fmt.Fprintf(w, "      %s\n", line)
 		}
 	}
 }
@@ -149,7 +152,7 @@ func fieldSchema(f *Field, reg *Registry, root bool) map[string]any {
 		var req []string
 		for _, c := range f.fields {
 			props[c.name] = fieldSchema(c, reg, false)
-			if !c.optional {
+			if !c.optional && (c.kind != KindObject || hasRequired(c)) { // as the parser
 				req = append(req, c.name)
 			}
 		}
@@ -160,6 +163,9 @@ func fieldSchema(f *Field, reg *Registry, root bool) map[string]any {
 		}
 		if len(req) > 0 {
 			s["required"] = req
+		}
+		if len(f.rules) > 0 {
+			s["allOf"] = f.rulesSchema()
 		}
 	case KindList:
 		s["type"] = "array"
@@ -180,6 +186,20 @@ func fieldSchema(f *Field, reg *Registry, root bool) map[string]any {
 		}
 		s["oneOf"] = one
 	}
+	if !root && (f.optional || f.kind == KindObject && !hasRequired(f)) {
+		// The parser takes null (`key:`, an empty ${VAR:-}) as the field
+		// left out.
+		if t, ok := s["type"].(string); ok {
+			s["type"] = []any{t, "null"}
+		}
+		if len(f.enum) > 0 {
+			enum := make([]any, 0, len(f.enum)+1)
+			for _, e := range f.enum {
+				enum = append(enum, e)
+			}
+			s["enum"] = append(enum, nil)
+		}
+	}
 	return s
 }
 
@@ -194,6 +214,9 @@ func WritePluginMarkdown(w io.Writer, p *Plugin) {
 		fmt.Fprintf(w, "| field | type | default | description |\n|---|---|---|---|\n")
 		writeMarkdownFields(w, p.Spec.Fields(), "")
 		fmt.Fprintln(w)
+	}
+	if r := rulesLine(p.Spec.root, true); r != "" {
+		fmt.Fprintf(w, "Rules: %s.\n\n", r)
 	}
 	if x := p.Spec.root.extra; x != nil {
 		fmt.Fprintf(w, "Any other key: %s (%s).\n\n", x.desc, typeName(x))

@@ -17,6 +17,12 @@ const (
 	CodeUnknownPlugin = "unknown_plugin"
 	CodeUnsetEnv      = "unset_env"
 	CodeOneKey        = "one_key"
+	CodeUnreadable    = "unreadable" // the pipeline file cannot be read
+
+	// CodeConflict: fields set together that a rule of the spec keeps
+	// apart (at most one of them; one excludes the other). A field a rule
+	// asks for that is missing is CodeRequired.
+	CodeConflict = "conflict"
 )
 
 // ConfigError is one problem in a pipeline file, positioned and coded.

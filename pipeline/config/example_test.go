@@ -47,4 +47,3 @@ sink:
 	// orders.yaml:7:48: /transforms/0/timestamp/on_missing: "guess" is not an allowed value (one of: reject, skip, now)
 	// orders.yaml:8:5: /transforms/1/strp: unknown transform "strp" (did you mean "strip"?)
 }
-

@@ -81,7 +81,8 @@ func (p *parser) object(f *Field, n *yaml.Node, path string) *Conf {
 		names = append(names, fd.name)
 	}
 	seen := map[string]bool{}
-	misspelt := map[string]bool{} // required fields an unknown key probably meant
+	keys := map[string]*yaml.Node{} // the key of each field written, for rules
+	misspelt := map[string]bool{}   // required fields an unknown key probably meant
 	if c.node != nil {
 		for i := 0; i+1 < len(c.node.Content); i += 2 {
 			k, v := c.node.Content[i], c.node.Content[i+1]
@@ -112,6 +113,7 @@ func (p *parser) object(f *Field, n *yaml.Node, path string) *Conf {
 				continue
 			}
 			seen[k.Value] = true
+			keys[k.Value] = k
 			if isNull(deref(v)) && fd.kind != KindObject && fd.kind != KindAny {
 				if !fd.optional {
 					p.errAt(v, fp, CodeRequired, fieldHint(fd), "%q needs a value", k.Value)
@@ -144,6 +146,15 @@ func (p *parser) object(f *Field, n *yaml.Node, path string) *Conf {
 			p.errAt(at, fp, CodeRequired, fieldHint(fd), "missing required field %q", fd.name)
 		}
 		c.vals[fd.name] = p.defaultValue(fd, fp)
+	}
+	// Rules apply to an object the file gives (even empty or null), not
+	// to the defaults of one it leaves out, nor to a value of another type.
+	if n != nil && (c.node != nil || isNull(n)) {
+		at := c.node
+		if at == nil {
+			at = n
+		}
+		p.checkRules(f, c, at, keys, misspelt)
 	}
 	return c
 }

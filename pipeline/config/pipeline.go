@@ -29,7 +29,7 @@ func pipelineSpec() *Field {
 		List("transforms", "applied in order; each item has one key, the transform's name",
 			pluginField("", "", TransformKind)).Optional(),
 		pluginField("sink", "where messages go: one key, the sink's name", SinkKind),
-		String("state", "checkpoint store: a local directory").Default(".backfill/state"),
+		String("state", "where progress is kept: a local directory, or s3://bucket/prefix (options in the query: endpoint, path_style, region, profile, anonymous) for state the machines of a sharded run share").Default(".backfill/state"),
 		Int("workers", "splits read in parallel (default: the number of CPUs)").Default(0).
 			Check(NonNegative),
 		Int("batch_rows", "rows per record batch read from a split").Default(8192).Check(Positive),
@@ -37,8 +37,10 @@ func pipelineSpec() *Field {
 			Default(OnErrorDeadLetter).Enum(OnErrorDeadLetter, OnErrorStop),
 		String("dead_letter", "the dead-letter file (NDJSON); default: <state>/<name>/dead-letters.ndjson. A shard of a sharded run writes its own, with -shard-I-of-N before the extension").
 			Optional(),
-		String("max_rejects", `stop the run once more rows than this are rejected: a count ("1000") or a share of rows read ("1%")`).
-			Optional().Check(func(v any) error { _, err := ParseMaxRejects(v.(string)); return err }),
+		String("max_rejects", `stop the run once more rows than this are rejected: a count ("1000"), a share of the rows read ("10%", `+
+			`counted over the resumed runs of one checkpoint and checked once 1,000 rows are read, and at the end), or "none". `+
+			`The default stops a run whose mapping, data or destination is wrong, instead of setting most of the input aside`).
+			Default(DefaultMaxRejects).Check(func(v any) error { _, err := ParseMaxRejects(v.(string)); return err }),
 		Duration("checkpoint_interval", "how often acknowledged progress is saved").Default(defaultCheckpointEvery).
 			Check(PositiveDuration),
 		Duration("checkpoint_failure_timeout", "how long periodic checkpoint saves may keep failing (the state store is down, the disk is full) "+
@@ -95,27 +97,33 @@ func NonNegativeDuration(v any) error {
 	return nil
 }
 
+// DefaultMaxRejects is the reject budget of a pipeline that sets none.
+const DefaultMaxRejects = "10%"
+
 // MaxRejects is a reject budget: a count, or a fraction of rows read.
 type MaxRejects struct {
-	Count    int64   // > 0: at most this many rejects
+	Count    int64   // at most this many rejects, when Fraction is 0
 	Fraction float64 // > 0: at most this share of rows read
 }
 
-// ParseMaxRejects reads "1000" or "2.5%".
-func ParseMaxRejects(s string) (MaxRejects, error) {
+// ParseMaxRejects reads "1000", "2.5%" or "none" (no budget: nil).
+func ParseMaxRejects(s string) (*MaxRejects, error) {
 	s = strings.TrimSpace(s)
+	if s == "none" {
+		return nil, nil
+	}
 	if strings.HasSuffix(s, "%") {
 		f, err := strconv.ParseFloat(strings.TrimSuffix(s, "%"), 64)
 		if err != nil || f < 0 || f > 100 {
-			return MaxRejects{}, fmt.Errorf("%q is not a percentage between 0%% and 100%%", s)
+			return nil, fmt.Errorf("%q is not a percentage between 0%% and 100%%", s)
 		}
-		return MaxRejects{Fraction: f / 100}, nil
+		return &MaxRejects{Fraction: f / 100}, nil
 	}
 	n, err := strconv.ParseInt(s, 10, 64)
 	if err != nil || n < 0 {
-		return MaxRejects{}, fmt.Errorf("%q is neither a count nor a percentage like \"1%%\"", s)
+		return nil, fmt.Errorf("%q is neither a count, a percentage like \"10%%\", nor none", s)
 	}
-	return MaxRejects{Count: n}, nil
+	return &MaxRejects{Count: n}, nil
 }
 
 // Pipeline is a loaded, validated pipeline file.
@@ -130,7 +138,7 @@ type Pipeline struct {
 	BatchRows  int
 	OnError    string
 	DeadLetter string
-	MaxRejects *MaxRejects
+	MaxRejects *MaxRejects // nil: none
 	root       *Conf
 }
 
@@ -146,7 +154,7 @@ type LoadOptions struct {
 func LoadFile(path string, opts LoadOptions) (*Pipeline, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("reading pipeline: %w", err)
+		return nil, ConfigErrors{{File: path, Code: CodeUnreadable, Msg: fmt.Sprintf("cannot read the pipeline file: %v", unwrapPath(err))}}
 	}
 	return Load(path, data, opts)
 }
@@ -194,10 +202,7 @@ func Load(file string, data []byte, opts LoadOptions) (*Pipeline, error) {
 	if c.Workers == 0 {
 		c.Workers = runtime.NumCPU()
 	}
-	if s := root.String("max_rejects"); s != "" {
-		m, _ := ParseMaxRejects(s)
-		c.MaxRejects = &m
-	}
+	c.MaxRejects, _ = ParseMaxRejects(root.String("max_rejects"))
 	return c, nil
 }
 
@@ -224,4 +229,13 @@ func syntaxError(file string, err error) *ConfigError {
 		}
 	}
 	return e
+}
+
+// unwrapPath drops an *os.PathError's repetition of the path.
+func unwrapPath(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }

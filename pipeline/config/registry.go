@@ -1,11 +1,13 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 	"sync"
 
 	"github.com/backfillhq/backfill/pipeline"
+	"go.yaml.in/yaml/v3"
 )
 
 // PluginKind says where a plugin goes in a pipeline.
@@ -144,4 +146,30 @@ func (r *Registry) All() []*Plugin {
 		}
 	}
 	return out
+}
+
+// CheckExamples parses the spec's examples as the plugin's config, with
+// every ${VAR} set: an example the docs show that no longer parses is a
+// bug.
+func (p *Plugin) CheckExamples() error {
+	var errs []error
+	for _, ex := range p.Spec.examples {
+		prs := &parser{file: fmt.Sprintf("%s %s, example %q", p.Kind, p.Name, ex.Title), reg: NewRegistry(),
+			lookup: func(string) (string, bool) { return "1", true }}
+		var doc yaml.Node
+		if err := yaml.Unmarshal([]byte(ex.YAML), &doc); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", prs.file, err))
+			continue
+		}
+		if len(doc.Content) == 0 {
+			errs = append(errs, fmt.Errorf("%s is empty", prs.file))
+			continue
+		}
+		prs.interpolate(&doc, "")
+		prs.object(p.Spec.root, doc.Content[0], "")
+		for _, e := range prs.errs {
+			errs = append(errs, e)
+		}
+	}
+	return errors.Join(errs...)
 }

@@ -63,7 +63,8 @@ type Field struct {
 	check      func(v any) error
 	pluginKind PluginKind // kindPlugin
 	deprecated string
-	extra      *Field // KindObject: keys not declared are parsed as this
+	extra      *Field  // KindObject: keys not declared are parsed as this
+	rules      []*Rule // KindObject: cross-field rules (rules.go)
 }
 
 func newField(name, desc string, k Kind) *Field { return &Field{name: name, desc: desc, kind: k} }
@@ -209,7 +210,8 @@ func NewSpec(summary string, fields ...*Field) *Spec {
 // WithDescription adds long documentation.
 func (s *Spec) WithDescription(d string) *Spec { s.Description = d; return s }
 
-// WithExample adds a documented YAML example of the plugin's config.
+// WithExample adds a documented example of the plugin's config: its body,
+// without the plugin's key (the docs add it).
 func (s *Spec) WithExample(title, yaml string) *Spec {
 	s.examples = append(s.examples, SpecExample{title, yaml})
 	return s
@@ -282,4 +284,5 @@ func (f *Field) validateSpec(path string) {
 	if f.extra != nil {
 		f.extra.validateSpec(path + f.name + ".*.")
 	}
+	f.validateRules(path)
 }

@@ -5,6 +5,6 @@
 //
 //	plan -> split workers -> transforms -> sink -> acknowledgements -> checkpoint
 //
-// A Run is that sequence as named steps (see Run.Run); DESIGN.md beside
-// this file says why it is shaped so.
+// A Run is that sequence as named steps (see Run.Run); ../DESIGN.md says
+// why it is shaped so.
 package engine

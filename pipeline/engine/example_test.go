@@ -41,6 +41,7 @@ sink:
   file: {path: ` + dir + `/out.ndjson}
 state: ` + dir + `/state
 on_error: dead_letter # the default: a bad row is set aside, the run goes on
+max_rejects: none     # this input is a third bad; the default (10%) would stop the run
 `
 	cfg, err := config.Load("signups.yaml", []byte(yaml), config.LoadOptions{})
 	if err != nil {

@@ -43,9 +43,10 @@ type Run struct {
 
 	// runCtx stops reading (a signal, a fatal error). writeCtx lets the
 	// batches already read finish their way to the sink: a stop must not
-	// cut a batch that is half packed into requests, or its delivered rows
-	// would be sent again on resume. writeCtx ends on Abort, a fatal
-	// error, or Grace after a stop.
+	// cut a batch that is half packed into requests, nor a request in
+	// flight, or rows the destination has would be counted unacknowledged
+	// and sent again on resume. writeCtx ends on Abort, or Grace after
+	// runCtx ended.
 	runCtx      context.Context
 	cancelRun   context.CancelCauseFunc
 	writeCtx    context.Context
@@ -224,7 +225,7 @@ func (r *Run) copyDeadLetters(ctx context.Context, ds state.DeadLetterStore, fil
 // (a stopped run gets Grace to finish).
 func (r *Run) deliver(ctx context.Context) {
 	r.bg.Add(1)
-	go r.graceAfterStop(ctx)
+	go r.graceAfterStop()
 	tickDone := make(chan struct{})
 	var ticks sync.WaitGroup
 	ticks.Add(1)
@@ -246,11 +247,13 @@ func (r *Run) deliver(ctx context.Context) {
 	}
 }
 
-// graceAfterStop cancels delivery Grace after the run is stopped.
-func (r *Run) graceAfterStop(ctx context.Context) {
+// graceAfterStop cancels delivery Grace after the run is stopped or
+// failed: the sink abandons its retries then, but what is in flight may
+// land.
+func (r *Run) graceAfterStop() {
 	defer r.bg.Done()
 	select {
-	case <-ctx.Done():
+	case <-r.runCtx.Done():
 		t := time.NewTimer(r.opts.Grace)
 		defer t.Stop()
 		select {
@@ -329,8 +332,8 @@ func (r *Run) releaseLock() {
 	}
 }
 
-// fail records the run's first fatal error and stops reading and
-// delivering.
+// fail records the run's first fatal error and stops reading; what is in
+// flight is delivered, for at most Grace.
 func (r *Run) fail(err error) {
 	r.fatalMu.Lock()
 	first := r.fatal == nil
@@ -341,7 +344,6 @@ func (r *Run) fail(err error) {
 	if first {
 		logPanicStack(r.log, err)
 		r.cancelRun(err)
-		r.cancelWrite()
 	}
 }
 

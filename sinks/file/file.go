@@ -18,7 +18,9 @@ import (
 )
 
 // Plugins declares the file sink.
-func Plugins() []config.Plugin { return []config.Plugin{config.SinkPlugin("file", spec(), NewFromConf)} }
+func Plugins() []config.Plugin {
+	return []config.Plugin{config.SinkPlugin("file", spec(), NewFromConf)}
+}
 
 func init() { config.Default.Register(Plugins()...) }
 
@@ -43,7 +45,8 @@ func spec() *config.Spec {
 			Default(message.DefaultMaxMessageBytes).Check(config.Positive),
 		config.Strings("id_columns", "columns identifying a row, for derived message ids (default: split and row offset); "+
 			"use the segment sink's value to diff against it").Optional(),
-	).WithDescription("A batch is acknowledged once its lines are written and fsynced (syncs are batched every "+
+	).WithDescription("A dry run you can diff: the messages the segment sink would send, one per line, encoded and "+
+		"checked the same way. A batch is acknowledged once its lines are written and fsynced (syncs are batched every "+
 		"sync_interval). Rows the encoder rejects go to the dead-letter file. After a crash, lines written but not "+
 		"acknowledged are written again on resume, with the same messageIds; an incomplete last line is cut off "+
 		"when the file is reopened in append mode.").
@@ -93,7 +96,7 @@ type Sink struct {
 	mu      sync.Mutex // guards the fields below and the file's writes
 	f       *os.File
 	pending []written // written, not yet fsynced
-	err     error             // first permanent error
+	err     error     // first permanent error
 	closed  bool
 
 	syncMu sync.Mutex // one fsync-and-ack round at a time, acks in order

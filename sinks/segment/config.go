@@ -59,7 +59,7 @@ func RetryBlock() *config.Field {
 			Default(200*time.Millisecond).Check(config.PositiveDuration),
 		config.Duration("max_backoff", "cap on one backoff").Default(30*time.Second).Check(config.PositiveDuration),
 		config.Duration("max_retry_after", "cap on a 429's Retry-After wait").Default(60*time.Second).Check(config.PositiveDuration),
-		config.Duration("default_retry_after", "wait after a 429 without Retry-After or X-RateLimit-Reset").
+		config.Duration("default_retry_after", "wait after a 429 without Retry-After or X-RateLimit-Reset; 0 retries at once").
 			Default(time.Second).Check(config.NonNegativeDuration),
 	)
 }
@@ -68,7 +68,7 @@ func RetryBlock() *config.Field {
 func RequestBlock() *config.Field {
 	return config.Object("request", "how requests are sent",
 		config.Int("concurrency", "requests in flight at once").Default(4).Check(between(1, 256, "")),
-		config.String("rate_limit", `events per second across the run, "0" for none; "1000", "1000/s" or "60000/m"`).
+		config.String("rate_limit", `events per second across the run, "0" for none; "1000", "1000/s" or "60000/m"; a sharded run divides it between its shards`).
 			Default("0").Example("1000/s").Check(func(v any) error { _, err := ParseRate(v.(string)); return err }),
 		config.String("requests_rate_limit", `requests per second, "0" for none; same forms as rate_limit`).
 			Default("0").Check(func(v any) error { _, err := ParseRate(v.(string)); return err }),
@@ -84,7 +84,7 @@ func spec() *config.Spec {
 		config.String("endpoint", "the API's base URL; EU workspaces use "+EUEndpoint+" (a write key only works in its region)").
 			Default(DefaultEndpoint).Example(EUEndpoint),
 		config.String("path", "the batch path; /v1/import is a legacy alias").Default("/v1/batch").Enum("/v1/batch", "/v1/import"),
-		config.String("write_key", "the source's write key, sent as Basic auth").Example("${SEGMENT_WRITE_KEY}").Secret(),
+		config.String("write_key", "the Segment source's write key (Settings > API Keys), sent as Basic auth").Example("${SEGMENT_WRITE_KEY}").Secret(),
 		config.Bool("gzip", "compress request bodies").Default(true),
 		// Level 1 is the default: on a real ~500 KB body (bench/gzip_test.go)
 		// it is ~5.3x smaller, level 2 is 1.7% smaller for ~25% more CPU,
@@ -106,17 +106,52 @@ func spec() *config.Spec {
 		BatchBlock(),
 		RequestBlock(),
 	).WithDescription(`Rows are encoded into Segment messages, packed into requests within Segment's
-limits (2,500 messages, 500,000 bytes, 32,000 bytes per message), sent by a
-bounded set of senders under an optional rate limit, and acknowledged only once
-Segment answered 2xx or the row is in the dead-letter file. 429s wait for
-Retry-After; 5xx, 408 and network errors back off exponentially; a 400 splits
-the request down to the offending message, which is dead-lettered.`).
-		WithExample("EU workspace at 1,000 events/s", `sink:
-  segment:
-    endpoint: https://events.eu1.segmentapis.com
-    write_key: ${SEGMENT_WRITE_KEY}
-    request:
-      rate_limit: 1000/s
+limits, sent by a bounded set of senders under an optional rate limit, and
+acknowledged only once Segment answered 2xx or the row is in the dead-letter
+file.
+
+- Write key: in the Segment app, add or open a source (HTTP API, or any
+  server source): Settings > API Keys > Write Key. Pass it through the
+  environment (write_key: ${SEGMENT_WRITE_KEY}). It never appears in logs,
+  errors or reports.
+- Region: EU workspaces use endpoint: https://events.eu1.segmentapis.com. A
+  write key only works in its own region: a 401 or 403 stops the run with
+  a message saying so, and a 404 (no batch API at that URL) stops it too.
+  A redirect (http:// for https://, a moved host) stops it, naming where it
+  points: following it would resend the batch as a GET.
+- Other collectors: any Segment-compatible collector (rudder-server) works
+  by URL. One behind a private certificate authority takes
+  tls: {ca_file: ca.pem}; an untrusted certificate stops the run at once,
+  naming the option. HTTPS_PROXY is honoured.
+- Limits: a request never exceeds 500,000 bytes or 2,500 messages, and a
+  message never exceeds 32,000 bytes. Every message is checked against
+  Segment's rules before it is sent: type; userId or anonymousId; event for
+  track; objects for properties and traits; a timestamp given as text must
+  be RFC 3339 (it goes out in UTC with milliseconds, like any time).
+  Segment would otherwise accept a bad message with a 200 and drop it (or
+  file an event whose time it cannot read at "now"), so rows that break the
+  rules go to the dead-letter file with the reason instead.
+- Rate: request.rate_limit holds events/s exactly (Segment's default is
+  about 1,000/s per workspace); a sharded run divides it between its
+  shards. request.concurrency is the number of requests in flight. gzip is
+  on by default, at level 1.
+- Retries: a 429 waits for Retry-After (capped by max_retry_after) without
+  spending the retry budget. 5xx, 408 and network errors back off
+  exponentially with full jitter, up to max_attempts. Any other 4xx splits
+  the request in half, down to the one bad message, which goes to the
+  dead-letter file with the response's status and body. Every attempt has a
+  fresh sentAt and the same messageIds.
+- Stopping: once the run stops (a signal, or a fatal error elsewhere),
+  requests in flight and their retries go on for the run's grace period.
+  What the sink then gives up on (retries spent, or the grace over) is left
+  unacknowledged, to be sent on resume.
+
+From Go: segment.DefaultOptions(), set WriteKey and what else differs,
+then segment.New(opts, env) and Open(ctx).`).
+		WithExample("EU workspace at 1,000 events/s", `endpoint: https://events.eu1.segmentapis.com
+write_key: ${SEGMENT_WRITE_KEY}
+request:
+  rate_limit: 1000/s
 `)
 
 }

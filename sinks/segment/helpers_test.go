@@ -16,7 +16,12 @@ import (
 	"github.com/backfillhq/backfill/pipeline"
 	"github.com/backfillhq/backfill/pipeline/config"
 	"github.com/backfillhq/backfill/sinks/message"
+	"go.uber.org/goleak"
 )
+
+// The sink starts senders, a flusher and HTTP connections; every test
+// must leave none of them running.
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // deadLetters records what the sink says of each batch's rows: delivered
 // counts, dead letters and acks.

@@ -31,7 +31,7 @@ func (s *Sink) sender() {
 	defer s.wg.Done()
 	w := s.newWorker()
 	for r := range s.queue {
-		if err := s.runCtx.Err(); err != nil {
+		if err := s.sendCtx.Err(); err != nil {
 			// Stopping: keep draining so no Write stays blocked.
 			s.abandon(r, s.stopError())
 			continue
@@ -60,7 +60,7 @@ func (s *Sink) stopError() error {
 	if err := s.failure(); err != nil {
 		return err
 	}
-	return context.Canceled
+	return s.givingUp(context.Canceled)
 }
 
 // deliver sends refs (all of r when whole) and accounts for each of them:
@@ -118,10 +118,13 @@ func (s *Sink) nack(refs []msgRef, err error) {
 // content is bad (code and body returned), or a permanent error (retries
 // exhausted, a configuration error, the run stopping).
 func (s *Sink) send(w *worker, r *request, refs []msgRef, whole bool) (int, string, error) {
-	ctx := s.runCtx
+	ctx := s.sendCtx // waits; an attempt itself runs under runCtx
 	failures, limited := 0, 0
 	var lastErr string
 	for {
+		if err := ctx.Err(); err != nil {
+			return 0, "", s.stopped(err)
+		}
 		if s.requests != nil {
 			if err := s.requests.Wait(ctx); err != nil {
 				return 0, "", s.stopped(err)
@@ -133,15 +136,15 @@ func (s *Sink) send(w *worker, r *request, refs []msgRef, whole bool) (int, stri
 			}
 		}
 		body := s.body(w, r, refs, whole)
-		code, hdr, rbody, err := s.post(ctx, w, body)
+		code, hdr, rbody, err := s.post(s.runCtx, w, body)
 		s.st.requests.Add(1)
 		s.st.bytes.Add(int64(len(body)))
 		s.st.status(code)
 		var wait time.Duration
 		switch {
 		case err != nil:
-			if ctx.Err() != nil {
-				return 0, "", s.stopped(ctx.Err())
+			if s.runCtx.Err() != nil {
+				return 0, "", s.stopped(s.runCtx.Err())
 			}
 			if cerr := (*tls.CertificateVerificationError)(nil); errors.As(err, &cerr) {
 				// Retrying cannot fix a certificate the client does not trust.
@@ -159,7 +162,7 @@ func (s *Sink) send(w *worker, r *request, refs []msgRef, whole bool) (int, stri
 			limited++
 			s.st.rateLimited.Add(1)
 			if limited > 1000 {
-				return 0, "", fmt.Errorf("segment: still rate limited (HTTP 429) after %d attempts", limited)
+				return 0, "", s.givingUp(fmt.Errorf("segment: still rate limited (HTTP 429) after %d attempts", limited))
 			}
 			wait = s.retryAfter(hdr)
 		case code == http.StatusUnauthorized || code == http.StatusForbidden:
@@ -182,13 +185,9 @@ func (s *Sink) send(w *worker, r *request, refs []msgRef, whole bool) (int, stri
 		default:
 			return 0, "", fmt.Errorf("segment: unexpected HTTP %d from %s: %s", code, s.url, snippet(rbody))
 		}
-		if err := s.stopping.Err(); err != nil {
-			// The run is stopping: the rows go out on resume instead.
-			return 0, "", fmt.Errorf("segment: a request of %d messages abandoned (%w): %s", len(refs), pipeline.ErrStopped, s.lastFailure(code, lastErr))
-		}
 		if failures >= s.opts.MaxAttempts {
-			return 0, "", fmt.Errorf("segment: giving up on a request of %d messages after %d attempts: %s",
-				len(refs), failures, lastErr)
+			return 0, "", s.givingUp(fmt.Errorf("segment: giving up on a request of %d messages after %d attempts: %s",
+				len(refs), failures, lastErr))
 		}
 		s.st.retries.Add(1)
 		s.log.Debug("segment: retrying a request", "status", code, "error", lastErr, "messages", len(refs),
@@ -200,30 +199,26 @@ func (s *Sink) send(w *worker, r *request, refs []msgRef, whole bool) (int, stri
 			case <-ctx.Done():
 				t.Stop()
 				return 0, "", s.stopped(ctx.Err())
-			case <-s.stopping.Done():
-				t.Stop()
-				return 0, "", fmt.Errorf("segment: a request of %d messages abandoned (%w): %s", len(refs), pipeline.ErrStopped, s.lastFailure(code, lastErr))
 			}
 		}
 	}
 }
 
-// lastFailure says what the last attempt met, for an abandoned request.
-func (s *Sink) lastFailure(code int, lastErr string) string {
-	if code == http.StatusTooManyRequests {
-		return "rate limited (HTTP 429)"
+// givingUp is the error of a request the sink gives up on: permanent,
+// unless the run is stopping, when its rows are abandoned to be sent on
+// resume.
+func (s *Sink) givingUp(err error) error {
+	if s.stopping.Err() != nil {
+		return fmt.Errorf("%w: %w", pipeline.ErrStopped, err)
 	}
-	if lastErr == "" {
-		return "no answer yet"
-	}
-	return lastErr
+	return err
 }
 
 func (s *Sink) stopped(err error) error {
 	if f := s.failure(); f != nil {
 		return f
 	}
-	return err
+	return s.givingUp(err)
 }
 
 func snippet(b []byte) string {

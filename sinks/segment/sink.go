@@ -46,10 +46,16 @@ type Sink struct {
 	open  chan *request // partly filled requests between Writes
 	queue chan *request // full requests waiting for a sender
 
-	runCtx context.Context // the senders' lifetime; canceled on a fatal error
+	runCtx context.Context // the senders' lifetime: ends when Close's context does
 	cancel context.CancelFunc
+	// sendCtx ends on a permanent error (fail) or with runCtx: no new
+	// attempt, no more waiting; an attempt in flight goes on under runCtx,
+	// so rows the destination stores are counted delivered.
+	sendCtx   context.Context
+	stopSends context.CancelFunc
 	// stopping is the run's context (Open): once it ends the run is
-	// stopping, and failed requests are abandoned instead of retried.
+	// stopping, and a request the sink gives up on (retries spent, Close's
+	// context ended) is abandoned, not a failure.
 	stopping context.Context
 	opened   bool
 	wg       sync.WaitGroup // senders
@@ -164,13 +170,16 @@ func New(opts Options, env *pipeline.Env) (*Sink, error) {
 		return &request{buf: make([]byte, 0, opts.MaxBytes+64), refs: make([]msgRef, 0, 256)}
 	}
 	s.runCtx, s.cancel = context.WithCancel(context.Background())
+	s.sendCtx, s.stopSends = context.WithCancel(s.runCtx)
 	s.stopping = context.Background()
 	return s, nil
 }
 
-// Open starts the senders and the flusher. ctx is the run's: once it
-// ends, a request that fails is abandoned, not retried, and its rows stay
-// unacknowledged (pipeline.ErrStopped).
+// Open starts the senders and the flusher. ctx is the run's: once it ends
+// the run is stopping, and the requests the sink then gives up on (its
+// retries spent, or Close's context ended: the grace is over) are
+// abandoned, their rows unacknowledged (pipeline.ErrStopped), instead of
+// failing the run.
 func (s *Sink) Open(ctx context.Context) error {
 	if s.opened || s.closed.Load() {
 		return errors.New("segment: Open twice, or after Close")
@@ -359,11 +368,8 @@ func (s *Sink) enqueue(ctx context.Context, r *request) error {
 	case <-ctx.Done():
 		s.abandon(r, ctx.Err())
 		return ctx.Err()
-	case <-s.runCtx.Done():
-		err := s.failure()
-		if err == nil {
-			err = s.runCtx.Err()
-		}
+	case <-s.sendCtx.Done():
+		err := s.stopError()
 		s.abandon(r, err)
 		return err
 	}
@@ -454,7 +460,7 @@ func (s *Sink) close(ctx context.Context) error {
 
 	err := s.failure()
 	if err == nil && ctx.Err() != nil {
-		err = ctx.Err()
+		err = s.givingUp(ctx.Err())
 	}
 	// Whatever is still tracked was never fully delivered.
 	s.liveMu.Lock()
@@ -472,14 +478,15 @@ func (s *Sink) close(ctx context.Context) error {
 	return err
 }
 
-// fail records a permanent error and stops the senders.
+// fail records a permanent error and stops the senders: they abandon what
+// they have not sent; attempts in flight end as they will.
 func (s *Sink) fail(err error) {
 	s.errMu.Lock()
 	if s.err == nil {
 		s.err = err
 	}
 	s.errMu.Unlock()
-	s.cancel()
+	s.stopSends()
 }
 
 func (s *Sink) failure() error {

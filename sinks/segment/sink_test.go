@@ -222,14 +222,31 @@ func TestBadRequestSplitIsolatesOneMessage(t *testing.T) {
 // was delivered.
 func TestCancelAcksOnlyDelivered(t *testing.T) {
 	mem := arrowtest.CheckedMem(t)
-	srv := segmenttest.NewServer(segmenttest.Options{Slow: 1, SlowDelay: 50 * time.Millisecond})
+	// The receiver answers the first 3 requests (a batch each) and holds
+	// the rest unanswered, so some batches are delivered and the others
+	// are in flight or queued when the run is cancelled.
+	srv := segmenttest.NewServer(segmenttest.Options{HoldAfter: 3})
 	defer srv.Close()
 	s := newSink(t, srv.URL(), "batch:\n  max_events: 100\nrequest:\n  concurrency: 2\n")
 	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	a := &deadLetters{}
+	// Cancel once a batch is acked as delivered: the cancel follows that
+	// event, not a guess at how long delivery takes.
+	var once sync.Once
+	a.OnAck = func(_ string, err error) {
+		if err == nil {
+			once.Do(cancel)
+		}
+	}
+	// Only a broken sink gets here: without it Write would block forever.
+	watchdog := time.AfterFunc(time.Minute, func() {
+		t.Error("no batch acked as delivered within a minute")
+		cancel()
+	})
+	defer watchdog.Stop()
 	const batches = 200
 	written := 0
-	go func() { time.Sleep(300 * time.Millisecond); cancel() }()
 	for i := 0; i < batches; i++ {
 		if err := s.Write(ctx, a.Watch(makeBatch(mem, "s", i*100, 100, nil))); err != nil {
 			if !errors.Is(err, context.Canceled) {

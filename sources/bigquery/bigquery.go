@@ -103,20 +103,44 @@ func spec() *config.Spec {
 		config.String("storage_endpoint", "Storage Read API gRPC endpoint host:port; default: Google's").Optional(),
 		config.Bool("insecure", "plain-text gRPC to storage_endpoint (local servers only); implies no_auth for gRPC").Default(false),
 		config.Bool("no_auth", "send no credentials (local servers only)").Default(false),
-	).WithExample("a table, projected and filtered on the server", `bigquery:
-  table: acme-prod.segment_web.tracks
-  columns: [id, user_id, anonymous_id, event_text, timestamp, context_ip]
-  where: "timestamp >= TIMESTAMP '2024-01-01'"
-  max_streams: 16`).
-		WithExample("a query", `bigquery:
-  project: acme-billing
-  query: |
-    SELECT user_id, event, ts FROM acme.web.events
-    WHERE ts >= @since
-  params: { since: "2024-01-01" }`).
-		WithExample("incremental", `bigquery:
-  table: acme-prod.crm.accounts
-  cursor: { column: updated_at }`)
+	).Rules(
+		config.ExactlyOne("table", "query").MessageIfNone("set table (project.dataset.table) or query"),
+		config.Requires("params", "query").Message("params go with query"),
+		config.Excludes("snapshot_time", "query").Message("snapshot_time applies to a table, not a query").
+			Hint("in a query write FOR SYSTEM_TIME AS OF"),
+		config.When("insecure", true).Requires("storage_endpoint").
+			Message("insecure is for a local storage_endpoint; set storage_endpoint"),
+	).WithDescription(`Tables and query results, read in Arrow through the Storage Read API.
+There is one split per read stream, and the streams are read in parallel.
+
+- columns and where are pushed down to the server, so only what is read is
+  billed. Without columns, the source asks for the columns the pipeline
+  uses.
+- Arrow buffers come LZ4-compressed by default, as Google's own clients
+  ask.
+- A run reads one snapshot. A resumed run reuses the snapshot, the read
+  session (while it has 30 minutes to live) and the query job. The job's id
+  is saved before the source waits for the job, so a run stopped or killed
+  while the query runs does not run (and bill) it again.
+- cursor makes scheduled, incremental runs: each reads the rows above the
+  highest value of the last completed run.
+- Credentials: Application Default Credentials, or credentials_file.
+- A BigQuery read cannot be sharded (--shard, --shards): each shard would
+  open its own read session, with streams that overlap the others'. One
+  machine reads a session's streams in parallel instead.
+
+Costs, roles, session expiry, types and a CronJob example are in
+sources/bigquery/README.md.`).WithExample("a table, projected and filtered on the server", `table: acme-prod.segment_web.tracks
+columns: [id, user_id, anonymous_id, event_text, timestamp, context_ip]
+where: "timestamp >= TIMESTAMP '2024-01-01'"
+max_streams: 16`).
+		WithExample("a query", `project: acme-billing
+query: |
+  SELECT user_id, event, ts FROM acme.web.events
+  WHERE ts >= @since
+params: { since: "2024-01-01" }`).
+		WithExample("incremental", `table: acme-prod.crm.accounts
+cursor: { column: updated_at }`)
 
 }
 
@@ -218,12 +242,10 @@ func New(conf *config.Conf, env *pipeline.Env) (pipeline.Source, error) {
 			"open its own read session, and the shards' streams would overlap. Run it on one machine: the "+
 			"session's streams are read in parallel (max_streams, workers)"))
 	}
-	switch t := conf.String("table"); {
-	case t != "" && s.query != "":
-		errs = append(errs, conf.Errorf("query", "set either table or query, not both"))
-	case t == "" && s.query == "":
-		errs = append(errs, conf.Errorf("", "set table (project.dataset.table) or query"))
-	case t != "":
+	// The spec's rules saw to exactly one of table and query, params only
+	// with query, snapshot_time only with table, insecure with
+	// storage_endpoint.
+	if t := conf.String("table"); strings.TrimSpace(t) != "" {
 		ref, err := parseTable(t)
 		if err != nil {
 			errs = append(errs, conf.Errorf("table", "%v", err))
@@ -232,9 +254,6 @@ func New(conf *config.Conf, env *pipeline.Env) (pipeline.Source, error) {
 		if s.project == "" {
 			s.project = ref.project
 		}
-	}
-	if conf.IsSet("params") && s.query == "" {
-		errs = append(errs, conf.Errorf("params", "params go with query"))
 	}
 	for _, e := range conf.Map("params") {
 		switch v := e.Value.(type) {
@@ -253,9 +272,6 @@ func New(conf *config.Conf, env *pipeline.Env) (pipeline.Source, error) {
 	}
 	if ts := conf.String("snapshot_time"); ts != "" {
 		s.snapshot, _ = time.Parse(time.RFC3339Nano, ts)
-		if s.query != "" {
-			errs = append(errs, conf.Errorf("snapshot_time", "snapshot_time applies to a table; in a query write FOR SYSTEM_TIME AS OF"))
-		}
 	}
 	if conf.IsSet("cursor") {
 		s.cursorCol = conf.Object("cursor").String("column")
@@ -270,9 +286,6 @@ func New(conf *config.Conf, env *pipeline.Env) (pipeline.Source, error) {
 		if u, err := url.Parse(s.endpoint); err != nil || u.Scheme == "" || u.Host == "" {
 			errs = append(errs, conf.Errorf("endpoint", "%q is not a URL like http://127.0.0.1:9050", s.endpoint))
 		}
-	}
-	if s.insecure && s.storageEndpoint == "" {
-		errs = append(errs, conf.Errorf("insecure", "insecure is for a local storage_endpoint; set storage_endpoint"))
 	}
 	if s.credFile != "" {
 		if _, err := os.Stat(s.credFile); err != nil {

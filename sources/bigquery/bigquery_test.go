@@ -21,7 +21,13 @@ import (
 	"github.com/backfillhq/backfill/internal/testkit/bqtest"
 	"github.com/backfillhq/backfill/pipeline"
 	"github.com/backfillhq/backfill/pipeline/config"
+	"go.uber.org/goleak"
 )
+
+// The source talks gRPC and HTTP to the in-process BigQuery servers: every
+// test must leave no goroutine of the client, the servers or the reader
+// running.
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // memState is a StateBag in memory; the same bag across two sources plays
 // a checkpoint carried from one run to the next.

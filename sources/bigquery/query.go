@@ -69,6 +69,10 @@ func (s *Source) queryResult(ctx context.Context) (tableRef, error) {
 // jobDestination waits for a query job and returns its result table.
 func (s *Source) jobDestination(ctx context.Context, job *bq.Job) (tableRef, error) {
 	st, err := job.Wait(ctx)
+	if err != nil && ctx.Err() != nil {
+		// Stopped while waiting: the job's id is saved, a rerun picks it up.
+		return tableRef{}, fmt.Errorf("bigquery: waiting for query job %s: %w", job.ID(), ctx.Err())
+	}
 	if err == nil {
 		err = st.Err()
 	}

@@ -37,9 +37,48 @@ func spec() *config.Spec {
 			Optional().Example([]string{"*.tmp"}),
 	}
 	return config.NewSpec("local files: Parquet, CSV or NDJSON dumps, optionally gzip or zstd", append(fields, format.FieldSpecs()...)...).
-		WithDescription("One split per file; a split's ID is its cleaned path. Reading a directory skips files whose names start with '.' or '_' (_SUCCESS, .crc).").
-		WithExample("Parquet export", "file:\n  path: exports/orders/**/*.parquet\n").
-		WithExample("Postgres COPY dump", "file:\n  path: dumps/users.txt.gz\n  csv:\n    postgres_text: true\n    header: false\n    columns: {id: int64, email: string, created_at: timestamp}\n")
+		WithDescription(`For warehouse dumps on local disk: Postgres COPY, Snowflake or Redshift
+UNLOAD, Parquet exports, copies of a Segment archive.
+
+There is one split per file; a split's ID is its cleaned path. Reading a
+directory skips files whose names start with '.' or '_' (_SUCCESS, .crc).
+Symbolic links to files are read, one path per file: a link to a file
+listed already (a "latest" pointer beside it) is skipped, so no row is sent
+twice under two names. Progress is saved with the file's size: a file
+whose size changed since an earlier run (appended to, fetched again after
+a cut-short copy) is read again from its start.
+
+Formats (the s3 source reads them the same way):
+
+- Parquet is read through Arrow's pqarrow, only the columns the pipeline
+  uses. Its footers give the progress an exact total. On resume, whole row
+  groups already delivered are skipped without being read. A string column
+  that repeats few values (dictionary-encoded in the file, with a
+  dictionary of at most a byte per row: event names, currencies, plans,
+  user agents) is read as an Arrow dictionary, one index per row instead of
+  a copy of the string; the encoder escapes each distinct value once a
+  batch.
+- CSV and TSV: columns are strings unless declared in csv.columns.
+  csv.null '\N' reads Postgres COPY output; "" (the default) reads
+  Redshift UNLOAD. csv.postgres_text reads COPY's text format.
+- NDJSON: one object per line. Nested objects are kept as JSON columns, so
+  a Segment archive line comes out with columns named by message path.
+- Compression comes from the extension (.gz, .zst), else from the file's
+  first bytes, unless compression is set.
+
+Errors:
+
+- A bad row (a value that does not fit its declared type, a wrong field
+  count, a line that is not JSON) is rejected with the file, line, column
+  and what was expected, e.g. orders.csv line 12, column "amount": expected
+  int64, got "12,5". The pipeline's on_error decides whether the run goes
+  on.
+- A file that cannot be read (a corrupt Parquet page, a truncated gzip
+  stream, an empty file) fails its split with an error naming the file and
+  rows, never a crash. The other splits go on (unless on_error: stop), the
+  summary names the failed splits, and a rerun retries them.`).
+		WithExample("Parquet export", "path: exports/orders/**/*.parquet\n").
+		WithExample("Postgres COPY dump", "path: dumps/users.txt.gz\ncsv:\n  postgres_text: true\n  header: false\n  columns: {id: int64, email: string, created_at: timestamp}\n")
 }
 
 // Source reads local files.

@@ -15,7 +15,12 @@ import (
 	"github.com/backfillhq/backfill/internal/testkit/sampledata"
 	"github.com/backfillhq/backfill/pipeline"
 	"github.com/backfillhq/backfill/pipeline/config"
+	"go.uber.org/goleak"
 )
+
+// The source reads Parquet through pqarrow, which reads columns from
+// goroutines: every test must leave none running.
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func writeFile(t *testing.T, p string, fn func(io.Writer) error) {
 	t.Helper()

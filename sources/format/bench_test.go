@@ -15,6 +15,7 @@ import (
 
 	"github.com/backfillhq/backfill/internal/testkit/sampledata"
 	"github.com/backfillhq/backfill/pipeline"
+	"go.uber.org/goleak"
 )
 
 const benchRows = 1_000_000
@@ -24,12 +25,15 @@ var (
 	benchOnce sync.Map // file name -> *sync.Once
 )
 
+// TestMain removes the benchmarks' files, and checks with goleak that no
+// goroutine is left running: pqarrow reads columns from goroutines.
 func TestMain(m *testing.M) {
-	code := m.Run()
-	if benchDir != "" {
-		os.RemoveAll(benchDir)
-	}
-	os.Exit(code)
+	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) {
+		if benchDir != "" {
+			os.RemoveAll(benchDir)
+		}
+		os.Exit(code)
+	}))
 }
 
 // benchFile writes a 1M-row file once per process.

@@ -22,7 +22,13 @@ import (
 	"github.com/backfillhq/backfill/internal/testkit/s3test"
 	"github.com/backfillhq/backfill/pipeline"
 	"github.com/backfillhq/backfill/pipeline/config"
+	"go.uber.org/goleak"
 )
+
+// The source reads footers and objects from goroutines over HTTP: every
+// test must leave none running. Without a minio binary the S3 tests skip,
+// and Report says so in one line.
+func TestMain(m *testing.M) { goleak.VerifyTestMain(s3test.Report(m)) }
 
 // loadConf parses an s3 source config the way a pipeline file is parsed.
 func loadConf(t testing.TB, body string) (*config.Conf, error) {

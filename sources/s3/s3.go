@@ -96,36 +96,66 @@ func spec() *config.Spec {
 	}
 	fields = append(fields, format.FieldSpecs()...)
 	return config.NewSpec("objects of an S3 (or S3-compatible) bucket: Parquet, CSV or NDJSON", fields...).
-		WithExample("Parquet files under a prefix", `s3:
-  bucket: acme-exports
-  prefix: orders/
-  pattern: "**/*.parquet"
-  region: eu-west-1`).
-		WithExample("Segment S3 destination archive, January 2024", `s3:
-  bucket: acme-segment-logs
-  layout: segment-archive
-  source_ids: [AbC123xyz]
-  from: 2024-01-01
-  to: 2024-01-31`).
-		WithExample("Segment Data Lakes, tracks of one week", `s3:
-  bucket: acme-datalake
-  prefix: segment-data/data/SOURCE/
-  layout: hive
-  partitions:
-    segment_type: track
-    day: {from: 2024-03-01, to: 2024-03-07}`).
-		WithExample("Redshift UNLOAD manifest with an assumed role", `s3:
-  bucket: acme-unload
-  manifest: orders/manifest
-  role_arn: arn:aws:iam::123456789012:role/backfill-reader
-  format: csv
-  csv: { header: false, delimiter: "|" }`).
-		WithExample("local MinIO", `s3:
-  bucket: test
-  endpoint: http://127.0.0.1:9000
-  path_style: true
-  access_key_id: minioadmin
-  secret_access_key: ${MINIO_SECRET}`)
+		WithDescription(`The file source's formats, read in place from S3 or any S3-compatible
+store (endpoint, path_style, anonymous: MinIO, R2, GCS interop). There is
+one split per object, its ID s3://bucket/key. Formats, compression, bad
+rows and unreadable objects are handled as in the file source (backfill
+plugins file).
+
+- Credentials come from the default chain (environment, shared profile,
+  SSO, web identity, instance role), or from profile, role_arn or static
+  keys. Errors name the bucket, the key and the credential source, never a
+  secret.
+- Objects come from bucket + prefix + pattern (a glob over keys), explicit
+  keys, or a Redshift UNLOAD manifest. Listing is paginated and in a stable
+  order.
+- Parquet is read with ranged GETs and a bounded read-ahead (read_ahead,
+  max_buffered) shared by the columns read, so a 100 MB+ object is read in
+  about 30 MB of heap and each byte is fetched once. NDJSON and CSV are
+  streamed, one GET per object.
+- When the run plans, Parquet footers are read (one ranged GET each) to
+  give the progress an exact total, for up to 256 objects. For more, a
+  sample of 64 gives rows per byte, and the total starts as an estimate.
+- layout: segment-archive reads Segment's S3 destination,
+  segment-logs/SOURCE_ID/RECEIVED_DAY/*.gz (gzipped NDJSON), and lists only
+  the source_ids and received days between from and to.
+- layout: hive turns key=value folders (Data Lakes' day=, hr=,
+  segment_type=) into columns named partition_prefix + key. partitions
+  filters prune while listing: a folder whose value fails is never listed.
+- Progress is saved per object version (its ETag): an object rewritten
+  since an earlier run is read again from its start.`).
+		Rules(
+			config.AtMostOne("keys", "manifest").Message("set keys or manifest, not both"),
+			config.Excludes("pattern", "keys", "manifest").Message("pattern filters a listing: it does not apply to keys or manifest"),
+			config.Together("access_key_id", "secret_access_key").Message("access_key_id and secret_access_key go together"),
+			config.When("anonymous", true).Excludes("access_key_id", "role_arn", "profile").
+				Message("anonymous sends unsigned requests: drop access_key_id, role_arn and profile"),
+		).
+		WithExample("Parquet files under a prefix", `bucket: acme-exports
+prefix: orders/
+pattern: "**/*.parquet"
+region: eu-west-1`).
+		WithExample("Segment S3 destination archive, January 2024", `bucket: acme-segment-logs
+layout: segment-archive
+source_ids: [AbC123xyz]
+from: 2024-01-01
+to: 2024-01-31`).
+		WithExample("Segment Data Lakes, tracks of one week", `bucket: acme-datalake
+prefix: segment-data/data/SOURCE/
+layout: hive
+partitions:
+  segment_type: track
+  day: {from: 2024-03-01, to: 2024-03-07}`).
+		WithExample("Redshift UNLOAD manifest with an assumed role", `bucket: acme-unload
+manifest: orders/manifest
+role_arn: arn:aws:iam::123456789012:role/backfill-reader
+format: csv
+csv: { header: false, delimiter: "|" }`).
+		WithExample("local MinIO", `bucket: test
+endpoint: http://127.0.0.1:9000
+path_style: true
+access_key_id: minioadmin
+secret_access_key: ${MINIO_SECRET}`)
 }
 
 // Plugins declares the s3 source.
@@ -221,20 +251,11 @@ func New(c *config.Conf, env *pipeline.Env) (pipeline.Source, error) {
 			s.opts.Compression = format.Gzip
 		}
 	}
-	sel := 0
-	for _, f := range []string{"keys", "manifest"} {
-		if c.IsSet(f) {
-			sel++
-		}
-	}
-	if sel > 1 {
-		errs = append(errs, c.Errorf("manifest", "set keys or manifest, not both"))
-	}
-	if sel > 0 && s.layout != layoutPlain {
+	// The spec's rules saw to keys or manifest (not both, and no pattern
+	// with them) and to the credentials that do not go together. What
+	// depends on the layout's value is checked here.
+	if (len(s.keys) > 0 || s.manifest != "") && s.layout != layoutPlain {
 		errs = append(errs, c.Errorf("layout", "layout %s lists objects itself: drop keys/manifest", s.layout))
-	}
-	if sel > 0 && c.IsSet("pattern") {
-		errs = append(errs, c.Errorf("pattern", "pattern filters a listing: it does not apply to keys or manifest"))
 	}
 	for _, f := range []string{"source_ids", "from", "to"} {
 		if c.IsSet(f) && s.layout != layoutArchive {
@@ -257,12 +278,6 @@ func New(c *config.Conf, env *pipeline.Env) (pipeline.Source, error) {
 	s.filter = filter
 	s.filterKeys = slices.Sorted(maps.Keys(filter))
 	errs = append(errs, ferrs...)
-	if c.IsSet("secret_access_key") != c.IsSet("access_key_id") {
-		errs = append(errs, c.Errorf("access_key_id", "access_key_id and secret_access_key go together"))
-	}
-	if s.anonymous && (c.IsSet("access_key_id") || c.IsSet("role_arn") || c.IsSet("profile")) {
-		errs = append(errs, c.Errorf("anonymous", "anonymous sends unsigned requests: drop access_key_id, role_arn and profile"))
-	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}

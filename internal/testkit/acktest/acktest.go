@@ -17,6 +17,11 @@ import (
 type Recorder struct {
 	Max int   // > 0: refuse dead letters past this many, as max_rejects does
 	Err error // non-nil: refuse every dead letter with it
+	// OnAck, when set, is called after each ack is recorded, with the
+	// batch's key ("split[start:end]") and error, on the goroutine that
+	// acked: a test acts on it (stops a run once a batch is delivered,
+	// say) instead of sleeping or polling. It must not block for long.
+	OnAck func(key string, err error)
 
 	mu        sync.Mutex
 	rejects   []pipeline.Reject
@@ -60,7 +65,6 @@ func (a *account) DeadLetter(_ context.Context, rej pipeline.Reject) error {
 func (a *account) Done(err error) {
 	r := a.r
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	if r.acks == nil {
 		r.acks, r.errs = map[string]int{}, map[string]error{}
 	}
@@ -68,6 +72,10 @@ func (a *account) Done(err error) {
 	if err != nil {
 		r.errs[a.key] = err
 		r.errList = append(r.errList, err)
+	}
+	r.mu.Unlock()
+	if r.OnAck != nil {
+		r.OnAck(a.key, err)
 	}
 }
 

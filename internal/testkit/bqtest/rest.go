@@ -51,16 +51,32 @@ func (s *Server) serveREST(w http.ResponseWriter, r *http.Request) {
 			apiError(w, 404, "notFound", "NOT_FOUND", fmt.Sprintf("Not found: Job %s:%s.%s", m[1], s.Location, m[2]))
 			return
 		}
-		writeJSON(w, 200, s.jobJSON(j))
+		s.mu.Lock()
+		out := s.jobJSON(j)
+		s.mu.Unlock()
+		writeJSON(w, 200, out)
 	case r.Method == http.MethodGet && restResults.MatchString(p):
 		m := restResults.FindStringSubmatch(p)
 		s.mu.Lock()
 		s.counts.GetQueryResults++
 		j := s.jobs[m[2]]
 		s.mu.Unlock()
+		s.mu.Lock()
+		running := j != nil && j.running
+		if running && !j.polled {
+			j.polled = true
+			select {
+			case s.hold <- j.id:
+			default:
+			}
+		}
+		s.mu.Unlock()
 		switch {
 		case j == nil:
 			apiError(w, 404, "notFound", "NOT_FOUND", fmt.Sprintf("Not found: Job %s:%s.%s", m[1], s.Location, m[2]))
+		case running:
+			writeJSON(w, 200, &bq.GetQueryResultsResponse{JobComplete: false,
+				JobReference: &bq.JobReference{ProjectId: j.project, JobId: j.id, Location: s.Location}})
 		case j.errMsg != "":
 			apiError(w, 400, "invalidQuery", "INVALID_ARGUMENT", j.errMsg)
 		default:
@@ -147,17 +163,22 @@ func (s *Server) jobsInsert(w http.ResponseWriter, r *http.Request, project stri
 		j.dest = &table{project: project, dataset: "_bqtest_anon", id: "anon_" + id, rec: q.result}
 		s.tables[project+"._bqtest_anon.anon_"+id] = j.dest
 	}
+	if s.hold != nil {
+		j.running = true
+	}
 	s.jobs[id] = j
 	out := s.jobJSON(j)
 	s.mu.Unlock()
 	writeJSON(w, 200, out)
 }
 
-// jobJSON is a finished query job; the caller holds s.mu or j is immutable.
+// jobJSON is a query job, running or finished; the caller holds s.mu.
 func (s *Server) jobJSON(j *jobEntry) *bq.Job {
 	qc := &bq.JobConfigurationQuery{Query: j.sql, UseLegacySql: new(bool)}
 	st := &bq.JobStatus{State: "DONE"}
-	if j.errMsg != "" {
+	if j.running {
+		st.State = "RUNNING"
+	} else if j.errMsg != "" {
 		st.ErrorResult = &bq.ErrorProto{Reason: "invalidQuery", Location: "query", Message: j.errMsg}
 		st.Errors = []*bq.ErrorProto{st.ErrorResult}
 	} else {

@@ -70,6 +70,7 @@ type Server struct {
 	http  *httptest.Server
 
 	mu        sync.Mutex
+	hold      chan string // HoldJobs: the ids of held jobs, as clients wait for them
 	counts    Counts
 	tables    map[string]*table // "project.dataset.table"
 	queries   map[string]query
@@ -98,6 +99,8 @@ type jobEntry struct {
 	dest             *table
 	errMsg           string
 	params           any
+	running          bool // held by HoldJobs
+	polled           bool // a client has asked whether it is done
 }
 
 type session struct {
@@ -522,4 +525,24 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json; charset=UTF-8")
 	w.WriteHeader(code)
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// HoldJobs keeps the query jobs inserted from now on running (jobs.get
+// says RUNNING, getQueryResults that the job is not complete) until
+// release is called; waiting receives a held job's id when a client first
+// asks for its results, that is, waits for it. A test stops a run while
+// it waits for its query this way.
+func (s *Server) HoldJobs() (waiting <-chan string, release func()) {
+	ch := make(chan string, 16)
+	s.mu.Lock()
+	s.hold = ch
+	s.mu.Unlock()
+	return ch, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.hold = nil
+		for _, j := range s.jobs {
+			j.running = false
+		}
+	}
 }

@@ -2,6 +2,11 @@
 // benchmarks: it enforces Segment's limits (strictest reading), validates
 // messages the way Segment does, records what it received by messageId and
 // injects faults deterministically.
+//
+// Tests that must act at a known point of a delivery use the receiver's own
+// signals rather than sleeps: Stored says when a number of messages has
+// arrived, and Options.HoldAfter stalls the receiver after a number of
+// requests (Held says when requests are held) until Release lets it go on.
 package segmenttest
 
 import (
@@ -65,6 +70,16 @@ type Options struct {
 	// SkipValidation skips per-message JSON decoding (benchmarks that only
 	// measure the client); limits are still enforced.
 	SkipValidation bool
+
+	// HoldAfter, when > 0, makes the receiver answer its first HoldAfter
+	// requests to /v1/batch and /v1/import as usual (in arrival order) and
+	// then hold every later one: its body is read, but it gets no answer
+	// and stores nothing until Release is called (it is then handled as
+	// usual), its client gives up on it (the connection closes) or the
+	// server is closed. It is a collector stalling at a known point, for
+	// tests of cancellation, shutdown and backpressure. Stats.Held counts
+	// the requests held; Held signals them.
+	HoldAfter int
 }
 
 // Message is the part of a Segment message the receiver checks.
@@ -96,6 +111,7 @@ type Stats struct {
 	Gzipped        int64 // requests sent with Content-Encoding: gzip
 	Unauthorized   int64
 	BadSentAt      int64 // requests without a parseable sentAt
+	Held           int64 // requests held by Options.HoldAfter (released or not)
 	DroppedReasons map[string]int64
 }
 
@@ -115,9 +131,24 @@ type Server struct {
 	dropReason map[string]int64
 	violations []string
 	userAgents map[string]int64
+	waiters    []waiter // Stored and Held channels not closed yet
+
+	release     chan struct{} // closed by Release
+	releaseOnce sync.Once
+	closing     chan struct{} // closed by Close
+	closeOnce   sync.Once
 
 	requests, messages, duplicates, dropped, violationN   atomic.Int64
 	bytesIn, bytesDecoded, gzipped, unauthorized, badSent atomic.Int64
+	batchRequests, held                                   atomic.Int64
+}
+
+// waiter is a Stored (or Held) channel, closed once messages (or held)
+// reaches n.
+type waiter struct {
+	n    int64
+	held bool
+	ch   chan struct{}
 }
 
 // NewServer starts a receiver on 127.0.0.1. Close it when done.
@@ -141,6 +172,8 @@ func newServer(opts Options) *Server {
 		dropReason: map[string]int64{},
 		userAgents: map[string]int64{},
 		keys:       map[string]bool{},
+		release:    make(chan struct{}),
+		closing:    make(chan struct{}),
 	}
 	for _, k := range opts.WriteKeys {
 		s.keys[k] = true
@@ -151,12 +184,84 @@ func newServer(opts Options) *Server {
 // URL is the base URL to use as the sink's endpoint.
 func (s *Server) URL() string { return s.srv.URL }
 
-// Close stops the server.
+// Close stops the server. Requests still held (Options.HoldAfter) end
+// without an answer.
 func (s *Server) Close() {
+	s.closeOnce.Do(func() { close(s.closing) })
 	if s.srv != nil {
 		s.srv.CloseClientConnections()
 		s.srv.Close()
 	}
+}
+
+// Release ends the hold of Options.HoldAfter: the requests held are
+// handled as usual, and so is every later one. Calling it again does
+// nothing.
+func (s *Server) Release() { s.releaseOnce.Do(func() { close(s.release) }) }
+
+// Stored returns a channel that is closed once the receiver has stored at
+// least n messages (Stats.Messages: the messages of 2xx-answered requests,
+// duplicates included). It is closed when the request that reaches n is
+// stored, just before that request is answered; at once if n are stored
+// already. A test waits on it to act at a known point of a delivery (stop a
+// client part way, say) instead of sleeping or polling Stats.
+func (s *Server) Stored(n int64) <-chan struct{} { return s.wait(waiter{n: n}) }
+
+// Held returns a channel that is closed once the receiver has held n
+// requests (Options.HoldAfter; Stats.Held), released or not: from then on
+// the test knows the client is waiting on a stalled collector.
+func (s *Server) Held(n int64) <-chan struct{} { return s.wait(waiter{n: n, held: true}) }
+
+func (s *Server) wait(w waiter) <-chan struct{} {
+	w.ch = make(chan struct{})
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.waiters = append(s.waiters, w)
+	s.wake()
+	return w.ch
+}
+
+// wake closes the waiters' channels whose count is reached; s.mu is held.
+func (s *Server) wake() {
+	if len(s.waiters) == 0 {
+		return
+	}
+	stored, held := s.messages.Load(), s.held.Load()
+	keep := s.waiters[:0]
+	for _, w := range s.waiters {
+		if (w.held && held >= w.n) || (!w.held && stored >= w.n) {
+			close(w.ch)
+		} else {
+			keep = append(keep, w)
+		}
+	}
+	clear(s.waiters[len(keep):])
+	s.waiters = keep
+}
+
+// hold keeps a request unanswered while Options.HoldAfter says so; false
+// means the request is to end without any answer (its client left, or the
+// server is closing).
+func (s *Server) hold(r *http.Request) bool {
+	if s.opts.HoldAfter <= 0 || s.batchRequests.Add(1) <= int64(s.opts.HoldAfter) {
+		return true
+	}
+	select {
+	case <-s.release:
+		return true
+	default:
+	}
+	s.mu.Lock()
+	s.held.Add(1)
+	s.wake()
+	s.mu.Unlock()
+	select {
+	case <-s.release:
+		return true
+	case <-r.Context().Done():
+	case <-s.closing:
+	}
+	return false
 }
 
 // Count is how many times messageId was received in 2xx-answered requests.
@@ -219,6 +324,7 @@ func (s *Server) Stats() Stats {
 		Gzipped:        s.gzipped.Load(),
 		Unauthorized:   s.unauthorized.Load(),
 		BadSentAt:      s.badSent.Load(),
+		Held:           s.held.Load(),
 		DroppedReasons: map[string]int64{},
 	}
 	for k, v := range s.byStatus {
@@ -352,6 +458,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	s.bytesDecoded.Add(int64(buf.Len()))
 
+	if !s.hold(r) {
+		// No answer at all: returning would send an empty 200, which a
+		// client still connected would take for a delivery.
+		panic(http.ErrAbortHandler)
+	}
 	if !s.authorized(r) {
 		s.unauthorized.Add(1)
 		s.status(w, http.StatusUnauthorized, `{"code":"unauthorized","message":"Invalid write key"}`)
@@ -465,6 +576,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		s.ids[id]++
 	}
+	s.wake()
 	s.mu.Unlock()
 	s.status(w, http.StatusOK, `{"success":true}`)
 }

@@ -3,12 +3,20 @@ package segmenttest
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"fmt"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
+
+	"go.uber.org/goleak"
 )
+
+// The receiver runs an HTTP server; every test must leave no goroutine of
+// it (or of its clients) behind.
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func post(t *testing.T, url, key string, body []byte, gz bool) (int, string) {
 	t.Helper()
@@ -130,6 +138,138 @@ func TestReceiverFaultsAreDeterministic(t *testing.T) {
 	}
 	if n[500] == 0 || n[429] == 0 || n[0] == 0 || n[200] == 0 {
 		t.Errorf("expected every fault kind in 50 requests: %v", n)
+	}
+}
+
+// within fails t unless ch is closed soon; the bound only keeps a broken
+// receiver from hanging the test.
+func within(t *testing.T, ch <-chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-time.After(10 * time.Second):
+		t.Fatal(what)
+	}
+}
+
+func closed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+// Stored closes its channel when the request that brings the stored
+// messages to n is stored, before that request is answered.
+func TestStoredSignalsOnceNMessagesAreStored(t *testing.T) {
+	s := NewServer(Options{})
+	defer s.Close()
+	if !closed(s.Stored(0)) {
+		t.Fatal("Stored(0) is not closed at once")
+	}
+	three := s.Stored(3)
+	if code, _ := post(t, s.URL(), "k", batch(track("a"), track("b")), false); code != 200 {
+		t.Fatalf("first batch: %d", code)
+	}
+	// A message Segment would drop is not stored.
+	post(t, s.URL(), "k", batch(`{"type":"track","messageId":"x","userId":"u"}`), false)
+	if closed(three) {
+		t.Fatal("Stored(3) closed after 2 messages")
+	}
+	if code, _ := post(t, s.URL(), "k", batch(track("a")), false); code != 200 {
+		t.Fatalf("duplicate: %d", code)
+	}
+	if !closed(three) {
+		t.Fatalf("Stored(3) still open once a duplicate made 3 stored messages: %+v", s.Stats())
+	}
+	if !closed(s.Stored(3)) {
+		t.Fatal("Stored(3) is not closed at once when 3 are stored")
+	}
+}
+
+// HoldAfter answers the first requests, then holds the next unanswered
+// until Release.
+func TestHoldAfterStallsUntilRelease(t *testing.T) {
+	s := NewServer(Options{HoldAfter: 1})
+	defer s.Close()
+	if code, _ := post(t, s.URL(), "k", batch(track("a")), false); code != 200 {
+		t.Fatalf("first request: %d", code)
+	}
+	answered := make(chan int, 1)
+	go func() {
+		code, _ := post(t, s.URL(), "k", batch(track("b")), false)
+		answered <- code
+	}()
+	within(t, s.Held(1), "the second request was not held")
+	select {
+	case code := <-answered:
+		t.Fatalf("a held request was answered (%d) before Release", code)
+	default:
+	}
+	if st := s.Stats(); st.Messages != 1 || st.Held != 1 {
+		t.Fatalf("while holding: %d messages stored, %d held; want 1 and 1", st.Messages, st.Held)
+	}
+	s.Release()
+	select {
+	case code := <-answered:
+		if code != 200 {
+			t.Fatalf("released request: %d", code)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the held request was not answered after Release")
+	}
+	if code, _ := post(t, s.URL(), "k", batch(track("c")), false); code != 200 {
+		t.Fatalf("request after Release: %d", code)
+	}
+	if st := s.Stats(); st.Messages != 3 || st.Held != 1 {
+		t.Fatalf("after Release: %d messages stored, %d held; want 3 and 1", st.Messages, st.Held)
+	}
+}
+
+// A held request ends without any answer when its client gives up or the
+// server closes: no empty 200 a client could take for a delivery.
+func TestHeldRequestEndsWithoutAnswer(t *testing.T) {
+	for _, how := range []string{"client gives up", "server closes"} {
+		t.Run(how, func(t *testing.T) {
+			s := NewServer(Options{HoldAfter: 1})
+			post(t, s.URL(), "k", batch(track("a")), false)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			client := &http.Client{Transport: &http.Transport{}}
+			defer client.CloseIdleConnections()
+			type result struct {
+				code int
+				err  error
+			}
+			res := make(chan result, 1)
+			go func() {
+				req, _ := http.NewRequestWithContext(ctx, "POST", s.URL()+"/v1/batch", bytes.NewReader(batch(track("b"))))
+				req.SetBasicAuth("k", "")
+				resp, err := client.Do(req)
+				if err != nil {
+					res <- result{err: err}
+					return
+				}
+				resp.Body.Close()
+				res <- result{code: resp.StatusCode}
+			}()
+			within(t, s.Held(1), "the request was not held")
+			if how == "client gives up" {
+				cancel()
+			}
+			// Close waits for the handlers: the held one must end.
+			closedDone := make(chan struct{})
+			go func() { s.Close(); close(closedDone) }()
+			within(t, closedDone, "Close did not return: the held handler is still running")
+			if r := <-res; r.err == nil {
+				t.Fatalf("the held request got an answer: HTTP %d", r.code)
+			}
+			if st := s.Stats(); st.Messages != 1 {
+				t.Fatalf("%d messages stored, want 1 (the held one is not)", st.Messages)
+			}
+		})
 	}
 }
 
