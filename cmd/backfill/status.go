@@ -14,7 +14,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/backfillhq/backfill/internal/lines"
 	"github.com/backfillhq/backfill/pipeline/config"
 	"github.com/backfillhq/backfill/pipeline/state"
 )
@@ -228,26 +227,9 @@ func (t *tally) add(r io.Reader, name string) error {
 	if t.groups == nil {
 		t.groups, t.seen = map[deadLetterKey]*deadLetterGroup{}, state.NewRowCounter()
 	}
-	lr := lines.NewReader(name, r, 1<<20)
-	for {
-		line, err := lr.Next()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if len(line) == 0 {
-			continue
-		}
-		var dl state.DeadLetterLine
-		if jerr := json.Unmarshal(line, &dl); jerr != nil {
-			// A kill mid-write leaves a cut line (a resumed run cuts it
-			// off); anything else here is not a dead-letter file.
-			dl = state.DeadLetterLine{Stage: "?", Reason: fmt.Sprintf("line %d is not a dead letter: %v", lr.Line(), jerr), Row: -lr.Line()}
-		}
-		if !t.seen.Add(&dl) {
-			continue
+	return state.ScanDeadLetters(name, r, func(dl *state.DeadLetterLine) {
+		if !t.seen.Add(dl) {
+			return
 		}
 		k := deadLetterKey{dl.Stage, dl.Column, dl.Status}
 		g := t.groups[k]
@@ -257,7 +239,7 @@ func (t *tally) add(r io.Reader, name string) error {
 		}
 		g.Rows++
 		t.rows++
-	}
+	})
 }
 
 // info is the tally, its largest groups first.

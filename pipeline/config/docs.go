@@ -10,26 +10,79 @@ import (
 
 // WritePluginDoc prints a plugin's reference, every field with its type,
 // default, allowed values and example, from its spec.
-func WritePluginDoc(w io.Writer, p *Plugin) {
-	fmt.Fprintf(w, "%s %s: %s\n", p.Kind, p.Name, p.Spec.Summary)
-	if p.Spec.Description != "" {
-		fmt.Fprintf(w, "\n%s\n", strings.TrimSpace(p.Spec.Description))
-	}
-	if len(p.Spec.Fields()) > 0 {
+func WritePluginDoc(w io.Writer, p *Plugin) { writePluginDoc(w, p, textDoc) }
+
+// WritePluginMarkdown prints a plugin's reference as Markdown, from its
+// spec: the same content as WritePluginDoc, for PLUGINS.md.
+func WritePluginMarkdown(w io.Writer, p *Plugin) { writePluginDoc(w, p, markdownDoc) }
+
+// docStyle is how a plugin's reference is laid out: as text for a
+// terminal, or as Markdown.
+type docStyle struct {
+	head        func(w io.Writer, p *Plugin)
+	description string // Printf formats, each taking one string
+	rules       string
+	extra       string // the extra element's description and type
+	fields      func(w io.Writer, fields []*Field)
+	example     func(w io.Writer, name, title string, lines []string)
+	markdown    bool
+}
+
+var textDoc = docStyle{
+	head:        func(w io.Writer, p *Plugin) { fmt.Fprintf(w, "%s %s: %s\n", p.Kind, p.Name, p.Spec.Summary) },
+	description: "\n%s\n",
+	rules:       "\nRules: %s.\n",
+	extra:       "\nAny other key: %s (%s)\n",
+	fields: func(w io.Writer, fields []*Field) {
 		fmt.Fprintf(w, "\nFields:\n")
-		writeFields(w, p.Spec.Fields(), "  ")
-	}
-	if r := rulesLine(p.Spec.root, false); r != "" {
-		fmt.Fprintf(w, "\nRules: %s.\n", r)
-	}
-	if x := p.Spec.root.extra; x != nil {
-		fmt.Fprintf(w, "\nAny other key: %s (%s)\n", x.desc, typeName(x))
-	}
-	for _, ex := range p.Spec.Examples() {
-		fmt.Fprintf(w, "\nExample: %s\n    %s:\n", ex.Title, p.Name)
-		for _, line := range strings.Split(strings.TrimRight(ex.YAML, "\n"), "\n") {
+		writeFields(w, fields, "  ")
+	},
+	example: func(w io.Writer, name, title string, lines []string) {
+		fmt.Fprintf(w, "\nExample: %s\n    %s:\n", title, name)
+		for _, line := range lines {
 			fmt.Fprintf(w, "      %s\n", line)
 		}
+	},
+}
+
+var markdownDoc = docStyle{
+	head: func(w io.Writer, p *Plugin) {
+		fmt.Fprintf(w, "### %s `%s`\n\n%s.\n\n", p.Kind, p.Name, strings.TrimSuffix(p.Spec.Summary, "."))
+	},
+	description: "%s\n\n",
+	rules:       "Rules: %s.\n\n",
+	extra:       "Any other key: %s (%s).\n\n",
+	fields: func(w io.Writer, fields []*Field) {
+		fmt.Fprintf(w, "| field | type | default | description |\n|---|---|---|---|\n")
+		writeMarkdownFields(w, fields, "")
+		fmt.Fprintln(w)
+	},
+	example: func(w io.Writer, name, title string, lines []string) {
+		fmt.Fprintf(w, "Example: %s\n\n```yaml\n%s:\n", title, name)
+		for _, line := range lines {
+			fmt.Fprintf(w, "  %s\n", line)
+		}
+		fmt.Fprintf(w, "```\n\n")
+	},
+	markdown: true,
+}
+
+func writePluginDoc(w io.Writer, p *Plugin, st docStyle) {
+	st.head(w, p)
+	if p.Spec.Description != "" {
+		fmt.Fprintf(w, st.description, strings.TrimSpace(p.Spec.Description))
+	}
+	if len(p.Spec.Fields()) > 0 {
+		st.fields(w, p.Spec.Fields())
+	}
+	if r := rulesLine(p.Spec.root, st.markdown); r != "" {
+		fmt.Fprintf(w, st.rules, r)
+	}
+	if x := p.Spec.root.extra; x != nil {
+		fmt.Fprintf(w, st.extra, x.desc, typeName(x))
+	}
+	for _, ex := range p.Spec.Examples() {
+		st.example(w, p.Name, ex.Title, strings.Split(strings.TrimRight(ex.YAML, "\n"), "\n"))
 	}
 }
 
@@ -201,33 +254,6 @@ func fieldSchema(f *Field, reg *Registry, root bool) map[string]any {
 		}
 	}
 	return s
-}
-
-// WritePluginMarkdown prints a plugin's reference as Markdown, from its
-// spec: the same content as WritePluginDoc, for PLUGINS.md.
-func WritePluginMarkdown(w io.Writer, p *Plugin) {
-	fmt.Fprintf(w, "### %s `%s`\n\n%s.\n\n", p.Kind, p.Name, strings.TrimSuffix(p.Spec.Summary, "."))
-	if p.Spec.Description != "" {
-		fmt.Fprintf(w, "%s\n\n", strings.TrimSpace(p.Spec.Description))
-	}
-	if len(p.Spec.Fields()) > 0 {
-		fmt.Fprintf(w, "| field | type | default | description |\n|---|---|---|---|\n")
-		writeMarkdownFields(w, p.Spec.Fields(), "")
-		fmt.Fprintln(w)
-	}
-	if r := rulesLine(p.Spec.root, true); r != "" {
-		fmt.Fprintf(w, "Rules: %s.\n\n", r)
-	}
-	if x := p.Spec.root.extra; x != nil {
-		fmt.Fprintf(w, "Any other key: %s (%s).\n\n", x.desc, typeName(x))
-	}
-	for _, ex := range p.Spec.Examples() {
-		fmt.Fprintf(w, "Example: %s\n\n```yaml\n%s:\n", ex.Title, p.Name)
-		for _, line := range strings.Split(strings.TrimRight(ex.YAML, "\n"), "\n") {
-			fmt.Fprintf(w, "  %s\n", line)
-		}
-		fmt.Fprintf(w, "```\n\n")
-	}
 }
 
 func writeMarkdownFields(w io.Writer, fields []*Field, prefix string) {

@@ -83,7 +83,7 @@ func OpenDeadLetters(path string, truncate bool, pending func(split string, row 
 // keeps the keys of those pending says may be rejected again.
 func (d *DeadLetterFile) Remember(r io.Reader, pending func(split string, row int64) bool) error {
 	return ScanDeadLetters(d.path, r, func(l *DeadLetterLine) {
-		if pending(l.Split, l.Row) {
+		if l.Row >= 0 && pending(l.Split, l.Row) {
 			d.mu.Lock()
 			d.kept.add(l.Split, l.Row, l.Stage)
 			d.mu.Unlock()
@@ -92,7 +92,9 @@ func (d *DeadLetterFile) Remember(r io.Reader, pending func(split string, row in
 }
 
 // ScanDeadLetters calls fn with each line of a dead-letter file; name
-// names it in errors. A line that is not a dead letter is an error.
+// names it in errors. A line that is not a dead letter (a cut line a kill
+// left, or not a dead-letter file at all) comes as one of stage "?", with
+// no split, a negative row and the reason.
 func ScanDeadLetters(name string, r io.Reader, fn func(*DeadLetterLine)) error {
 	lr := lines.NewReader(name, r, 64<<10)
 	for {
@@ -108,7 +110,7 @@ func ScanDeadLetters(name string, r io.Reader, fn func(*DeadLetterLine)) error {
 		}
 		var l DeadLetterLine
 		if err := json.Unmarshal(b, &l); err != nil {
-			return fmt.Errorf("%s line %d is not a dead letter: %v", name, lr.Line(), err)
+			l = DeadLetterLine{Stage: "?", Row: -lr.Line(), Reason: fmt.Sprintf("line %d is not a dead letter: %v", lr.Line(), err)}
 		}
 		fn(&l)
 	}

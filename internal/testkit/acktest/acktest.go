@@ -7,6 +7,7 @@ package acktest
 import (
 	"context"
 	"fmt"
+	"maps"
 	"sync"
 	"testing"
 
@@ -104,11 +105,7 @@ func (r *Recorder) Delivered() int64 {
 func (r *Recorder) Errs() map[string]error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	out := map[string]error{}
-	for k, v := range r.errs {
-		out[k] = v
-	}
-	return out
+	return maps.Clone(r.errs)
 }
 
 // Check fails t unless exactly batches batches were acked, each once; it

@@ -15,6 +15,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand"
 	"net"
 	"net/http"
@@ -300,11 +301,7 @@ func (s *Server) ViolationList() []string {
 func (s *Server) UserAgents() map[string]int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := map[string]int64{}
-	for k, v := range s.userAgents {
-		out[k] = v
-	}
-	return out
+	return maps.Clone(s.userAgents)
 }
 
 // Stats snapshots the counters.
