@@ -79,9 +79,7 @@ func TestStopWhileTheDestinationIsDown(t *testing.T) {
 // jobSource plays a warehouse source that starts a billable job while it
 // lists its splits (a BigQuery query) and saves the job's id before it
 // waits for the job.
-type jobSource struct {
-	saved chan struct{}
-}
+type jobSource struct{}
 
 func (s jobSource) Splits(ctx context.Context) ([]pipeline.Split, error) {
 	<-ctx.Done() // the job runs until the run is stopped

@@ -64,7 +64,8 @@ func OpenDeadLetters(path string, truncate bool, pending func(split string, row 
 	}
 	d := &DeadLetterFile{path: path, f: f, w: bufio.NewWriterSize(f, 64<<10), kept: newKeySet()}
 	if !truncate && pending != nil {
-		if _, err := f.Seek(0, io.SeekStart); err == nil {
+		_, err = f.Seek(0, io.SeekStart)
+		if err == nil {
 			err = d.Remember(f, pending)
 		}
 		if _, serr := f.Seek(0, io.SeekEnd); err == nil {
