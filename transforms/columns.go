@@ -201,8 +201,7 @@ func (c *Cast) Apply(_ context.Context, b *pipeline.Batch) error {
 		defer out.Release()
 		outs = append(outs, out)
 	}
-	b.ReplaceRecord(replaceColumns(rec, c.cols, outs))
-	return b.Drop(c.mem, fates)
+	return replaceAndDrop(b, c.mem, replaceColumns(rec, c.cols, outs), fates)
 }
 
 func (c *Cast) convert(in arrow.Array, name, typ string, bad func(int, string, string, ...any)) (arrow.Array, error) {

@@ -289,6 +289,20 @@ func (c *schemaCache[T]) get(s *arrow.Schema, build func(*arrow.Schema) (T, erro
 }
 
 // reject builds a row fate with a reason.
+// replaceAndDrop swaps in a transform's output record and drops the rows
+// fates name. A rejected row's dead letter shows the row as the transform
+// read it, from the input record, not as it rewrote it (a time it could
+// not read, not the null it put in its place).
+func replaceAndDrop(b *pipeline.Batch, mem memory.Allocator, out arrow.Record, fates map[int]pipeline.RowFate) error {
+	for i, f := range fates {
+		if f.Reject != nil && f.Reject.Values == nil {
+			f.Reject.Values = pipeline.RowValues(b.Record, i)
+		}
+	}
+	b.ReplaceRecord(out)
+	return b.Drop(mem, fates)
+}
+
 func reject(stage, column, format string, args ...any) pipeline.RowFate {
 	return pipeline.RowFate{Reject: &pipeline.Reject{Stage: "transform:" + stage, Column: column, Reason: fmt.Sprintf(format, args...)}}
 }

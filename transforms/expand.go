@@ -170,8 +170,7 @@ func (x *Expand) Apply(_ context.Context, b *pipeline.Batch) error {
 		fields = append(fields, arrow.Field{Name: k.name, Type: arr.DataType(), Nullable: true})
 		cols = append(cols, arr)
 	}
-	b.ReplaceRecord(array.NewRecord(arrow.NewSchema(fields, nil), cols, int64(n)))
-	return b.Drop(x.mem, fates)
+	return replaceAndDrop(b, x.mem, array.NewRecord(arrow.NewSchema(fields, nil), cols, int64(n)), fates)
 }
 
 // build makes a key's column: strings when every value is a JSON string,

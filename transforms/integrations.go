@@ -158,8 +158,7 @@ func (t *Integrations) Apply(_ context.Context, b *pipeline.Batch) error {
 		out, fates = t.mergeColumn(in, base)
 	}
 	defer out.Release()
-	b.ReplaceRecord(replaceColumns(rec, []string{record.Integrations}, []arrow.Array{out}))
-	return b.Drop(t.mem, fates)
+	return replaceAndDrop(b, t.mem, replaceColumns(rec, []string{record.Integrations}, []arrow.Array{out}), fates)
 }
 
 // mergeColumn sets the configured keys over each row's object. Rows are

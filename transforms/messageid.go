@@ -146,8 +146,7 @@ func (m *MessageID) Apply(_ context.Context, b *pipeline.Batch) error {
 	}
 	out := bld.NewArray()
 	defer out.Release()
-	b.ReplaceRecord(replaceColumns(rec, []string{record.MessageID}, []arrow.Array{out}))
-	return b.Drop(m.mem, fates)
+	return replaceAndDrop(b, m.mem, replaceColumns(rec, []string{record.MessageID}, []arrow.Array{out}), fates)
 }
 
 const hexDigits = "0123456789abcdef"

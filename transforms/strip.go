@@ -196,15 +196,19 @@ func (s *Strip) Apply(_ context.Context, b *pipeline.Batch) error {
 			defer out.Release()
 			names, cols = append(names, name), append(cols, out)
 		}
+		out := rec
 		if len(cols) > 0 {
-			rec = replaceColumns(rec, names, cols)
-			b.ReplaceRecord(rec)
+			out = replaceColumns(rec, names, cols)
 		}
+		if err := replaceAndDrop(b, s.mem, out, fates); err != nil {
+			return err
+		}
+		rec = b.Record
 	}
 	if out := dropColumns(rec, p.dropCols); out != nil {
 		b.ReplaceRecord(out)
 	}
-	return b.Drop(s.mem, fates)
+	return nil
 }
 
 // rewrite returns the stripped column, or nil when no row changed.

@@ -114,3 +114,20 @@ func TestStripRowsWithAndWithoutTheKey(t *testing.T) {
 		t.Errorf("rows = %q\nwant   %q", got, want)
 	}
 }
+
+// A batch whose JSON holds nothing to strip still loses its rows of
+// invalid JSON, and their dead letters show the text as read.
+func TestStripBadJSONWithNothingToStrip(t *testing.T) {
+	mem := newMem(t)
+	defer mem.AssertSize(t, 0)
+	tr := mustTransform(t, mem, "strip", "fields: [context.library]")
+	b := pipeline.NewBatch("s", 0, mkRecord(t, mem, col{"context", record.JSON, `["{\"ip\":\"x\"}", "{\"library\":"]`}))
+	defer b.Release()
+	if err := tr.Apply(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+	checkAccounting(t, b)
+	if b.NumRows() != 1 || len(b.Rejects) != 1 || !strings.Contains(string(b.Rejects[0].Values), `{\"library\":`) {
+		t.Fatalf("%d rows kept, rejects %+v", b.NumRows(), b.Rejects)
+	}
+}

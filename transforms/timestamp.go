@@ -296,8 +296,7 @@ func (t *Timestamp) Apply(_ context.Context, b *pipeline.Batch) error {
 	}
 	newRec := replaceColumns(rec, []string{t.to}, []arrow.Array{out})
 	out.Release()
-	b.ReplaceRecord(newRec)
-	return b.Drop(t.mem, fates)
+	return replaceAndDrop(b, t.mem, newRec, fates)
 }
 
 // rewrote reports whether vals differ from a timestamp[ms] input (a "now"

@@ -140,26 +140,30 @@ func (p *exitPaths) report() *engine.Report {
 
 // deadLetters counts the dead-letter file's lines and distinct rows.
 func (p *exitPaths) deadLetters() (lines, rows int) {
-	p.t.Helper()
-	f, err := os.Open(filepath.Join(p.dir, "state", "paths", "dead-letters.ndjson"))
-	if errors.Is(err, os.ErrNotExist) {
-		return 0, 0
-	}
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	defer f.Close()
 	seen := state.NewRowCounter()
-	err = state.ScanDeadLetters(f.Name(), f, func(l *state.DeadLetterLine) {
+	p.eachDeadLetter(func(l *state.DeadLetterLine) {
 		lines++
 		if seen.Add(l) {
 			rows++
 		}
 	})
+	return lines, rows
+}
+
+// eachDeadLetter calls fn with each line of the dead-letter file.
+func (p *exitPaths) eachDeadLetter(fn func(*state.DeadLetterLine)) {
+	p.t.Helper()
+	f, err := os.Open(filepath.Join(p.dir, "state", "paths", "dead-letters.ndjson"))
+	if errors.Is(err, os.ErrNotExist) {
+		return
+	}
 	if err != nil {
 		p.t.Fatal(err)
 	}
-	return lines, rows
+	defer f.Close()
+	if err := state.ScanDeadLetters(f.Name(), f, fn); err != nil {
+		p.t.Fatal(err)
+	}
 }
 
 // check holds what is true of every report: the rows add up, none is
@@ -212,6 +216,16 @@ func TestExitPaths(t *testing.T) {
 			srv.Stats().UniqueIDs != int64(p.good) {
 			t.Fatalf("report %+v; receiver %+v", rep, srv.Stats())
 		}
+		// A time no layout reads: the dead letter holds the row as the
+		// timestamp transform saw it, so it can be fixed and sent again.
+		p.eachDeadLetter(func(l *state.DeadLetterLine) {
+			if strings.HasPrefix(l.Stage, "transform:") && !strings.Contains(string(l.Values), `"timestamp":"not-a-date"`) {
+				t.Errorf("a transform's dead letter without the row's values: %+v", l)
+			}
+			if l.Stage == "sink" && len(l.Message) == 0 {
+				t.Errorf("a sink's dead letter without the message: %+v", l)
+			}
+		})
 	})
 
 	t.Run("a split fails", func(t *testing.T) {
