@@ -19,6 +19,9 @@ type Built struct {
 	TransformNames []string
 	Sink           pipeline.Sink
 	Columns        pipeline.Columns // projection the source is asked for
+
+	sinkClosed bool
+	sinkErr    error
 }
 
 // Build constructs the plugins of cfg, collecting every constructor error.
@@ -72,14 +75,26 @@ func Build(cfg *config.Pipeline, env *pipeline.Env, reg *config.Registry, sink p
 	return b, nil
 }
 
-// Close closes the sink, the transforms and the source, in that order,
-// logging what fails: it is the cleanup after a run or a failed build.
+// CloseSink closes the sink once (later calls return the first's error):
+// it delivers what is in flight until ctx ends.
+func (b *Built) CloseSink(ctx context.Context) error {
+	if !b.sinkClosed && b.Sink != nil {
+		b.sinkClosed = true
+		b.sinkErr = pipeline.Safely("closing the sink", func() error { return b.Sink.Close(ctx) })
+	}
+	return b.sinkErr
+}
+
+// Close closes the sink (unless closed already), the transforms and the
+// source, in that order, logging a panic: it is the cleanup after a run or
+// a failed build.
 func (b *Built) Close(ctx context.Context, log *slog.Logger) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	if b.Sink != nil {
-		closeSafely(log, "closing the sink", func() error { return b.Sink.Close(ctx) })
+	if err := b.CloseSink(ctx); isPanic(err) {
+		log.Error("closing the sink panicked", "error", err)
+		logPanicStack(log, err)
 	}
 	for i, t := range b.Transforms {
 		if c, ok := t.(io.Closer); ok {

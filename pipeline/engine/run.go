@@ -235,7 +235,7 @@ func (r *Run) deliver(ctx context.Context) {
 	}()
 	r.workers = &workers{r: r}
 	r.workers.run()
-	cerr := pipeline.Safely("closing the sink", func() error { return r.built.Sink.Close(r.writeCtx) })
+	cerr := r.built.CloseSink(r.writeCtx)
 	close(tickDone)
 	ticks.Wait()
 	if cerr != nil {
@@ -307,8 +307,8 @@ func (r *Run) finishSource(ctx context.Context) {
 // reverse order: whatever happened before, it runs.
 func (r *Run) close() {
 	if r.built != nil {
-		// Delivered already when the run got that far; else the sink was
-		// built and perhaps opened, and is closed now, abandoning nothing.
+		// The sink is closed already when the run delivered; else it was
+		// built and perhaps opened, and is closed now, with nothing in it.
 		r.built.Close(r.writeCtx, r.log)
 	}
 	// After a first save that failed, a last one would only fail again.
