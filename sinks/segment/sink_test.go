@@ -261,7 +261,7 @@ func TestCancelAcksOnlyDelivered(t *testing.T) {
 	if err := s.Close(ctx); !errors.Is(err, context.Canceled) {
 		t.Errorf("Close = %v, want context.Canceled", err)
 	}
-	if d := time.Since(start); d > 2*time.Second {
+	if d := time.Since(start); d > 30*time.Second { // held requests would keep it forever
 		t.Errorf("Close took %v after cancel", d)
 	}
 	ok, failed := a.Check(t, written)
@@ -328,7 +328,7 @@ func TestRateLimitHoldsEventsPerSecond(t *testing.T) {
 	start := time.Now()
 	sendAll(t, s, a.Watch(makeBatch(mem, "s", 0, 3000, nil)))
 	// A burst of one request (200), then 2,800 events at 2,000/s = 1.4 s.
-	if d := time.Since(start); d < 1300*time.Millisecond || d > 3*time.Second {
+	if d := time.Since(start); d < 1300*time.Millisecond || d > 20*time.Second { // the limit is the lower bound; a busy machine only adds
 		t.Errorf("3000 events at 2000/s took %v", d)
 	}
 	if srv.Stats().Messages != 3000 {
@@ -349,7 +349,7 @@ func TestShardsShareTheRateLimit(t *testing.T) {
 	sendAll(t, s, a.Watch(makeBatch(mem, "s", 0, 1100, nil)))
 	// A burst of one request (100), then 1,000 events at 1,000/s: 1 s
 	// (at the unshared 4,000/s it would take 0.25 s).
-	if d := time.Since(start); d < 900*time.Millisecond || d > 3*time.Second {
+	if d := time.Since(start); d < 900*time.Millisecond || d > 20*time.Second {
 		t.Errorf("1100 events at 4000/s over 4 shards took %v", d)
 	}
 }
@@ -570,18 +570,23 @@ func TestRetryAfterHeaders(t *testing.T) {
 }
 
 // Slow responses past request.timeout are retried like network errors.
+// A request that times out is retried until every row arrives. A slow
+// request outlasts any timeout here (the receiver stores nothing of a
+// request its client gave up on while it waited); one the receiver stored
+// just as the client gave up would be sent again, with the same ids, so
+// copies are allowed: on a busy machine any request may be that late.
 func TestTimeoutIsRetried(t *testing.T) {
 	mem := arrowtest.CheckedMem(t)
-	srv := segmenttest.NewServer(segmenttest.Options{Seed: 1, Slow: 0.3, SlowDelay: time.Second})
+	srv := segmenttest.NewServer(segmenttest.Options{Seed: 1, Slow: 0.3, SlowDelay: time.Minute})
 	defer srv.Close()
-	s := newSink(t, srv.URL(), "batch:\n  max_events: 100\nrequest:\n  timeout: 100ms\n  retry:\n    initial_backoff: 1ms\n    max_backoff: 10ms\n")
+	s := newSink(t, srv.URL(), "batch:\n  max_events: 100\nrequest:\n  timeout: 500ms\n  retry:\n    initial_backoff: 1ms\n    max_backoff: 10ms\n")
 	a := &deadLetters{}
 	sendAll(t, s, a.Watch(makeBatch(mem, "s", 0, 2000, nil)))
 	if ok, _ := a.Check(t, 1); ok != 1 {
 		t.Error("not acked")
 	}
-	if st := srv.Stats(); st.UniqueIDs != 2000 || st.Duplicates != 0 {
-		t.Errorf("unique %d, duplicates %d", st.UniqueIDs, st.Duplicates)
+	if st := srv.Stats(); st.UniqueIDs != 2000 {
+		t.Errorf("unique %d of 2000 (duplicates %d)", st.UniqueIDs, st.Duplicates)
 	}
 	if s.Stats()["status_0"] == 0 {
 		t.Errorf("no timeouts seen: %v", s.Stats())
