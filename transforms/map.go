@@ -26,7 +26,7 @@ var scalarKeys = []string{record.Type, record.UserID, record.AnonymousID, record
 // objectKeys are message fields that hold objects.
 var objectKeys = []string{record.Properties, record.Traits, record.Context, record.Integrations}
 
-var messageTypes = []string{"identify", "track", "page", "screen", "group", "alias"}
+var messageTypes = record.MessageTypes
 
 func mapSpec() *config.Spec {
 	var fields []*config.Field
@@ -70,8 +70,20 @@ With convention segment-warehouse, user_id, anonymous_id, event_text (or
 event), timestamp, context_* (best effort: context_page_url -> context.page.url)
 map back to message paths; received_at, sent_at, original_timestamp, uuid_ts,
 loaded_at, uuid and id (unless keep_ids) are dropped; the other columns become
-properties (track, page, screen) or traits (identify, group). The type is the
-type key, or track when the table has an event_text or event column.`).
+properties (track, page, screen) or traits (identify, group); an alias table's
+other columns are an error (alias takes neither). The type is the type key, or
+track when the table has an event_text or event column.
+
+Each message type takes only its own fields, after Segment's Spec: track takes
+event and properties; page and screen take name and properties; identify takes
+traits; group takes groupId and traits; alias takes previousId and userId; and
+every type takes userId, anonymousId, timestamp, messageId, context and
+integrations. When type is a constant, mapping a field the type does not take
+is an error, since Segment would drop it. Traits of a track, page or screen
+call are not moved: a top-level traits there is refused, with the hint to
+write context: {traits: {...}}, where Segment's Spec puts them. When the type
+comes from a column, the sink rejects each row that carries a field its type
+does not take (a null value there loses nothing and passes).`).
 		WithExample("orders table to track calls", `type: track
 event: {const: Order Completed}
 userId: customer_id
@@ -154,6 +166,9 @@ func newMap(conf *config.Conf, _ *pipeline.Env) (pipeline.Transform, error) {
 		}
 		m.targets = append(m.targets, ts...)
 	}
+	if m.typeConst != "" {
+		errs = append(errs, foreignFields(conf, m.typeConst)...)
+	}
 	if m.star != "" && m.convention != "" {
 		errs = append(errs, conf.Errorf(m.star, `"*" and convention both map the remaining columns: use one`))
 	}
@@ -171,6 +186,48 @@ func newMap(conf *config.Conf, _ *pipeline.Env) (pipeline.Transform, error) {
 		return nil, err
 	}
 	return m, nil
+}
+
+// foreignFields are errors for the fields conf maps that a message of type
+// typ does not take (record.TypeFields): Segment would drop them.
+func foreignFields(conf *config.Conf, typ string) []error {
+	var errs []error
+	for _, keys := range [][]string{scalarKeys, objectKeys} {
+		for _, k := range keys {
+			if !conf.Has(k) {
+				continue
+			}
+			why, hint := record.NotTaken(typ, k)
+			if why == "" {
+				continue
+			}
+			e := conf.Errorf(k, "%s", why)
+			e.Hint = yamlHint(hint)
+			errs = append(errs, e)
+		}
+	}
+	return errs
+}
+
+// yamlHint adds to a hint that names one message path (map them to
+// context.traits) how to write it in map: context: {traits: {...}}.
+func yamlHint(hint string) string {
+	for _, p := range []string{"map them to ", "map it to "} {
+		path, ok := strings.CutPrefix(hint, p)
+		if !ok || strings.Contains(path, " ") {
+			continue
+		}
+		parts := record.SplitPath(path)
+		if len(parts) != 2 {
+			continue
+		}
+		inner := "..."
+		if p == "map them to " {
+			inner = "{...}"
+		}
+		return fmt.Sprintf("%s: write %s: {%s: %s}", hint, parts[0], parts[1], inner)
+	}
+	return hint
 }
 
 func contains(l []string, s string) bool {
@@ -397,10 +454,16 @@ func (m *Map) warehouse(s *arrow.Schema, used map[int]bool, paths map[string]boo
 		c, _ := newConstColumn(typ)
 		add(record.Type, -1, c)
 	}
+	// The other columns go where the type takes them: properties, or traits
+	// (identify, group). Alias takes neither.
 	rest := record.Properties
-	if typ == "identify" || typ == "group" {
+	switch typ {
+	case record.TypeIdentify, record.TypeGroup:
 		rest = record.Traits
+	case record.TypeAlias:
+		rest = ""
 	}
+	var homeless []string
 	for i, f := range s.Fields() {
 		if used[i] {
 			continue
@@ -417,7 +480,7 @@ func (m *Map) warehouse(s *arrow.Schema, used map[int]bool, paths map[string]boo
 				continue
 			}
 			path, mapped = record.MessageID, true
-		case name == "name" && (typ == "page" || typ == "screen"):
+		case name == "name" && (typ == record.TypePage || typ == record.TypeScreen):
 			path, mapped = record.Name, true
 		case warehouseDropped[name]:
 			used[i] = true
@@ -426,15 +489,29 @@ func (m *Map) warehouse(s *arrow.Schema, used map[int]bool, paths map[string]boo
 			continue
 		default:
 			path, mapped = WarehouseContextPath(name)
-			if !mapped {
-				path = rest + "." + escapeKey(name)
+		}
+		if mapped && typ != "" && !record.Takes(typ, path) {
+			// A column named like a field the type does not take (a
+			// property called group_id on a tracks table) is one of the
+			// other columns, not that field.
+			mapped = false
+		}
+		if !mapped {
+			if rest == "" {
+				homeless = append(homeless, name)
+				continue
 			}
+			path = rest + "." + escapeKey(name)
 		}
 		if paths[path] {
 			used[i] = true // an explicit key already sets it
 			continue
 		}
 		add(path, i, nil)
+	}
+	if len(homeless) > 0 {
+		return fmt.Errorf("map: convention %s: alias messages carry no properties or traits (Segment would drop them), so columns %s have nowhere to go: map them explicitly (context: {traits: {...}}) or leave them out of the source's columns",
+			ConventionSegmentWarehouse, strings.Join(homeless, ", "))
 	}
 	return nil
 }

@@ -199,6 +199,32 @@ func TestMapWarehouseConvention(t *testing.T) {
 			cols:    []col{{"user_id", str, `["u1"]`}},
 			wantErr: "cannot tell the message type",
 		},
+		{
+			// Columns named like fields the type does not take are the
+			// table's other columns (flattened properties or traits).
+			name:     "tracks table: a group_id property stays a property",
+			conf:     "convention: segment-warehouse",
+			cols:     []col{{"user_id", str, `["u1"]`}, {"event_text", str, `["E"]`}, {"group_id", str, `["g1"]`}, {"previous_id", str, `["p"]`}},
+			wantCols: []string{"type", "userId", "event", "properties.group_id", "properties.previous_id"},
+		},
+		{
+			name:     "identifies table: an event_text trait stays a trait",
+			conf:     "convention: segment-warehouse\ntype: identify",
+			cols:     []col{{"user_id", str, `["u1"]`}, {"event_text", str, `["x"]`}},
+			wantCols: []string{"type", "userId", "traits.event_text"},
+		},
+		{
+			name:     "aliases table",
+			conf:     "convention: segment-warehouse\ntype: alias",
+			cols:     []col{{"user_id", str, `["u1"]`}, {"previous_id", str, `["a1"]`}, {"context_ip", str, `["1.1.1.1"]`}, {"received_at", str, `["x"]`}},
+			wantCols: []string{"type", "userId", "previousId", "context.ip"},
+		},
+		{
+			name:    "aliases table with other columns: nowhere to put them",
+			conf:    "convention: segment-warehouse\ntype: alias",
+			cols:    []col{{"user_id", str, `["u1"]`}, {"previous_id", str, `["a1"]`}, {"plan", str, `["pro"]`}},
+			wantErr: "alias messages carry no properties or traits (Segment would drop them), so columns plan have nowhere to go",
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -300,4 +326,55 @@ properties: {total: amount}`)
 	// Output:
 	// type=track userId=c1 event=Order Completed properties.total=9.5
 	// type=track userId=c2 event=Order Completed properties.total=20
+}
+
+// With a constant type, a field the type does not take (Segment's Spec, as
+// record.TypeFields holds it) is refused when the pipeline is validated, at
+// the line and column of its value, with where it belongs. Traits on track, page and
+// screen are refused, not moved: context: {traits: ...} is where they go.
+func TestMapRefusesFieldsTheTypeDoesNotTake(t *testing.T) {
+	tests := []struct{ conf, want string }{
+		{"type: track\nevent: e\nuserId: u\ntraits: {email: email}",
+			"test.yaml:9:15: /transforms/0/map/traits: track messages carry no traits: Segment ignores top-level traits on track (map them to context.traits: write context: {traits: {...}})"},
+		{"type: page\nname: n\nanonymousId: a\ntraits: \"*\"",
+			"test.yaml:9:15: /transforms/0/map/traits: page messages carry no traits: Segment ignores top-level traits on page (map them to context.traits: write context: {traits: {...}})"},
+		{"type: {const: screen}\nname: n\nuserId: u\ntraits: traits_json",
+			"test.yaml:9:15: /transforms/0/map/traits: screen messages carry no traits: Segment ignores top-level traits on screen (map them to context.traits: write context: {traits: {...}})"},
+		{"type: identify\nuserId: u\nproperties: {plan: plan}",
+			"test.yaml:8:19: /transforms/0/map/properties: identify messages carry no properties: Segment ignores top-level properties on identify (map them to traits)"},
+		{"type: track\nevent: e\nuserId: u\nname: n",
+			"test.yaml:9:13: /transforms/0/map/name: track messages carry no name: Segment ignores top-level name on track (map it to properties.name: write properties: {name: ...})"},
+		{"type: track\nevent: e\nuserId: u\ngroupId: account_id",
+			"test.yaml:9:16: /transforms/0/map/groupId: track messages carry no groupId: Segment ignores top-level groupId on track (map it to context.groupId: write context: {groupId: ...})"},
+		{"type: alias\nuserId: u\npreviousId: p\nproperties: {a: b}",
+			"test.yaml:9:19: /transforms/0/map/properties: alias messages carry no properties: Segment ignores top-level properties on alias (alias takes only previousId and userId; send them on a track)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.conf, func(t *testing.T) {
+			_, err := buildTransform(memory.DefaultAllocator, "map", tt.conf)
+			if err == nil || err.Error() != tt.want {
+				t.Fatalf("error = %v\nwant    %s", err, tt.want)
+			}
+		})
+	}
+	// Every such field at once.
+	_, err := buildTransform(memory.DefaultAllocator, "map", "type: identify\nuserId: u\nevent: e\nproperties: {a: b}\ntraits: {c: d}")
+	if err == nil || strings.Count(err.Error(), "test.yaml:") != 2 || !strings.Contains(err.Error(), "identify messages carry no event") {
+		t.Errorf("want event and properties refused, got %v", err)
+	}
+	// What each type takes builds: traits under context on a track;
+	// identify and group with traits; alias with previousId; a type from
+	// a column, which the sink checks row by row.
+	for _, conf := range []string{
+		"type: track\nevent: e\nuserId: u\nproperties: {a: b}\ncontext: {traits: {email: email}}",
+		"type: identify\nuserId: u\ntraits: {email: email}\ncontext: {ip: ip}",
+		"type: group\nuserId: u\ngroupId: g\ntraits: {name: n}",
+		"type: alias\nuserId: u\npreviousId: p\ncontext: {ip: ip}",
+		"type: page\nanonymousId: a\nname: n\nproperties: {url: url}",
+		"type: {column: kind}\nuserId: u\nevent: e\ntraits: {email: email}",
+	} {
+		if _, err := buildTransform(memory.DefaultAllocator, "map", conf); err != nil {
+			t.Errorf("%q: %v", conf, err)
+		}
+	}
 }

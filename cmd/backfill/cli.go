@@ -18,10 +18,10 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/backfillhq/backfill/internal/redact"
 	"github.com/backfillhq/backfill/pipeline"
 	"github.com/backfillhq/backfill/pipeline/config"
 	"github.com/backfillhq/backfill/pipeline/engine"
-	"github.com/backfillhq/backfill/pipeline/state"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -103,10 +103,21 @@ func usage(check cobra.PositionalArgs) cobra.PositionalArgs {
 	}
 }
 
-// loadConfig is the one parse -> validate path run, validate and preview
-// share. Config problems exit with code 2.
+// loadConfig is the one parse -> validate path of run: every secret's
+// variable must be set. Config problems exit with code 2.
 func loadConfig(path string) (*config.Pipeline, error) {
-	cfg, err := config.LoadFile(path, config.LoadOptions{})
+	return loadPipeline(path, config.LoadOptions{})
+}
+
+// loadConfigOffline loads a pipeline for the commands that send nothing
+// (preview, status; validate loads the same way): a secret whose variable
+// is unset is a warning in cfg.Warnings, not an error.
+func loadConfigOffline(path string) (*config.Pipeline, error) {
+	return loadPipeline(path, config.LoadOptions{SecretsOptional: true})
+}
+
+func loadPipeline(path string, opts config.LoadOptions) (*config.Pipeline, error) {
+	cfg, err := config.LoadFile(path, opts)
 	if err != nil {
 		return nil, configExit(err)
 	}
@@ -190,6 +201,9 @@ again. --fresh ignores saved progress and starts over.`,
 			if err != nil {
 				return &exitError{exitConfig, err}
 			}
+			// Nothing the run prints holds a secret of the pipeline file.
+			red := redact.New(cfg.Secrets()...)
+			stderr := red.Writer(stderr)
 			log := newLogger(stderr, logFormat, logLevel)
 			ctx, abort, releaseSignals := signalContexts(stderr)
 			defer releaseSignals()
@@ -215,30 +229,7 @@ again. --fresh ignores saved progress and starts over.`,
 			rep, err := engine.New(cfg, opts).Run(ctx)
 			stopProfile()
 			bar.done()
-			if rep != nil && !errors.As(err, new(*state.LockedError)) { // nothing ran: the error says it all
-				writeSummary(stderr, rep)
-				if reportPath != "" {
-					if werr := writeReport(reportPath, rep); werr != nil {
-						fmt.Fprintln(stderr, "error: writing report:", werr)
-					}
-				}
-			}
-			switch {
-			case err == nil:
-				return nil
-			case errors.Is(err, engine.ErrInterrupted):
-				fmt.Fprintf(stderr, "Stopped. Progress is saved; resume with: backfill run %s\n", args[0])
-				return &exitError{exitInterrupted, nil}
-			case len(config.AsConfigErrors(err)) > 0:
-				return configExit(err)
-			case errors.As(err, new(*state.LockedError)):
-				return &exitError{exitLocked, err}
-			default:
-				if rep != nil && rep.Checkpoint != "" {
-					fmt.Fprintf(stderr, "Progress up to the failure is saved; fix the cause and resume with: backfill run %s\n", args[0])
-				}
-				return &exitError{exitFailed, err}
-			}
+			return finishRun(runOutput{stderr: stderr, log: log, json: logFormat == "json", pipeline: args[0], reportPath: reportPath, red: red}, rep, err)
 		},
 	}
 	f := cmd.Flags()
@@ -247,9 +238,9 @@ again. --fresh ignores saved progress and starts over.`,
 	f.StringVar(&shard, "shard", "", "run shard i of N (i/N): only the splits that hash to it")
 	f.IntVar(&shards, "shards", 0, "number of shards, with the shard index from JOB_COMPLETION_INDEX")
 	f.IntVar(&workers, "workers", 0, "splits read in parallel (overrides the pipeline's workers)")
-	f.StringVar(&progress, "progress", "auto", "progress display: auto, bar, log, none")
-	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
-	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	enumVar(f, &progress, "progress", []string{"auto", "bar", "log", "none"}, "progress display: a bar on a terminal, log lines elsewhere")
+	enumVar(f, &logFormat, "log-format", []string{"text", "json"}, "log format; json also makes the summary one JSON object")
+	enumVar(f, &logLevel, "log-level", []string{"info", "debug", "warn", "error"}, "log level")
 	f.StringVar(&metrics, "metrics-addr", "", "serve Prometheus metrics on this address (e.g. :9090)")
 	f.DurationVar(&grace, "grace", time.Minute, "after a stop signal, how long in-flight rows may take to deliver")
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file (go tool pprof reads it)")
@@ -320,63 +311,6 @@ func writeReport(path string, rep *engine.Report) error {
 	return os.WriteFile(path, append(data, '\n'), 0o644)
 }
 
-func writeSummary(w io.Writer, r *engine.Report) {
-	fmt.Fprintf(w, "\n%s: %s in %s\n", r.Pipeline, r.Status, time.Duration(r.Seconds*float64(time.Second)).Round(time.Millisecond))
-	fmt.Fprintf(w, "  splits     %d (%d done now, %d already done before)\n", r.Splits, r.SplitsDone, r.SplitsSkipped)
-	fmt.Fprintf(w, "  read       %d rows (%.0f rows/s)\n", r.RowsRead, r.RowsPerSecond)
-	fmt.Fprintf(w, "  delivered  %d", r.RowsDelivered)
-	if r.Destination != "" {
-		fmt.Fprintf(w, " -> %s", r.Destination)
-	}
-	fmt.Fprintln(w)
-	fmt.Fprintf(w, "  rejected   %d", r.RowsRejected)
-	if r.RowsRejected > 0 {
-		fmt.Fprintf(w, " -> %s", r.DeadLetters)
-		var parts []string
-		for _, k := range sortedKeys(r.RejectsByStage) {
-			parts = append(parts, fmt.Sprintf("%s %d", k, r.RejectsByStage[k]))
-		}
-		fmt.Fprintf(w, " (%s)", strings.Join(parts, ", "))
-		if r.DeadLetterCopy != "" {
-			fmt.Fprintf(w, "\n             copied to %s", r.DeadLetterCopy)
-		}
-	}
-	fmt.Fprintln(w)
-	if r.RowsFiltered > 0 {
-		fmt.Fprintf(w, "  filtered   %d\n", r.RowsFiltered)
-	}
-	if r.RowsSkipped > 0 {
-		fmt.Fprintf(w, "  skipped    %d rows already delivered by an earlier run\n", r.RowsSkipped)
-	}
-	if r.RowsUnacked > 0 {
-		fmt.Fprintf(w, "  unacked    %d rows read but not acknowledged: the run stopped first (a resume reads them again)\n", r.RowsUnacked)
-	}
-	if r.CheckpointSaveFailures > 0 {
-		fmt.Fprintf(w, "  checkpoint %d save(s) failed and were retried (see the log)\n", r.CheckpointSaveFailures)
-	}
-	for _, k := range sortedKeys(r.Sink) {
-		fmt.Fprintf(w, "  sink %-10s %d\n", k, r.Sink[k])
-	}
-	if n := len(r.SplitsChanged); n > 0 {
-		list := r.SplitsChanged[:min(n, 5)]
-		more := ""
-		if n > len(list) {
-			more = fmt.Sprintf(" and %d more", n-len(list))
-		}
-		fmt.Fprintf(w, "  changed    %d split(s) read again from the start, their input changed since an earlier run: %s%s\n",
-			n, strings.Join(list, ", "), more)
-	}
-	if len(r.SplitsFailed) > 0 {
-		fmt.Fprintf(w, "  failed splits: %s\n", strings.Join(r.SplitsFailed, ", "))
-	}
-	if r.Splits > 0 && r.SplitsSkipped == r.Splits && r.Status == "ok" {
-		fmt.Fprintln(w, "  nothing to do: every split was delivered by an earlier run (--fresh starts over)")
-	}
-	if r.Error != "" && r.Status != "interrupted" {
-		fmt.Fprintf(w, "  error      %s\n", r.Error)
-	}
-}
-
 func newValidateCmd(stdout io.Writer) *cobra.Command {
 	var format string
 	cmd := &cobra.Command{
@@ -384,27 +318,37 @@ func newValidateCmd(stdout io.Writer) *cobra.Command {
 		Short: "Check a pipeline offline; exit 2 on config errors",
 		Args:  usage(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := config.LoadFile(args[0], config.LoadOptions{})
+			// Sends nothing: a secret whose variable is unset is a warning.
+			cfg, err := config.LoadFile(args[0], config.LoadOptions{SecretsOptional: true})
+			var warnings config.ConfigErrors
 			if err == nil {
+				warnings = cfg.Warnings
 				err = buildOffline(cfg)
 			}
 			ces := config.AsConfigErrors(err)
 			if format == "json" {
-				out := []map[string]any{}
-				for _, e := range ces {
-					out = append(out, map[string]any{"file": e.File, "line": e.Line, "col": e.Col,
-						"path": e.Path, "code": e.Code, "message": e.Msg, "hint": e.Hint})
+				list := func(es config.ConfigErrors) []map[string]any {
+					out := []map[string]any{}
+					for _, e := range es {
+						out = append(out, map[string]any{"file": e.File, "line": e.Line, "col": e.Col,
+							"path": e.Path, "code": e.Code, "message": e.Msg, "hint": e.Hint})
+					}
+					return out
 				}
+				out := list(ces)
 				if err != nil && len(ces) == 0 {
 					out = append(out, map[string]any{"file": args[0], "code": "error", "message": err.Error()})
 				}
 				enc := json.NewEncoder(stdout)
 				enc.SetIndent("", "  ")
-				enc.Encode(map[string]any{"valid": err == nil, "errors": out})
+				enc.Encode(map[string]any{"valid": err == nil, "errors": out, "warnings": list(warnings)})
 				if err != nil {
 					return &exitError{exitConfig, nil}
 				}
 				return nil
+			}
+			for _, w := range warnings {
+				fmt.Fprintln(cmd.ErrOrStderr(), "warning:", w)
 			}
 			if err != nil {
 				return configExit(err)
@@ -414,7 +358,7 @@ func newValidateCmd(stdout io.Writer) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&format, "format", "text", "output: text or json")
+	enumVar(cmd.Flags(), &format, "format", []string{"text", "json"}, "output")
 	return cmd
 }
 
@@ -465,12 +409,20 @@ func newPluginsCmd(stdout io.Writer) *cobra.Command {
 				}
 			}
 			if !found {
-				return &exitError{exitConfig, fmt.Errorf("no plugin named %q; `backfill plugins` lists them", args[0])}
+				var names []string
+				for _, p := range reg.All() {
+					names = append(names, p.Name)
+				}
+				hint := ""
+				if s := config.Suggest(args[0], names); s != "" {
+					hint = fmt.Sprintf(" (did you mean %q?)", s)
+				}
+				return &exitError{exitConfig, fmt.Errorf("no plugin named %q%s; `backfill plugins` lists them", args[0], hint)}
 			}
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&format, "format", "text", "text, or markdown (the reference in PLUGINS.md)")
+	enumVar(cmd.Flags(), &format, "format", []string{"text", "markdown"}, "output; markdown is the reference in PLUGINS.md")
 	return cmd
 }
 

@@ -74,9 +74,19 @@ func TestQuickstartRunsFromTheRepoRoot(t *testing.T) {
 		t.Fatalf("rows unaccounted for: %v", rep)
 	}
 	ids := map[string]bool{}
+	withTraits := 0
 	for _, m := range msgs {
 		if m["type"] != "track" || m["timestamp"] == nil || m["event"] == nil {
 			t.Fatalf("bad message %v", m)
+		}
+		// Segment ignores top-level traits on track: they go in context.traits.
+		if _, ok := m["traits"]; ok {
+			t.Fatalf("track message with top-level traits: %v", m)
+		}
+		if ctx, _ := m["context"].(map[string]any); ctx != nil {
+			if tr, _ := ctx["traits"].(map[string]any); tr["email"] != nil {
+				withTraits++
+			}
 		}
 		if !strings.HasPrefix(m["timestamp"].(string), "2024-") {
 			t.Fatalf("timestamp not kept: %v", m["timestamp"])
@@ -85,6 +95,9 @@ func TestQuickstartRunsFromTheRepoRoot(t *testing.T) {
 	}
 	if len(ids) != len(msgs) {
 		t.Fatalf("%d distinct message ids for %d messages", len(ids), len(msgs))
+	}
+	if withTraits == 0 {
+		t.Fatal("no message carries context.traits.email: the quick start's traits were lost")
 	}
 	if !bytes.Contains(cfg, []byte("BACKFILL_OUT")) {
 		t.Fatal("quickstart.yaml should let tests move its output with ${BACKFILL_OUT:-...}")
@@ -385,7 +398,7 @@ func TestBadParquetFilesFailAsSplits(t *testing.T) {
 		t.Fatal(err)
 	}
 	code, _, errs := runCLI(t, "", "run", "--progress", "none", cfg)
-	if code != exitFailed || !strings.Contains(errs, "failed splits: "+dir+"/b.parquet, "+dir+"/c.parquet") ||
+	if code != exitFailed || !strings.Contains(errs, "failed     2 split(s): "+dir+"/b.parquet, "+dir+"/c.parquet") ||
 		!strings.Contains(errs, "not a readable Parquet file") {
 		t.Fatalf("exit %d\n%s", code, errs)
 	}
@@ -397,7 +410,7 @@ func TestBadParquetFilesFailAsSplits(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if code, _, errs := runCLI(t, "", "run", "--progress", "none", cfg); code != 0 || !strings.Contains(errs, "1 already done before") {
+	if code, _, errs := runCLI(t, "", "run", "--progress", "none", cfg); code != 0 || !strings.Contains(errs, "1 done before") {
 		t.Fatalf("rerun after the fix: exit %d\n%s", code, errs)
 	}
 	if n := len(messages(t, filepath.Join(dir, "out.ndjson"))); n != 1500 {

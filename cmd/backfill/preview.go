@@ -27,7 +27,7 @@ as the sink would, print the first --show messages and every rejected row's
 reason, and count what would be sent. No state is written, nothing is sent.`,
 		Args: usage(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := loadConfig(args[0])
+			cfg, err := loadConfigOffline(args[0])
 			if err != nil {
 				return err
 			}

@@ -71,7 +71,7 @@ With --shards N it shows every shard of a sharded run and their sum; a local
 state directory holding only shard checkpoints shows them all unasked.`,
 		Args: usage(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := loadConfig(args[0])
+			cfg, err := loadConfigOffline(args[0])
 			if err != nil {
 				return err
 			}

@@ -29,3 +29,24 @@ func TestUsageErrorsExit2(t *testing.T) {
 		}
 	}
 }
+
+// Flags with a fixed set of values refuse any other (exit 2, naming
+// them), and plugins suggests a near name.
+func TestFlagValuesAreChecked(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"run", "--progress", "fancy", "p.yaml"}, `"fancy" is not one of auto, bar, log, none`},
+		{[]string{"run", "--log-format", "jsn", "p.yaml"}, `"jsn" is not one of text, json (did you mean "json"?)`},
+		{[]string{"run", "--log-level", "verbose", "p.yaml"}, `"verbose" is not one of info, debug, warn, error`},
+		{[]string{"validate", "--format", "yml", "p.yaml"}, `"yml" is not one of text, json`},
+		{[]string{"plugins", "--format", "md"}, `"md" is not one of text, markdown`},
+		{[]string{"plugins", "segmnt"}, `no plugin named "segmnt" (did you mean "segment"?)`},
+	} {
+		code, _, stderr := runCLI(t, "", tc.args...)
+		if code != exitConfig || !strings.Contains(stderr, tc.want) {
+			t.Errorf("backfill %s: exit %d, stderr %q; want exit %d and %q", strings.Join(tc.args, " "), code, stderr, exitConfig, tc.want)
+		}
+	}
+}

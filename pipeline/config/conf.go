@@ -24,6 +24,9 @@ type confValue struct {
 	v    any
 	node *yaml.Node
 	set  bool // written in the file (not a default)
+	// unset: a secret field whose ${VAR} is not set, read for a command
+	// that does not use it (LoadOptions.SecretsOptional); v is "".
+	unset bool
 }
 
 // MapEntry is one key of a map field, in file order.
@@ -60,6 +63,13 @@ func (c *Conf) File() string { return c.file }
 
 // IsSet reports whether the field was written in the file.
 func (c *Conf) IsSet(name string) bool { return c.lookup(name).set }
+
+// Unset reports whether a secret field was written with an environment
+// variable that is not set, and the pipeline was loaded for a command that
+// does not use it (validate, preview, status: LoadOptions.SecretsOptional).
+// Its value is then "" and stands for the one `run` will have: a plugin
+// that checks the secret is not empty lets it pass.
+func (c *Conf) Unset(name string) bool { return c.lookup(name).unset }
 
 // Has reports whether the field has a value (written or defaulted).
 func (c *Conf) Has(name string) bool { return c.lookup(name).v != nil }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -180,25 +181,36 @@ func fieldSchema(f *Field, reg *Registry, root bool) map[string]any {
 	}
 	if f.hasDef && f.def != nil {
 		s["default"] = f.def
+		if d, ok := f.def.(time.Duration); ok {
+			s["default"] = d.String() // as written in the file, not in nanoseconds
+		}
 	}
 	if f.example != nil {
 		s["examples"] = []any{f.example}
 	}
+	optional := !root && (f.optional || f.kind == KindObject && !hasRequired(f))
 	switch f.kind {
 	case KindString:
-		s["type"] = "string"
-		if len(f.enum) > 0 {
-			s["enum"] = f.enum
+		if len(f.enum) == 0 {
+			// The loader takes any scalar's text: rate_limit: 1000. A
+			// ${VAR} reference is a string.
+			s["type"] = []any{"string", "number", "boolean"}
+			break
 		}
+		enum := make([]any, 0, len(f.enum))
+		for _, e := range f.enum {
+			enum = append(enum, e)
+		}
+		s["anyOf"] = scalarOrReference(optional, map[string]any{"type": "string", "enum": enum})
 	case KindInt:
-		s["type"] = "integer"
+		s["anyOf"] = scalarOrReference(optional, map[string]any{"type": "integer"})
 	case KindFloat:
-		s["type"] = "number"
+		s["anyOf"] = scalarOrReference(optional, map[string]any{"type": "number"})
 	case KindBool:
-		s["type"] = "boolean"
+		s["anyOf"] = scalarOrReference(optional, map[string]any{"type": "boolean"})
 	case KindDuration:
-		s["type"] = "string"
-		s["pattern"] = `^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
+		s["anyOf"] = scalarOrReference(optional, map[string]any{"type": "string", "pattern": durationPattern},
+			map[string]any{"const": 0})
 	case KindObject:
 		s["type"] = "object"
 		props := map[string]any{}
@@ -237,23 +249,66 @@ func fieldSchema(f *Field, reg *Registry, root bool) map[string]any {
 				"required": []string{name}, "additionalProperties": false,
 			})
 		}
+		if bare := bareNames(reg, f.pluginKind); len(bare) > 0 {
+			// `- strip`: the plugin with its defaults.
+			one = append(one, map[string]any{"enum": bare,
+				"description": "a " + f.pluginKind.String() + " with its defaults, written as its name alone"})
+		}
 		s["oneOf"] = one
 	}
-	if !root && (f.optional || f.kind == KindObject && !hasRequired(f)) {
+	if optional {
 		// The parser takes null (`key:`, an empty ${VAR:-}) as the field
 		// left out.
-		if t, ok := s["type"].(string); ok {
+		switch t := s["type"].(type) {
+		case string:
 			s["type"] = []any{t, "null"}
-		}
-		if len(f.enum) > 0 {
-			enum := make([]any, 0, len(f.enum)+1)
-			for _, e := range f.enum {
-				enum = append(enum, e)
-			}
-			s["enum"] = append(enum, nil)
+		case []any:
+			s["type"] = append(t, "null")
 		}
 	}
 	return s
+}
+
+// durationPattern is what time.ParseDuration reads: "1h30m", "1.5s",
+// "-2m", "0".
+const durationPattern = `^[-+]?(0|(([0-9]+(\.[0-9]*)?|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h))+)$`
+
+// referencePattern matches a string holding a ${VAR} or ${VAR:-default}
+// reference (not one escaped as $${VAR}). The loader replaces references
+// before it checks a field's type, and re-types the result: `workers:
+// ${N}` is an integer when N is. So the schema takes a reference wherever
+// it takes a scalar.
+const referencePattern = `^([^$]|\$\$|\$[^${])*\$\{[A-Za-z_][A-Za-z0-9_]*(:-[^}]*)?\}`
+
+// scalarOrReference is anyOf's alternatives for a scalar field: its
+// literal values, strict (type, enum, pattern), null when it may be left
+// out, or a ${VAR} reference.
+func scalarOrReference(optional bool, literal ...map[string]any) []any {
+	out := make([]any, 0, len(literal)+2)
+	for _, l := range literal {
+		out = append(out, l)
+	}
+	if optional {
+		out = append(out, map[string]any{"type": "null"})
+	}
+	return append(out, map[string]any{"type": "string", "pattern": referencePattern,
+		"description": "a ${VAR} or ${VAR:-default} reference, replaced when the file is loaded"})
+}
+
+// bareNames are the plugins of a kind that may be written as their name
+// alone (`- strip`), which the loader reads as the plugin with an empty
+// config: those whose config parses empty, rules included.
+func bareNames(reg *Registry, kind PluginKind) []any {
+	var out []any
+	for _, name := range reg.Names(kind) {
+		pl, _ := reg.Lookup(kind, name)
+		p := &parser{file: "", reg: reg, lookup: envLookup}
+		p.object(pl.Spec.root, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null"}, "")
+		if len(p.errs) == 0 {
+			out = append(out, name)
+		}
+	}
+	return out
 }
 
 func writeMarkdownFields(w io.Writer, fields []*Field, prefix string) {

@@ -19,6 +19,12 @@ const (
 	CodeOneKey        = "one_key"
 	CodeUnreadable    = "unreadable" // the pipeline file cannot be read
 
+	// CodeUnsetSecret: a warning, not an error. A secret field's
+	// environment variable is not set, and the command (validate, preview,
+	// status; LoadOptions.SecretsOptional) does not use the secret. `run`
+	// reports it as CodeUnsetEnv.
+	CodeUnsetSecret = "unset_secret"
+
 	// CodeConflict: fields set together that a rule of the spec keeps
 	// apart (at most one of them; one excludes the other). A field a rule
 	// asks for that is missing is CodeRequired.
@@ -34,6 +40,9 @@ type ConfigError struct {
 	Code string
 	Msg  string
 	Hint string // e.g. `did you mean "prefix"?`
+	// Snippet quotes the line with a caret under the column (syntax
+	// errors): "    9 |   prefx: exports/\n      |   ^".
+	Snippet string
 }
 
 func (e *ConfigError) Error() string {
@@ -56,6 +65,10 @@ func (e *ConfigError) Error() string {
 		b.WriteString(" (")
 		b.WriteString(e.Hint)
 		b.WriteByte(')')
+	}
+	if e.Snippet != "" {
+		b.WriteByte('\n')
+		b.WriteString(e.Snippet)
 	}
 	return b.String()
 }

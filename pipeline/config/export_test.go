@@ -1,32 +1,59 @@
 package config
 
 import (
+	"bytes"
 	"encoding/json"
+	"strings"
 
-	"go.yaml.in/yaml/v3"
+	"github.com/santhosh-tekuri/jsonschema/v6"
 )
 
-// InterpolatedDocument is a pipeline file as the parser sees it, after
-// ${VAR} interpolation, decoded as JSON decodes: what the JSON Schema is
-// checked against in tests.
-func InterpolatedDocument(data []byte, lookup func(string) (string, bool)) (any, error) {
-	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
+// The JSON Schema of pipeline files is checked with a real validator,
+// github.com/santhosh-tekuri/jsonschema (draft 2020-12, as editors and CI
+// linters read it), not with one written for the tests.
+
+// CompileSchema compiles a JSON Schema, or a fragment of one (draft
+// 2020-12 when it names none). Compiling checks it against its
+// meta-schema and its patterns as regular expressions.
+func CompileSchema(schema any) (*jsonschema.Schema, error) {
+	doc, err := JSONValue(schema)
+	if err != nil {
 		return nil, err
 	}
-	p := &parser{file: "", reg: NewRegistry(), lookup: lookup}
-	p.interpolate(&doc, "")
-	if len(p.errs) > 0 {
-		return nil, p.errs
-	}
-	var v any
-	if err := doc.Decode(&v); err != nil {
+	c := jsonschema.NewCompiler()
+	c.DefaultDraft(jsonschema.Draft2020)
+	c.AssertFormat()
+	const url = "https://backfill.invalid/pipeline.schema.json"
+	if err := c.AddResource(url, doc); err != nil {
 		return nil, err
 	}
+	return c.Compile(url)
+}
+
+// JSONValue is v as the validator takes it: v encoded as JSON and decoded
+// again (numbers as json.Number).
+func JSONValue(v any) (any, error) {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return nil, err
 	}
-	var out any
-	return out, json.Unmarshal(b, &out)
+	return jsonschema.UnmarshalJSON(bytes.NewReader(b))
+}
+
+// SchemaErrors checks a value (anything encoding/json encodes) against a
+// JSON Schema or a fragment of one, and says where it fails: nil when it
+// holds.
+func SchemaErrors(schema, v any) []string {
+	sch, err := CompileSchema(schema)
+	if err != nil {
+		return []string{"the schema does not compile: " + err.Error()}
+	}
+	doc, err := JSONValue(v)
+	if err != nil {
+		return []string{err.Error()}
+	}
+	if err := sch.Validate(doc); err != nil {
+		return strings.Split(err.Error(), "\n")
+	}
+	return nil
 }

@@ -18,6 +18,24 @@ type parser struct {
 	reg    *Registry
 	errs   ConfigErrors
 	lookup func(string) (string, bool) // environment
+
+	// secretsOptional (LoadOptions.SecretsOptional): an unset variable in
+	// a secret field is a warning. interpolate, which runs before the
+	// fields are known, keeps each scalar with an unset variable in unset;
+	// object warns about those of secret fields, and unsetErrors reports
+	// the others.
+	secretsOptional bool
+	unset           []*unsetRef
+	unsetAt         map[*yaml.Node]*unsetRef
+	warnings        ConfigErrors
+}
+
+// unsetRef is a scalar whose ${VAR} are not set.
+type unsetRef struct {
+	node   *yaml.Node
+	path   string
+	names  []string
+	secret bool // read as a secret field: a warning, not an error
 }
 
 func (p *parser) errAt(n *yaml.Node, path, code, hint, format string, args ...any) {
@@ -114,6 +132,20 @@ func (p *parser) object(f *Field, n *yaml.Node, path string) *Conf {
 			}
 			seen[k.Value] = true
 			keys[k.Value] = k
+			if u := p.unsetAt[deref(v)]; u != nil && fd.secret && fd.kind == KindString {
+				// Unset, for a command that does not use the secret: the
+				// field is taken as set, its checks wait for `run`.
+				if !u.secret {
+					u.secret = true
+					for _, name := range u.names {
+						p.warnings = append(p.warnings, &ConfigError{File: p.file, Line: u.node.Line, Col: u.node.Column,
+							Path: fp, Code: CodeUnsetSecret, Msg: fmt.Sprintf("environment variable %s is not set", name),
+							Hint: fmt.Sprintf("only run needs it: export %s", name)})
+					}
+				}
+				c.vals[fd.name] = &confValue{v: u.node.Value, node: u.node, set: true, unset: true}
+				continue
+			}
 			if isNull(deref(v)) && fd.kind != KindObject && fd.kind != KindAny {
 				if !fd.optional {
 					p.errAt(v, fp, CodeRequired, fieldHint(fd), "%q needs a value", k.Value)
@@ -372,9 +404,15 @@ func (p *parser) interpolate(n *yaml.Node, path string) {
 			missing = append(missing, sub[1])
 			return ""
 		})
-		for _, name := range missing {
-			p.errAt(n, path, CodeUnsetEnv, fmt.Sprintf("export %s, or write ${%s:-default}", name, name),
-				"environment variable %s is not set", name)
+		if len(missing) > 0 && p.secretsOptional {
+			u := &unsetRef{node: n, path: path, names: missing} // see object and unsetErrors
+			if p.unsetAt == nil {
+				p.unsetAt = map[*yaml.Node]*unsetRef{}
+			}
+			p.unset = append(p.unset, u)
+			p.unsetAt[n] = u
+		} else {
+			p.unsetError(n, path, missing)
 		}
 		if out != n.Value {
 			n.Value = out
@@ -385,6 +423,24 @@ func (p *parser) interpolate(n *yaml.Node, path string) {
 			}
 		}
 	}
+}
+
+func (p *parser) unsetError(n *yaml.Node, path string, names []string) {
+	for _, name := range names {
+		p.errAt(n, path, CodeUnsetEnv, fmt.Sprintf("export %s, or write ${%s:-default}", name, name),
+			"environment variable %s is not set", name)
+	}
+}
+
+// unsetErrors reports the unset variables kept by interpolate that no
+// secret field read: an error, as without SecretsOptional.
+func (p *parser) unsetErrors() {
+	for _, u := range p.unset {
+		if !u.secret {
+			p.unsetError(u.node, u.path, u.names)
+		}
+	}
+	p.unset, p.unsetAt = nil, nil
 }
 
 // envLookup is os.LookupEnv; tests replace it through LoadOptions.

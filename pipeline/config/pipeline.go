@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"runtime"
 	"strconv"
@@ -139,7 +140,11 @@ type Pipeline struct {
 	OnError    string
 	DeadLetter string
 	MaxRejects *MaxRejects // nil: none
-	root       *Conf
+	// Warnings are problems that do not stop this load: with
+	// LoadOptions.SecretsOptional, a secret field whose environment
+	// variable is not set (CodeUnsetSecret), in file order.
+	Warnings ConfigErrors
+	root     *Conf
 }
 
 // LoadOptions change how a file is read; the zero value reads the process
@@ -147,6 +152,13 @@ type Pipeline struct {
 type LoadOptions struct {
 	Registry  *Registry
 	LookupEnv func(string) (string, bool)
+	// SecretsOptional is for the commands that send nothing (validate,
+	// preview, status): an unset environment variable in a field declared
+	// Secret() resolves to "" and is a warning (Pipeline.Warnings, code
+	// CodeUnsetSecret) instead of an error, and Conf.Unset reports it, so a
+	// plugin's own check that the secret is there can let it pass. An unset
+	// variable in any other field is still an error. `run` leaves it false.
+	SecretsOptional bool
 }
 
 // LoadFile reads and validates a pipeline file. Every problem is reported
@@ -167,22 +179,23 @@ func Load(file string, data []byte, opts LoadOptions) (*Pipeline, error) {
 	if opts.LookupEnv == nil {
 		opts.LookupEnv = envLookup
 	}
-	p := &parser{file: file, reg: opts.Registry, lookup: opts.LookupEnv}
+	p := &parser{file: file, reg: opts.Registry, lookup: opts.LookupEnv, secretsOptional: opts.SecretsOptional}
 	var doc yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&doc); err != nil {
-		return nil, ConfigErrors{syntaxError(file, err)}
+		return nil, ConfigErrors{syntaxError(file, data, err)}
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); err == nil {
 		return nil, ConfigErrors{{File: file, Line: extra.Line, Col: extra.Column, Code: CodeSyntax,
 			Msg: "a pipeline file holds one YAML document", Hint: "remove the second '---'"}}
 	}
-	if len(doc.Content) == 0 {
-		return nil, ConfigErrors{{File: file, Line: 1, Col: 1, Code: CodeSyntax, Msg: "the file is empty"}}
+	if len(doc.Content) == 0 || isNull(doc.Content[0]) && doc.Content[0].Value == "" { // nothing, or "---"
+		return nil, ConfigErrors{syntaxError(file, data, io.EOF)}
 	}
 	p.interpolate(&doc, "")
 	root := p.object(pipelineSpec(), doc.Content[0], "")
+	p.unsetErrors()
 	if len(p.errs) > 0 {
 		return nil, p.errs.Sorted()
 	}
@@ -197,6 +210,7 @@ func Load(file string, data []byte, opts LoadOptions) (*Pipeline, error) {
 		BatchRows:  root.Int("batch_rows"),
 		OnError:    root.String("on_error"),
 		DeadLetter: root.String("dead_letter"),
+		Warnings:   p.warnings.Sorted(),
 		root:       root,
 	}
 	if c.Workers == 0 {
@@ -213,22 +227,6 @@ func (c *Pipeline) CheckpointInterval() time.Duration { return c.root.Duration("
 // run stops.
 func (c *Pipeline) CheckpointFailureTimeout() time.Duration {
 	return c.root.Duration("checkpoint_failure_timeout")
-}
-
-func syntaxError(file string, err error) *ConfigError {
-	e := &ConfigError{File: file, Code: CodeSyntax, Msg: err.Error()}
-	// yaml.v3 says "yaml: line N: msg".
-	msg := strings.TrimPrefix(err.Error(), "yaml: ")
-	if strings.HasPrefix(msg, "line ") {
-		rest := msg[len("line "):]
-		if i := strings.IndexByte(rest, ':'); i > 0 {
-			if n, convErr := strconv.Atoi(rest[:i]); convErr == nil {
-				e.Line, e.Col = n, 1
-				e.Msg = strings.TrimSpace(rest[i+1:])
-			}
-		}
-	}
-	return e
 }
 
 // unwrapPath drops an *os.PathError's repetition of the path.

@@ -269,6 +269,9 @@ func (c *Conf) ruleSet(name string) bool {
 	if v == nil || !v.set {
 		return false
 	}
+	if v.unset { // a secret `run` will have (Conf.Unset)
+		return true
+	}
 	switch x := v.v.(type) {
 	case nil:
 		return v.node != nil && !isNull(v.node) // a value that failed to parse

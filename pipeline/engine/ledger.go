@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/backfillhq/backfill/internal/redact"
 	"github.com/backfillhq/backfill/pipeline"
 	"github.com/backfillhq/backfill/pipeline/config"
 	"github.com/backfillhq/backfill/pipeline/state"
@@ -71,6 +72,7 @@ type rejectPolicy struct {
 	// last few rows.
 	before   state.Fates
 	onReject func(split string, r pipeline.Reject)
+	red      *redact.Redactor // what the dead letters must not hold
 }
 
 // reject sets r aside and counts it, or says why the run must stop.
@@ -78,6 +80,8 @@ func (p *rejectPolicy) reject(split string, r pipeline.Reject) error {
 	if r.Stage == "" {
 		r.Stage = "unknown"
 	}
+	r.Reason, r.Raw, r.Body = p.red.String(r.Reason), p.red.String(r.Raw), p.red.String(r.Body)
+	r.Values, r.Message = p.red.Bytes(r.Values), p.red.Bytes(r.Message)
 	if p.onReject != nil {
 		p.onReject(split, r)
 	}

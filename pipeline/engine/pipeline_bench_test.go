@@ -40,8 +40,7 @@ transforms:
       anonymousId: anonymous_id
       timestamp: created_at
       properties: {order_id: order_id, total: amount, currency: currency, plan: plan}
-      context: {ip: ip, userAgent: user_agent}
-      traits: {email: email}
+      context: {ip: ip, userAgent: user_agent, traits: {email: email}}
   - timestamp: {field: timestamp}
 sink: {file: {path: %s/out.ndjson}}
 state: %s/state

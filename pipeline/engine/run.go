@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/backfillhq/backfill/internal/redact"
 	"github.com/backfillhq/backfill/pipeline"
 	"github.com/backfillhq/backfill/pipeline/config"
 	"github.com/backfillhq/backfill/pipeline/state"
@@ -24,6 +25,7 @@ var ErrInterrupted = errors.New("run interrupted")
 type Run struct {
 	cfg   *config.Pipeline
 	opts  Options
+	red   *redact.Redactor
 	log   *slog.Logger
 	start time.Time
 	rep   *Report
@@ -57,10 +59,13 @@ type Run struct {
 	fatal   error
 }
 
-// New prepares a run of cfg; Run runs it.
+// New prepares a run of cfg; Run runs it. The secrets of cfg never reach
+// the log, the report or the dead letters.
 func New(cfg *config.Pipeline, opts Options) *Run {
 	opts.defaults()
-	return &Run{cfg: cfg, opts: opts, log: opts.Logger, ledger: &ledger{}, tracker: newTracker()}
+	red := redact.New(cfg.Secrets()...)
+	return &Run{cfg: cfg, opts: opts, red: red, log: slog.New(red.Handler(opts.Logger.Handler())),
+		ledger: &ledger{}, tracker: newTracker()}
 }
 
 // Run runs the pipeline. Canceling ctx stops reading; what is in flight is
@@ -196,7 +201,7 @@ func (r *Run) openDeadLetters(ctx context.Context) error {
 	r.rep.DeadLetters = r.dead.Path()
 	r.saver.dead = r.dead
 	r.policy = &rejectPolicy{dead: r.dead, ledger: r.ledger, stop: r.cfg.OnError == config.OnErrorStop,
-		max: r.cfg.MaxRejects, before: r.cp.Rows, onReject: r.opts.OnReject}
+		max: r.cfg.MaxRejects, before: r.cp.Rows, onReject: r.opts.OnReject, red: r.red}
 	return nil
 }
 
@@ -390,7 +395,7 @@ func (r *Run) report(ctx context.Context) (*Report, error) {
 			rep.Sink = s.Stats()
 		}
 		if d, ok := r.built.Sink.(pipeline.DestinationSink); ok {
-			rep.Destination = d.Destination()
+			rep.Destination = r.red.String(redact.URL(d.Destination()))
 		}
 	}
 	rep.FinishedAt = time.Now().UTC()
@@ -421,7 +426,7 @@ func (r *Run) report(ctx context.Context) (*Report, error) {
 		rep.Status = "ok"
 	}
 	if err != nil {
-		rep.Error = err.Error()
+		rep.Error = r.red.String(err.Error())
 	}
 	return rep, err
 }

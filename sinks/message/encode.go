@@ -9,6 +9,7 @@ import (
 
 	"github.com/apache/arrow/go/v15/arrow"
 	"github.com/backfillhq/backfill/pipeline"
+	"github.com/backfillhq/backfill/pipeline/record"
 )
 
 // fail records why the row being encoded cannot be sent.
@@ -386,6 +387,59 @@ func has(n *node, row int) (bool, string) {
 
 const validTypes = "identify, track, page, screen, group, alias"
 
+// Indices of the message types in record.MessageTypes.
+const (
+	iIdentify = iota
+	iTrack
+	iPage
+	iScreen
+	iGroup
+	iAlias
+	numTypes
+)
+
+// carries reports whether row has something to say at the root field n:
+// a value that is not null, not an empty id, and not an empty object.
+func (e *Encoder) carries(n *node, row int) bool {
+	if !anyValue(n, row) {
+		return false
+	}
+	if !n.obj {
+		return true
+	}
+	// An object: encode it again (the row encoded once already, so this
+	// cannot fail) to tell {} from an object with members.
+	out, _ := e.writeNode(e.scr2[:0], n, row, nil)
+	e.scr2 = out
+	return len(out) > 0 && !emptyObject(out[len(n.key):])
+}
+
+// anyValue reports whether a column at or below n has a value in row.
+func anyValue(n *node, row int) bool {
+	if n.w != nil && !n.w.null(row) {
+		return true
+	}
+	for _, k := range n.kids {
+		if anyValue(k, row) {
+			return true
+		}
+	}
+	return false
+}
+
+// emptyObject reports whether v is a JSON object without members.
+func emptyObject(v []byte) bool {
+	if len(v) < 2 || v[0] != '{' || v[len(v)-1] != '}' {
+		return false
+	}
+	for _, c := range v[1 : len(v)-1] {
+		if c != ' ' && c != '\t' && c != '\n' && c != '\r' {
+			return false
+		}
+	}
+	return true
+}
+
 // validate applies Segment's message rules to row; it returns the column
 // to blame and why, or an empty reason.
 func (e *Encoder) validate(p *plan, row int) (string, string) {
@@ -404,28 +458,45 @@ func (e *Encoder) validate(p *plan, row int) (string, string) {
 	if why != "" {
 		return "anonymousId", why
 	}
+	var ti int // typ's index in record.MessageTypes
 	switch typ {
-	case "track":
+	case record.TypeTrack:
+		ti = iTrack
 		if ok, why := has(p.event, row); !ok {
 			return "event", or(why, "track message has no event")
 		}
-	case "group":
+	case record.TypeGroup:
+		ti = iGroup
 		if ok, why := has(p.groupID, row); !ok {
 			return "groupId", or(why, "group message has no groupId")
 		}
-	case "alias":
+	case record.TypeAlias:
+		ti = iAlias
 		if !hasUser {
 			return "userId", "alias message has no userId"
 		}
 		if ok, why := has(p.prevID, row); !ok {
 			return "previousId", or(why, "alias message has no previousId")
 		}
-	case "identify", "page", "screen":
+	case record.TypeIdentify:
+		ti = iIdentify
+	case record.TypePage:
+		ti = iPage
+	case record.TypeScreen:
+		ti = iScreen
 	default:
 		return "type", fmt.Sprintf("type %q is not one of %s", typ, validTypes)
 	}
 	if !hasUser && !hasAnon {
 		return "userId", typ + " message has neither userId nor anonymousId"
+	}
+	// Fields the type does not take: Segment would drop them. Only the
+	// schema's such columns are looked at, and a row whose value there is
+	// null (or an empty id or object) loses nothing.
+	for _, f := range p.foreign[ti] {
+		if e.carries(f.n, row) {
+			return f.n.path, f.reason
+		}
 	}
 	if mid := p.msgCol.w.(*msgIDW).col; mid != nil && !mid.null(row) {
 		t, ok := asTexter(mid)

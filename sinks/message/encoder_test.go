@@ -161,8 +161,8 @@ func TestEncodeMessages(t *testing.T) {
 		{"struct, list, map columns", tr(
 			col{"properties", arrow.StructOf(arrow.Field{Name: "plan", Type: arrow.BinaryTypes.String, Nullable: true}, arrow.Field{Name: "n", Type: i64, Nullable: true}), []any{[]any{"pro", nil}}},
 			col{"properties.tags", arrow.ListOf(arrow.BinaryTypes.String), []any{[]any{"a", nil, "c"}}},
-			col{"traits", arrow.MapOf(arrow.BinaryTypes.String, i64), []any{[]any{"k1", 1, "k2", nil}}}),
-			`{` + trJSON + `,"properties":{"tags":["a",null,"c"],"plan":"pro"},"traits":{"k1":1}}`},
+			col{"integrations", arrow.MapOf(arrow.BinaryTypes.String, arrow.FixedWidthTypes.Boolean), []any{[]any{"All", false, "k2", nil, "Amplitude", true}}}),
+			`{` + trJSON + `,"properties":{"tags":["a",null,"c"],"plan":"pro"},"integrations":{"All":false,"Amplitude":true}}`},
 		{"dictionary strings", []col{{"type", &arrow.DictionaryType{IndexType: arrow.PrimitiveTypes.Int8, ValueType: arrow.BinaryTypes.String}, []any{"track"}},
 			str("anonymousId", "a1"), {"event", &arrow.DictionaryType{IndexType: arrow.PrimitiveTypes.Int32, ValueType: arrow.BinaryTypes.String}, []any{"Signed Up"}}},
 			`{"type":"track","anonymousId":"a1","event":"Signed Up"}`},
@@ -417,7 +417,7 @@ func TestSlicedRecord(t *testing.T) {
 		col{"timestamp", tsType(arrow.Millisecond), []any{0, 1000, nil, 3000, 4000}},
 		col{"properties.s", st, []any{[]any{0}, nil, []any{2}, []any{nil}, []any{4}}},
 		col{"properties.l", arrow.ListOf(i64), []any{[]any{0}, []any{1, 1}, nil, []any{3, 3, 3}, []any{}}},
-		js("traits", `{"x":0}`, nil, `{"x":2}`, `{"x":3}`, `{"x":4}`))
+		js("context.traits", `{"x":0}`, nil, `{"x":2}`, `{"x":3}`, `{"x":4}`))
 	defer rec.Release()
 	full := map[int64]string{}
 	e := NewEncoder(Options{Pipeline: "p"})
@@ -734,5 +734,99 @@ func TestDerivedIDsCountRowsUp(t *testing.T) {
 		if seen != 30 {
 			t.Fatalf("%d messages", seen)
 		}
+	}
+}
+
+// Each message type carries only its own fields (record.TypeFields, after
+// Segment's Spec): a row whose type, read from the data, does not take a
+// field it carries is rejected with the reason, since Segment would drop
+// the field; a null, empty-id or empty-object value there loses nothing
+// and passes. Rows of other types in the same batch take the same columns.
+func TestEncodeFieldsByMessageType(t *testing.T) {
+	res := encode(t, Options{}, "s",
+		str("type", "track", "track", "track", "identify", "group", "track", "page", "identify", "track", "track", "alias"),
+		str("userId", "u1", "u1", "u1", "u1", "u1", "u1", "u1", "u1", "u1", "u1", "u2"),
+		str("event", "E", "E", "E", nil, nil, "E", "E", nil, "E", "E", nil),
+		js("traits", `{"email":"a@x"}`, nil, "{ }", `{"email":"a@x"}`, `{"name":"Acme"}`, nil, nil, nil, nil, nil, nil),
+		str("groupId", nil, nil, nil, nil, "g1", nil, nil, nil, "g1", "", nil),
+		str("previousId", nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, "a1"),
+		str("properties.total", nil, "9.5", nil, nil, nil, nil, nil, "9.5", nil, nil, nil),
+		str("name", nil, nil, nil, nil, nil, "Home", nil, nil, nil, nil, nil),
+		str("context.traits.plan", "pro", nil, nil, nil, nil, nil, nil, nil, nil, nil, nil))
+	type reject struct{ column, reason string }
+	want := map[int64]reject{
+		100: {"traits", "track messages carry no traits: Segment ignores top-level traits on track; map them to context.traits"},
+		105: {"name", "track messages carry no name: Segment ignores top-level name on track; map it to properties.name"},
+		106: {"event", "page messages carry no event: Segment ignores top-level event on page; page and screen take name; map it to name or properties.event"},
+		107: {"properties", "identify messages carry no properties: Segment ignores top-level properties on identify; map them to traits"},
+		108: {"groupId", "track messages carry no groupId: Segment ignores top-level groupId on track; map it to context.groupId"},
+	}
+	got := map[int64]reject{}
+	for _, r := range res.rejects {
+		got[r.Row] = reject{r.Column, r.Reason}
+		if m := decode(t, r.Message); m["type"] == nil {
+			t.Errorf("row %d: reject carries no message", r.Row)
+		}
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("rejects\n%v\nwant\n%v", got, want)
+	}
+	// What passes: a null traits value on track (row 1), an empty object
+	// (row 2), an empty groupId (row 9); identify and group with traits;
+	// alias with previousId and userId.
+	wantMsgs := map[int]string{
+		1:  `{"type":"track","userId":"u1","event":"E","properties":{"total":"9.5"}}`,
+		2:  `{"type":"track","userId":"u1","event":"E","traits":{}}`,
+		3:  `{"type":"identify","userId":"u1","traits":{"email":"a@x"}}`,
+		4:  `{"type":"group","userId":"u1","traits":{"name":"Acme"},"groupId":"g1"}`,
+		9:  `{"type":"track","userId":"u1","event":"E"}`,
+		10: `{"type":"alias","userId":"u2","previousId":"a1"}`,
+	}
+	if len(res.msgs) != len(wantMsgs) {
+		t.Fatalf("%d messages, want %d", len(res.msgs), len(wantMsgs))
+	}
+	for row, w := range wantMsgs {
+		m, ok := res.msgs[row]
+		if !ok {
+			t.Fatalf("row %d not emitted", row)
+		}
+		var want map[string]any
+		if err := json.Unmarshal([]byte(w), &want); err != nil {
+			t.Fatal(err)
+		}
+		gotM := strip(t, decode(t, m))
+		gj, _ := json.Marshal(gotM)
+		wj, _ := json.Marshal(want)
+		if string(gj) != string(wj) {
+			t.Errorf("row %d: got %s\nwant %s", row, gj, wj)
+		}
+	}
+}
+
+// A schema whose columns fit every type's fields plans no per-row check.
+func TestPlanChecksOnlyForeignColumns(t *testing.T) {
+	mem := arrowtest.CheckedMem(t)
+	rec := makeRecord(t, mem, tr(str("properties.x", "v"), str("context.traits.email", "a@x"))...)
+	defer rec.Release()
+	e := NewEncoder(Options{Pipeline: "p"})
+	p, err := e.planFor(rec.Schema())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.foreign[iTrack]) != 0 {
+		t.Fatalf("track checks %d columns, want none", len(p.foreign[iTrack]))
+	}
+	if len(p.foreign[iIdentify]) != 2 { // event, properties
+		t.Fatalf("identify checks %d columns, want 2", len(p.foreign[iIdentify]))
+	}
+	// The encoder's type indices follow record.MessageTypes.
+	idx := map[string]int{"identify": iIdentify, "track": iTrack, "page": iPage, "screen": iScreen, "group": iGroup, "alias": iAlias}
+	for i, typ := range record.MessageTypes {
+		if j, ok := idx[typ]; !ok || j != i {
+			t.Fatalf("%s is record.MessageTypes[%d], the encoder's index %d", typ, i, j)
+		}
+	}
+	if len(record.MessageTypes) != len(idx) {
+		t.Fatalf("record.MessageTypes %v, the encoder knows %d types", record.MessageTypes, len(idx))
 	}
 }

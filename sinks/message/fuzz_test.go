@@ -86,6 +86,10 @@ func mustPass(type_ string, val func(int) any, js string) string {
 		return "no userId or anonymousId"
 	case type_ == "track" && !id(3):
 		return "track without event"
+	case type_ != "track" && id(3):
+		return "event on a type that takes none" // only track takes event
+	case type_ == "identify" && (val(5) != nil || val(6) != nil || val(7) != nil || val(8) != nil || js != "" && js != "null"):
+		return "properties on identify" // identify takes traits, not properties
 	case !validJSONColumn(js):
 		return "bad JSON column"
 	case 6*(2*len(str(1))+2*len(str(2))+len(js))+1000 > DefaultMaxMessageBytes:
@@ -153,6 +157,14 @@ func checkFuzzMessage(t *testing.T, msg []byte, val func(int) any, js string) {
 		if m["event"] == nil {
 			t.Fatalf("track message without event: %s", msg)
 		}
+	}
+	// Segment ignores event on every type but track, and properties on
+	// identify: such a message would lose them.
+	if _, present := m["event"]; present && typ != "track" {
+		t.Fatalf("%s message with an event: %s", typ, msg)
+	}
+	if _, present := m["properties"]; present && typ == "identify" {
+		t.Fatalf("identify message with properties: %s", msg)
 	}
 	if m["userId"] == nil && m["anonymousId"] == nil {
 		t.Fatalf("message with neither userId nor anonymousId: %s", msg)

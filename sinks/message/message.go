@@ -56,6 +56,7 @@ type Encoder struct {
 	rowEnd  int
 	mid     midstate // SHA-1 of scr's prefix blocks
 	stack   []frame  // open objects while a plan's steps run, reused
+	scr2    []byte   // a root field encoded again to see if it is empty, reused
 
 	batch      *pipeline.Batch // the batch being encoded
 	failCol    string          // why the row being encoded failed

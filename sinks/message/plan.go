@@ -52,6 +52,17 @@ type plan struct {
 	typ, userID, anonID, event, groupID, prevID, msgCol *node
 	idCols                                              []writer // Options.IDColumns, raw writers
 	steps                                               []step   // root's members as a flat program
+	// foreign holds, per message type (record.MessageTypes' order), the
+	// root fields this schema has columns for that the type does not take
+	// (record.TypeFields): checked per row only where the row's type has
+	// some, so a schema that fits its types costs nothing per row.
+	foreign [numTypes][]foreignField
+}
+
+// foreignField is a root field a message type does not take, and why.
+type foreignField struct {
+	n      *node
+	reason string
 }
 
 // step is one instruction of a plan's flat program: the tree walked once
@@ -152,7 +163,7 @@ func (e *Encoder) newPlan(s *arrow.Schema) (*plan, error) {
 		switch {
 		case strings.HasPrefix(f.Name, "_"):
 			continue // internal
-		case parts[0] == "sentAt":
+		case parts[0] == record.SentAt:
 			continue // the sender sets it per request
 		case parts[0] == record.Context && len(parts) > 1 && parts[1] == "library":
 			continue // this tool's library wins
@@ -226,8 +237,41 @@ func (e *Encoder) newPlan(s *arrow.Schema) (*plan, error) {
 			p.prevID = k
 		}
 	}
+	var flat []foreignField // one backing array for every type's list
+	for i := range p.foreign {
+		start := len(flat)
+		for _, k := range p.root.kids {
+			if k.w == nil && len(k.kids) == 0 {
+				continue // no column writes it
+			}
+			if reason, ok := foreignReasons[i][k.name]; ok {
+				flat = append(flat, foreignField{k, reason})
+			}
+		}
+		p.foreign[i] = flat[start:len(flat):len(flat)]
+	}
 	return p, nil
 }
+
+// foreignReasons holds, per message type (record.MessageTypes' order), the
+// root fields the type does not take and the reason a row carrying one is
+// rejected: record.NotTaken's, computed once.
+var foreignReasons = func() (r [numTypes]map[string]string) {
+	if len(record.MessageTypes) != numTypes {
+		panic("message: record.MessageTypes and the encoder's type indices differ")
+	}
+	for i, typ := range record.MessageTypes {
+		r[i] = map[string]string{}
+		for _, fields := range record.TypeFields {
+			for _, f := range fields {
+				if why, hint := record.NotTaken(typ, f); why != "" {
+					r[i][f] = why + "; " + hint
+				}
+			}
+		}
+	}
+	return r
+}()
 
 func (p *plan) bind(rec arrow.Record) {
 	for _, b := range p.binds {

@@ -209,7 +209,13 @@ func DefaultOptions() Options { return readOptions(spec().Defaults()) }
 func OptionsFromConf(c *config.Conf) (Options, error) {
 	o := readOptions(c)
 	var errs []error
-	if o.WriteKey == "" {
+	switch {
+	case o.WriteKey == "" && c.Unset("write_key"):
+		// Its variable is unset, loaded for validate, preview or status,
+		// which send nothing (the loader warned; run refuses the file). A
+		// stand-in lets the sink be built and closed unopened.
+		o.WriteKey = "unset"
+	case o.WriteKey == "":
 		errs = append(errs, c.Errorf("write_key", "write_key is empty (hint: write_key: ${SEGMENT_WRITE_KEY})"))
 	}
 	if u, err := url.Parse(o.Endpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/klauspost/compress/gzip"
 
+	"github.com/backfillhq/backfill/internal/redact"
 	"github.com/backfillhq/backfill/pipeline"
 )
 
@@ -149,9 +150,9 @@ func (s *Sink) send(w *worker, r *request, refs []msgRef, whole bool) (int, stri
 			if cerr := (*tls.CertificateVerificationError)(nil); errors.As(err, &cerr) {
 				// Retrying cannot fix a certificate the client does not trust.
 				return 0, "", fmt.Errorf("%w: %s: %v (a private certificate authority goes in tls.ca_file)",
-					ErrConfig, s.opts.Endpoint, err)
+					ErrConfig, redact.URL(s.opts.Endpoint), err)
 			}
-			lastErr = err.Error()
+			lastErr = s.red.String(err.Error())
 			failures++
 			wait = s.backoff(failures)
 		case code/100 == 2:
@@ -168,22 +169,22 @@ func (s *Sink) send(w *worker, r *request, refs []msgRef, whole bool) (int, stri
 		case code == http.StatusUnauthorized || code == http.StatusForbidden:
 			return 0, "", fmt.Errorf("%w: HTTP %d from %s: the write key is not valid for this endpoint "+
 				"(check write_key, and that the workspace's region matches endpoint: EU workspaces use %s)",
-				ErrConfig, code, s.opts.Endpoint, EUEndpoint)
+				ErrConfig, code, redact.URL(s.opts.Endpoint), EUEndpoint)
 		case code == http.StatusNotFound:
 			return 0, "", fmt.Errorf("%w: HTTP 404 from %s: no Segment batch API there (check endpoint and path)",
-				ErrConfig, s.url)
+				ErrConfig, s.shown)
 		case code/100 == 3:
 			return 0, "", fmt.Errorf("%w: HTTP %d from %s: it redirects to %q; set endpoint to where it points "+
 				"(a redirect is not followed: it would resend the batch as a GET, or to an unchecked host)",
-				ErrConfig, code, s.url, hdr.Get("Location"))
+				ErrConfig, code, s.shown, redact.URL(hdr.Get("Location")))
 		case code == http.StatusRequestTimeout || (code >= 500 && code != 501 && code != 505):
-			lastErr = fmt.Sprintf("HTTP %d %s", code, snippet(rbody))
+			lastErr = fmt.Sprintf("HTTP %d %s", code, s.red.String(snippet(rbody)))
 			failures++
 			wait = s.backoff(failures)
 		case code >= 400 && code < 500:
-			return code, string(rbody), nil
+			return code, s.red.String(string(rbody)), nil
 		default:
-			return 0, "", fmt.Errorf("segment: unexpected HTTP %d from %s: %s", code, s.url, snippet(rbody))
+			return 0, "", fmt.Errorf("segment: unexpected HTTP %d from %s: %s", code, s.shown, s.red.String(snippet(rbody)))
 		}
 		if failures >= s.opts.MaxAttempts {
 			return 0, "", s.givingUp(fmt.Errorf("segment: giving up on a request of %d messages after %d attempts: %s",

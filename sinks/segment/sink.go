@@ -23,6 +23,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/backfillhq/backfill/internal/redact"
 	"github.com/backfillhq/backfill/pipeline"
 	"github.com/backfillhq/backfill/sinks/message"
 )
@@ -33,7 +34,9 @@ type Sink struct {
 	env    *pipeline.Env
 	log    *slog.Logger
 	url    string
-	auth   string // precomputed Authorization header; never logged
+	shown  string           // url for messages: a secret in its user info replaced
+	red    *redact.Redactor // the write key, in any form, out of errors and dead letters
+	auth   string           // precomputed Authorization header; never logged
 	ua     string
 	client *http.Client
 
@@ -127,6 +130,8 @@ func New(opts Options, env *pipeline.Env) (*Sink, error) {
 		env:    env,
 		log:    env.Logger,
 		url:    opts.Endpoint + opts.Path,
+		shown:  redact.URL(opts.Endpoint + opts.Path),
+		red:    redact.New(append(redact.URLSecrets(opts.Endpoint), opts.WriteKey)...),
 		auth:   "Basic " + base64.StdEncoding.EncodeToString([]byte(opts.WriteKey+":")),
 		ua:     "backfill/" + version(env.Version),
 		open:   make(chan *request, 64),
@@ -522,4 +527,4 @@ func tlsConfig(caFile string, skipVerify bool) (*tls.Config, error) {
 }
 
 // Destination is the batch URL, for the run's summary (never the key).
-func (s *Sink) Destination() string { return s.url }
+func (s *Sink) Destination() string { return s.shown }

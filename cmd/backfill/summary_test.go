@@ -1,0 +1,99 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/backfillhq/backfill/internal/testkit/segmenttest"
+	"github.com/backfillhq/backfill/pipeline/engine"
+)
+
+// segmentQuickstart is the quick start sent to a receiver that fails some
+// requests, so the sink's counters have something to say.
+func segmentQuickstart(t *testing.T) (cfg string, srv *segmenttest.Server) {
+	t.Helper()
+	srv = segmenttest.NewServer(segmenttest.Options{WriteKeys: []string{"KEY"}, Seed: 7, Fail500: 0.3, Fail429: 0.2, RetryAfter: "0"})
+	t.Cleanup(srv.Close)
+	dir := t.TempDir()
+	cfg = filepath.Join(dir, "p.yaml")
+	yaml := `name: summary
+source: {file: {path: ` + filepath.Join(repoRoot(t), "configs", "sample", "orders.parquet") + `}}
+transforms:
+  - map: {type: track, event: event_name, userId: customer_id, anonymousId: anonymous_id, timestamp: created_at}
+sink:
+  segment:
+    endpoint: ` + srv.URL() + `
+    write_key: KEY
+    batch: {max_events: 100}
+    request: {retry: {initial_backoff: 1ms, max_backoff: 5ms}}
+state: ` + dir + `/state
+`
+	if err := os.WriteFile(cfg, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return cfg, srv
+}
+
+// The summary is in plain words, one aligned line per count: no raw
+// counter names (status_0, splits) from the sink.
+func TestSummaryIsInWords(t *testing.T) {
+	cfg, _ := segmentQuickstart(t)
+	code, _, stderr := runCLI(t, "", "run", "--progress", "none", cfg)
+	if code != exitOK {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	summary := stderr[strings.Index(stderr, "\nsummary: ok"):]
+	var labels []string
+	sc := bufio.NewScanner(strings.NewReader(strings.TrimPrefix(summary, "\n")))
+	sc.Scan() // "summary: ok in ..."
+	for sc.Scan() {
+		line := sc.Text()
+		// Two spaces, a label padded to 11, the value at column 14.
+		if len(line) <= 13 || line[:2] != "  " || line[12] != ' ' || line[13] == ' ' {
+			t.Errorf("line not aligned: %q", line)
+		}
+		labels = append(labels, strings.Fields(line)[0])
+	}
+	for _, raw := range []string{"status_", "rate_limited", "bytes_sent", "sink splits"} {
+		if strings.Contains(summary, raw) {
+			t.Errorf("the summary shows the raw counter %q:\n%s", raw, summary)
+		}
+	}
+	if !strings.Contains(summary, "retried") || !strings.Contains(summary, "HTTP 200 ×") || !strings.Contains(summary, "HTTP 500 ×") {
+		t.Errorf("the summary does not say what met the requests:\n%s", summary)
+	}
+	t.Logf("labels %v\n%s", labels, summary)
+}
+
+// With --log-format json every line on stderr is a JSON record, and the
+// summary is one of them, holding the whole report.
+func TestJSONLogsMakeTheSummaryOneObject(t *testing.T) {
+	cfg, srv := segmentQuickstart(t)
+	code, _, stderr := runCLI(t, "", "run", "--progress", "none", "--log-format", "json", cfg)
+	if code != exitOK {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	summaries := 0
+	for _, line := range strings.Split(strings.TrimSpace(stderr), "\n") {
+		var rec struct {
+			Msg    string
+			Report *engine.Report
+		}
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("a line that is not JSON: %q", line)
+		}
+		if rec.Msg == "summary" {
+			summaries++
+			if rec.Report == nil || rec.Report.RowsDelivered != srv.Stats().UniqueIDs || rec.Report.Status != "ok" {
+				t.Fatalf("summary %s", line)
+			}
+		}
+	}
+	if summaries != 1 {
+		t.Fatalf("%d summaries in\n%s", summaries, stderr)
+	}
+}
