@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -95,7 +96,10 @@ func (s *Set) Requires(out pipeline.Columns) pipeline.Columns {
 }
 
 // Rename is the rename transform.
-type Rename struct{ from, to []string }
+type Rename struct {
+	from, to []string
+	namedColumns
+}
 
 func newRename(conf *config.Conf, _ *pipeline.Env) (pipeline.Transform, error) {
 	r := &Rename{}
@@ -115,6 +119,7 @@ func newRename(conf *config.Conf, _ *pipeline.Env) (pipeline.Transform, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
+	r.nameKeys(conf, "fields")
 	return r, nil
 }
 
@@ -133,11 +138,23 @@ func (r *Rename) Apply(_ context.Context, b *pipeline.Batch) error {
 		fields[i].Name = r.to[k]
 	}
 	md := s.Metadata()
+	if data := pipeline.DataColumns(s); data != nil {
+		// The data's columns as they are named from here on: a per batch
+		// cost in names, for the error of a later missing column.
+		for i, n := range data {
+			if k := slices.Index(r.from, n); k >= 0 {
+				data[i] = r.to[k]
+			}
+		}
+		md = pipeline.DataColumnsMetadata(md, data)
+	}
 	b.ReplaceRecord(array.NewRecord(arrow.NewSchema(fields, &md), b.Record.Columns(), b.Record.NumRows()))
 	return nil
 }
 
-// Requires asks for the old names of renamed columns.
+// Requires asks for the old names of renamed columns, and for every
+// column it renames: Apply needs them whether or not a later transform
+// reads them.
 func (r *Rename) Requires(out pipeline.Columns) pipeline.Columns {
 	if out.All {
 		return out
@@ -151,13 +168,14 @@ func (r *Rename) Requires(out pipeline.Columns) pipeline.Columns {
 		}
 		res.Names = append(res.Names, n)
 	}
-	return requireNames(res)
+	return requireNames(res, r.from...)
 }
 
 // Cast is the cast transform.
 type Cast struct {
 	cols, types []string
 	mem         memory.Allocator
+	namedColumns
 }
 
 func newCast(conf *config.Conf, env *pipeline.Env) (pipeline.Transform, error) {
@@ -168,7 +186,14 @@ func newCast(conf *config.Conf, env *pipeline.Env) (pipeline.Transform, error) {
 	if len(c.cols) == 0 {
 		return nil, conf.Errorf("fields", "cast converts nothing")
 	}
+	c.nameKeys(conf, "fields")
 	return c, nil
+}
+
+// Requires adds the columns converted: Apply needs them whether or not a
+// later transform reads them.
+func (c *Cast) Requires(out pipeline.Columns) pipeline.Columns {
+	return requireNames(out, c.cols...)
 }
 
 // Apply converts each column; rows with a value that does not convert are

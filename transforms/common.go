@@ -30,17 +30,50 @@ import (
 var constMem = memory.NewGoAllocator()
 
 // missingColumn is the error for a referenced column the data lacks: it
-// names the column, suggests the closest one and lists what exists.
+// names the column, suggests the closest one and lists what exists. What
+// exists is every column of the data, as the reader recorded them
+// (pipeline.DataColumns: those the pipeline does not read too), and the
+// columns of the record that are not among them (set, renamed).
 func missingColumn(stage, name string, schema *arrow.Schema) error {
-	names := make([]string, 0, schema.NumFields())
+	data := pipeline.DataColumns(schema)
+	names := append([]string(nil), data...)
+	inData := make(map[string]bool, len(data))
+	for _, n := range data {
+		inData[n] = true
+	}
 	for _, f := range schema.Fields() {
-		names = append(names, f.Name)
+		if !inData[f.Name] {
+			names = append(names, f.Name)
+		}
+	}
+	if inData[name] {
+		// Read from the data, then gone before this transform: an earlier
+		// one dropped it (strip), or the source was not asked for it.
+		return fmt.Errorf("%s: column %q is in the data but not in the record here: an earlier transform dropped it, or it was not read; columns here: %s",
+			stage, name, listColumns(schemaNames(schema)))
 	}
 	hint := ""
 	if s := config.Suggest(name, names); s != "" {
 		hint = fmt.Sprintf(" (did you mean %q?)", s)
 	}
-	return fmt.Errorf("%s: column %q is not in the data%s; columns: %s", stage, name, hint, strings.Join(names, ", "))
+	return fmt.Errorf("%s: column %q is not in the data%s; columns: %s", stage, name, hint, listColumns(names))
+}
+
+func schemaNames(s *arrow.Schema) []string {
+	names := make([]string, s.NumFields())
+	for i, f := range s.Fields() {
+		names[i] = f.Name
+	}
+	return names
+}
+
+// listColumns lists names for an error, the first 50 of a wide table.
+func listColumns(names []string) string {
+	const most = 50
+	if len(names) <= most {
+		return strings.Join(names, ", ")
+	}
+	return fmt.Sprintf("%s, ... (%d more)", strings.Join(names[:most], ", "), len(names)-most)
 }
 
 // colIndex is the index of the first column named name, or -1.

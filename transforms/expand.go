@@ -45,6 +45,7 @@ type Expand struct {
 	column string
 	keep   []string
 	mem    memory.Allocator
+	namedColumns
 }
 
 func newExpand(conf *config.Conf, env *pipeline.Env) (pipeline.Transform, error) {
@@ -55,6 +56,8 @@ func newExpand(conf *config.Conf, env *pipeline.Env) (pipeline.Transform, error)
 	if x.mem == nil {
 		x.mem = memory.DefaultAllocator
 	}
+	x.nameField(conf, "column")
+	x.nameItems(conf, "keep")
 	return x, nil
 }
 

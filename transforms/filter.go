@@ -54,6 +54,7 @@ type Filter struct {
 	node          ast.Node // the parsed expression, for the vectorized form
 	noVec         bool     // tests: run expr on every row
 	plans         schemaCache[*filterPlan]
+	namedColumns
 }
 
 // filterPlan is how the expression reads one schema: the env bindings for
@@ -121,6 +122,14 @@ func newFilter(conf *config.Conf, env *pipeline.Env) (pipeline.Transform, error)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
+	}
+	for _, r := range f.roots {
+		if !isExprBuiltin(r) {
+			f.nameCol(conf, r, conf.Path()+"/"+field, identNode(conf.Node(field), r))
+		}
+	}
+	if f.after != math.MinInt64 || f.before != math.MaxInt64 {
+		f.nameField(conf, "field")
 	}
 	return f, nil
 }

@@ -64,6 +64,7 @@ type Integrations struct {
 	from    string
 	konst   *constColumn
 	mem     memory.Allocator
+	namedColumns
 }
 
 func newIntegrations(conf *config.Conf, env *pipeline.Env) (pipeline.Transform, error) {
@@ -116,6 +117,9 @@ func newIntegrations(conf *config.Conf, env *pipeline.Env) (pipeline.Transform, 
 	t.members = []byte(strings.Join(members, ","))
 	t.text = []byte("{" + string(t.members) + "}")
 	t.konst = &constColumn{val: t.text, typ: record.JSON}
+	if t.from != "" {
+		t.nameField(conf, "from_column")
+	}
 	return t, nil
 }
 

@@ -9,6 +9,7 @@ import (
 
 	"github.com/apache/arrow/go/v15/arrow"
 	"github.com/apache/arrow/go/v15/arrow/array"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/backfillhq/backfill/pipeline"
 	"github.com/backfillhq/backfill/pipeline/config"
@@ -115,6 +116,7 @@ type Map struct {
 	keepIDs    bool
 	typeConst  string // the type when it is a constant
 	plans      schemaCache[*mapPlan]
+	namedColumns
 }
 
 // mapPlan is how one input schema turns into the output record.
@@ -185,7 +187,32 @@ func newMap(conf *config.Conf, _ *pipeline.Env) (pipeline.Transform, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
+	for _, t := range m.targets {
+		if t.column != "" {
+			path, node := targetNode(conf, t.path)
+			m.nameCol(conf, t.column, path, node)
+		}
+	}
 	return m, nil
+}
+
+// targetNode finds the value naming a target's column in map's config:
+// userId: customer_id, properties: {total: amount}, {column: NAME}.
+func targetNode(conf *config.Conf, path string) (string, *yaml.Node) {
+	segs := record.SplitPath(path)
+	node := conf.Node(segs[0])
+	ptr := conf.Path() + "/" + pointerSeg(segs[0])
+	for _, seg := range segs[1:] {
+		_, v := mappingEntry(node, seg)
+		if v == nil {
+			return ptr, node
+		}
+		node, ptr = v, ptr+"/"+pointerSeg(seg)
+	}
+	if _, v := mappingEntry(node, "column"); v != nil {
+		node, ptr = v, ptr+"/column"
+	}
+	return ptr, node
 }
 
 // foreignFields are errors for the fields conf maps that a message of type
@@ -386,7 +413,9 @@ func (m *Map) plan(s *arrow.Schema) (*mapPlan, error) {
 			add(path, i, nil)
 		}
 	}
-	md := s.Metadata()
+	// The output is named by message paths: the data's columns no longer
+	// describe it (pipeline.DataColumns).
+	md := pipeline.WithoutDataColumns(s.Metadata())
 	p.schema = arrow.NewSchema(fields, &md)
 	return p, nil
 }

@@ -49,6 +49,7 @@ type MessageID struct {
 	prefix []byte // hash input shared by every row: name and salt
 	keep   bool
 	mem    memory.Allocator
+	namedColumns
 }
 
 func newMessageID(conf *config.Conf, env *pipeline.Env) (pipeline.Transform, error) {
@@ -74,6 +75,11 @@ func newMessageID(conf *config.Conf, env *pipeline.Env) (pipeline.Transform, err
 		return nil, err
 	}
 	m.prefix = appendPart(appendPart(nil, []byte(env.Name)), []byte(conf.String("salt")))
+	if conf.IsSet("key") {
+		m.nameItems(conf, "key")
+	} else {
+		m.nameField(conf, "from")
+	}
 	return m, nil
 }
 

@@ -121,6 +121,7 @@ type Timestamp struct {
 	mem                  memory.Allocator
 	now                  func() time.Time
 	lastLayout           atomic.Int32 // the layout that matched last: tried first
+	namedColumns
 }
 
 func newTimestamp(conf *config.Conf, env *pipeline.Env) (pipeline.Transform, error) {
@@ -172,7 +173,15 @@ func newTimestamp(conf *config.Conf, env *pipeline.Env) (pipeline.Transform, err
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
+	if t.onMissing != PolicyNow { // with now, a missing column is every row missing
+		t.nameField(conf, "field")
+	}
 	return t, nil
+}
+
+// Requires reads field and writes to.
+func (t *Timestamp) Requires(out pipeline.Columns) pipeline.Columns {
+	return requireNames(withoutName(out, t.to), t.field)
 }
 
 func parseBound(s string) (int64, error) {

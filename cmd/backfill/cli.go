@@ -313,17 +313,25 @@ func writeReport(path string, rep *engine.Report) error {
 
 func newValidateCmd(stdout io.Writer) *cobra.Command {
 	var format string
+	var source bool
 	cmd := &cobra.Command{
 		Use:   "validate PIPELINE.yaml",
 		Short: "Check a pipeline offline; exit 2 on config errors",
-		Args:  usage(cobra.ExactArgs(1)),
+		Long: `Check a pipeline without running it: every field, every plugin's own checks,
+and the columns the transforms read against the data's, where that is cheap
+and offline (a local Parquet footer, CSV header or the first NDJSON lines).
+--source also reads an S3 object's footer or first bytes, or a BigQuery
+table's metadata (a dry run for a query), which costs requests; without
+it, validate contacts neither and says the columns were not checked.`,
+		Args: usage(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			// Sends nothing: a secret whose variable is unset is a warning.
 			cfg, err := config.LoadFile(args[0], config.LoadOptions{SecretsOptional: true})
 			var warnings config.ConfigErrors
+			var check engine.ColumnCheck
 			if err == nil {
 				warnings = cfg.Warnings
-				err = buildOffline(cfg)
+				check, err = buildOffline(cfg, source)
 			}
 			ces := config.AsConfigErrors(err)
 			if format == "json" {
@@ -341,7 +349,14 @@ func newValidateCmd(stdout io.Writer) *cobra.Command {
 				}
 				enc := json.NewEncoder(stdout)
 				enc.SetIndent("", "  ")
-				enc.Encode(map[string]any{"valid": err == nil, "errors": out, "warnings": list(warnings)})
+				columns := map[string]any{"checked": check.Where != "" && check.Skipped == "", "read": check.Columns}
+				if check.Where != "" {
+					columns["where"] = check.Where
+				}
+				if note := columnsNote(check, cfg, args[0]); note != "" {
+					columns["note"] = note
+				}
+				enc.Encode(map[string]any{"valid": err == nil, "errors": out, "warnings": list(warnings), "columns": columns})
 				if err != nil {
 					return &exitError{exitConfig, nil}
 				}
@@ -353,26 +368,63 @@ func newValidateCmd(stdout io.Writer) *cobra.Command {
 			if err != nil {
 				return configExit(err)
 			}
+			if note := columnsNote(check, cfg, args[0]); note != "" {
+				fmt.Fprintln(cmd.ErrOrStderr(), "note:", note)
+			}
 			fmt.Fprintf(stdout, "%s: pipeline %q is valid: source %s, %d transform(s), sink %s\n",
 				args[0], cfg.Name, cfg.Source.Name, len(cfg.Transforms), cfg.Sink.Name)
+			if check.Skipped == "" && check.Where != "" {
+				fmt.Fprintf(stdout, "columns: the %d read from the source are in %s\n", len(check.Columns), check.Where)
+			}
 			return nil
 		},
 	}
 	enumVar(cmd.Flags(), &format, "format", []string{"text", "json"}, "output")
+	cmd.Flags().BoolVar(&source, "source", false, "also check the columns against an S3 or BigQuery source's data (a few requests: a listing and one object's footer or first bytes; a table's metadata; a query's dry run)")
 	return cmd
 }
 
+// columnsNote says in one line why the columns the pipeline reads were not
+// checked against the data, and how to check them; "" when they were.
+func columnsNote(c engine.ColumnCheck, cfg *config.Pipeline, path string) string {
+	switch {
+	case c.Skipped == "":
+		return ""
+	case c.Remote:
+		return fmt.Sprintf("the columns the pipeline reads were not checked against the data: that takes a request to the %s source, which validate sends only with --source (`backfill validate --source %s`)",
+			cfg.Source.Name, path)
+	}
+	return "the columns the pipeline reads were not checked against the data: " + c.Skipped
+}
+
 // buildOffline constructs every plugin, which checks what the spec alone
-// cannot, and closes them unopened: nothing is read, written or sent.
-func buildOffline(cfg *config.Pipeline) error {
+// cannot, compares the columns the pipeline reads with the data's where
+// the source names them cheaply (engine.CheckColumns: a local file's
+// footer, header or first lines; with source, an S3 object's or a BigQuery
+// table's too), and closes the plugins unopened: no row is read, nothing
+// written or sent. Data that cannot be read leaves the columns unchecked
+// (check.Skipped says why); with source, that is an error.
+func buildOffline(cfg *config.Pipeline, source bool) (engine.ColumnCheck, error) {
 	env := &pipeline.Env{Name: cfg.Name, Version: version, Logger: slog.New(slog.DiscardHandler),
 		State: pipeline.NewMemoryState(nil, nil), Shards: 1}
 	b, err := engine.Build(cfg, env, nil, nil)
 	if err != nil {
-		return err
+		return engine.ColumnCheck{}, err
 	}
-	b.Close(context.Background(), env.Logger)
-	return nil
+	defer b.Close(context.Background(), env.Logger)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	check, err := engine.CheckColumns(ctx, b, source)
+	if err != nil && len(config.AsConfigErrors(err)) == 0 {
+		// A service's error text may echo what it was sent.
+		red := redact.New(cfg.Secrets()...)
+		check.Skipped = red.String(check.Skipped)
+		if !source {
+			return check, nil // the note says why
+		}
+		return check, errors.New(red.String("--source: reading the data's columns: " + err.Error()))
+	}
+	return check, err
 }
 
 func newPluginsCmd(stdout io.Writer) *cobra.Command {

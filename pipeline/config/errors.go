@@ -29,6 +29,11 @@ const (
 	// apart (at most one of them; one excludes the other). A field a rule
 	// asks for that is missing is CodeRequired.
 	CodeConflict = "conflict"
+
+	// CodeUnknownColumn: a column the pipeline reads from the source is
+	// not in the data (`backfill validate` compared them), at the value
+	// that names it.
+	CodeUnknownColumn = "unknown_column"
 )
 
 // ConfigError is one problem in a pipeline file, positioned and coded.

@@ -88,7 +88,7 @@ func (r *Run) Run(ctx context.Context) (*Report, error) {
 	if err := r.prepare(ctx); err != nil {
 		r.fail(err)
 	} else {
-		r.deliver(ctx)
+		r.deliver()
 		r.finishSource(ctx)
 	}
 	r.close()
@@ -228,7 +228,8 @@ func (r *Run) copyDeadLetters(ctx context.Context, ds state.DeadLetterStore, fil
 // deliver reads every split through the transforms to the sink, saving
 // progress as it goes, and closes the sink: what is in flight is delivered
 // (a stopped run gets Grace to finish).
-func (r *Run) deliver(ctx context.Context) {
+func (r *Run) deliver() {
+	r.workers = &workers{r: r} // before the ticker, which reads it
 	r.bg.Add(1)
 	go r.graceAfterStop()
 	tickDone := make(chan struct{})
@@ -238,7 +239,6 @@ func (r *Run) deliver(ctx context.Context) {
 		defer ticks.Done()
 		r.tick(tickDone)
 	}()
-	r.workers = &workers{r: r}
 	r.workers.run()
 	cerr := r.built.CloseSink(r.writeCtx)
 	close(tickDone)
@@ -372,7 +372,7 @@ func (r *Run) progress(final bool) {
 	}
 	var rows, bytes int64
 	if r.workers != nil {
-		rows, bytes = r.workers.wholeRows.Load(), r.workers.wholeBytes.Load()
+		rows, bytes = r.workers.readWhole()
 	}
 	switch {
 	case r.plan.total >= 0:

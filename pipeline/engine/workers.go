@@ -23,8 +23,10 @@ type workers struct {
 
 	limitHit atomic.Bool
 	// rows and bytes of the splits read whole this run, for Progress's
-	// estimate when sources cannot count rows up front (gzip, S3).
-	wholeRows, wholeBytes atomic.Int64
+	// estimate when sources cannot count rows up front (gzip, S3); read as
+	// a pair, or a split finishing between the two would skew the ratio.
+	wholeMu               sync.Mutex
+	wholeRows, wholeBytes int64
 }
 
 // run feeds the splits to the workers and returns when every worker is
@@ -105,8 +107,10 @@ func (w *workers) read(job work) error {
 		if err == io.EOF {
 			r.tracker.finish(job.split.ID)
 			if job.offset == 0 && job.split.Bytes > 0 {
-				w.wholeRows.Add(end)
-				w.wholeBytes.Add(job.split.Bytes)
+				w.wholeMu.Lock()
+				w.wholeRows += end
+				w.wholeBytes += job.split.Bytes
+				w.wholeMu.Unlock()
 			}
 			return nil
 		}
@@ -176,3 +180,10 @@ type splitError struct {
 
 func (e *splitError) Error() string { return fmt.Sprintf("split %s: %v", e.split, e.err) }
 func (e *splitError) Unwrap() error { return e.err }
+
+// readWhole returns the rows and bytes of the splits read whole so far.
+func (w *workers) readWhole() (rows, bytes int64) {
+	w.wholeMu.Lock()
+	defer w.wholeMu.Unlock()
+	return w.wholeRows, w.wholeBytes
+}

@@ -368,3 +368,36 @@ type fileReader struct {
 func (r *fileReader) Close() error {
 	return errors.Join(r.RecordReader.Close(), r.f.Close())
 }
+
+// PeekColumns names the columns of the first file (a Parquet footer, a CSV
+// header, the keys of an NDJSON file's first lines): validate compares
+// them with the columns the pipeline reads. It lists the files, which
+// reads directories only.
+func (s *Source) PeekColumns(ctx context.Context) ([]string, string, error) {
+	files, err := s.Files()
+	if err != nil {
+		return nil, "", err
+	}
+	p := files[0]
+	fh, err := os.Open(p)
+	if err != nil {
+		return nil, "", err
+	}
+	defer fh.Close()
+	st, err := fh.Stat()
+	if err != nil {
+		return nil, "", err
+	}
+	in := format.Input{
+		Name:     p,
+		Size:     st.Size(),
+		ReaderAt: fh,
+		Open: func(context.Context) (io.ReadCloser, error) {
+			return io.NopCloser(io.NewSectionReader(fh, 0, st.Size())), nil
+		},
+	}
+	return format.PeekColumns(ctx, in, s.Opts)
+}
+
+// PeekRemote is false: the files are local.
+func (s *Source) PeekRemote() bool { return false }

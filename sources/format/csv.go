@@ -40,9 +40,10 @@ type csvReader struct {
 	primed bool
 	done   bool
 
-	names []string // every column in the file
-	sel   []int    // file column of each output column
-	types []string // declared type of each output column
+	names []string       // every column in the file
+	md    arrow.Metadata // names, as the records' schema metadata (pipeline.DataColumns)
+	sel   []int          // file column of each output column
+	types []string       // declared type of each output column
 	width int
 
 	pending    bool   // the current record is the next row, not yet returned
@@ -143,6 +144,7 @@ func newCSVReader(name string, rc io.ReadCloser, split string, opts CSVOptions, 
 
 func (c *csvReader) setColumns(declared map[string]string, proj pipeline.Columns) error {
 	c.width = len(c.names)
+	c.md = pipeline.DataColumnsMetadata(arrow.Metadata{}, c.names)
 	in := make(map[string]bool, len(c.names))
 	for _, n := range c.names {
 		in[n] = true
@@ -522,7 +524,7 @@ rowLoop:
 		arrs[k] = b.NewArray()
 		fields[k] = arrow.Field{Name: c.names[c.sel[k]], Type: arrs[k].DataType(), Nullable: true}
 	}
-	batch.Record = array.NewRecord(arrow.NewSchema(fields, nil), arrs, int64(len(rows)))
+	batch.Record = array.NewRecord(arrow.NewSchema(fields, &c.md), arrs, int64(len(rows)))
 	for _, a := range arrs {
 		a.Release()
 	}

@@ -43,6 +43,7 @@ type ndjsonReader struct {
 	ends  []int
 	lines []int64
 	row   []cell      // the current line's cells until it is known good
+	seen  []string    // every key of the batch, wanted or not, in first-seen order
 	pool  []*ndColumn // columns of earlier batches, their cell slices reused
 	used  int
 }
@@ -159,6 +160,7 @@ func (n *ndjsonReader) build() (*pipeline.Batch, error) {
 		start   int
 	)
 	n.used = 0
+	n.seen = n.seen[:0]
 	for i, end := range n.ends {
 		line := n.data[start:end]
 		off := start
@@ -218,7 +220,10 @@ func (n *ndjsonReader) build() (*pipeline.Batch, error) {
 		arrs[i] = a
 		fields[i] = arrow.Field{Name: c.name, Type: a.DataType(), Nullable: true}
 	}
-	b.Record = array.NewRecord(arrow.NewSchema(fields, nil), arrs, int64(len(rows)))
+	// Every key the batch holds, so an error for a missing column can
+	// suggest among those not projected too.
+	md := pipeline.DataColumnsMetadata(arrow.Metadata{}, n.seen)
+	b.Record = array.NewRecord(arrow.NewSchema(fields, &md), arrs, int64(len(rows)))
 	return b, nil
 }
 
@@ -288,6 +293,7 @@ func (n *ndjsonReader) keep(line, kb []byte, kesc bool, vstart, vend int, kind j
 		if kesc {
 			key = unescape(kb)
 		}
+		n.seen = append(n.seen, key)
 		if n.want != nil && !n.want(key) {
 			index[string(kb)] = -1
 			return nil

@@ -46,6 +46,11 @@ type parquetReader struct {
 	skip  int64                // rows still to drop before ro.Offset
 	total int64
 	batch int64
+
+	// Every top-level column of the file, recorded on each record's schema
+	// (pipeline.DataColumns); the schema made for the last input schema.
+	names         []string
+	inSch, outSch *arrow.Schema
 }
 
 func openParquet(ctx context.Context, in Input, split string, ro pipeline.ReadOptions, mem memory.Allocator) (rr pipeline.RecordReader, err error) {
@@ -113,6 +118,7 @@ func openParquet(ctx context.Context, in Input, split string, ro pipeline.ReadOp
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", in.Name, err)
 	}
+	p.names = manifestNames(fr.Manifest)
 	var cols []int // nil: all
 	if !ro.Columns.All {
 		want := make(map[string]bool, len(ro.Columns.Names))
@@ -275,7 +281,7 @@ func (p *parquetReader) Next(ctx context.Context) (_ *pipeline.Batch, err error)
 	}
 	if p.fr == nil {
 		n := min(p.batch, p.total-p.next)
-		rec := array.NewRecord(arrow.NewSchema(nil, nil), nil, n)
+		rec := p.withNames(array.NewRecord(arrow.NewSchema(nil, nil), nil, n))
 		b := pipeline.NewBatch(p.split, p.next, rec)
 		p.next += n
 		return b, nil
@@ -312,7 +318,7 @@ func (p *parquetReader) Next(ctx context.Context) (_ *pipeline.Batch, err error)
 		} else {
 			rec.Retain()
 		}
-		b := pipeline.NewBatch(p.split, p.next, rec)
+		b := pipeline.NewBatch(p.split, p.next, p.withNames(rec))
 		p.next = b.End
 		return b, nil
 	}
@@ -320,6 +326,23 @@ func (p *parquetReader) Next(ctx context.Context) (_ *pipeline.Batch, err error)
 		return nil, fmt.Errorf("%s: data ended at row %d but the footer says %d rows", p.name, p.next, p.total)
 	}
 	return nil, io.EOF
+}
+
+// withNames returns rec with the file's columns in its schema's metadata
+// (pipeline.DataColumns), taking over the caller's reference. The schema
+// is made once for each schema pqarrow hands out (once a file, or a row
+// group): a batch costs a record header, no copy.
+func (p *parquetReader) withNames(rec arrow.Record) arrow.Record {
+	if p.names == nil {
+		return rec
+	}
+	if s := rec.Schema(); s != p.inSch {
+		md := pipeline.DataColumnsMetadata(s.Metadata(), p.names)
+		p.inSch, p.outSch = s, arrow.NewSchema(s.Fields(), &md)
+	}
+	out := array.NewRecord(p.outSch, rec.Columns(), rec.NumRows())
+	rec.Release()
+	return out
 }
 
 func (p *parquetReader) Close() error {

@@ -22,8 +22,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 )
 
-// listObjects lists every object under prefix (all pages).
-func (s *Source) listObjects(ctx context.Context, bucket, prefix string, fn func(key string, size int64, etag string)) error {
+// errEnough ends a listing early: a peek (PeekColumns) needs one object.
+var errEnough = errors.New("s3 source: listed enough")
+
+// listObjects lists every object under prefix (all pages), or until fn
+// says it has enough (errEnough).
+func (s *Source) listObjects(ctx context.Context, bucket, prefix string, fn func(key string, size int64, etag string) (enough bool)) error {
 	p := s3.NewListObjectsV2Paginator(s.client, &s3.ListObjectsV2Input{
 		Bucket: aws.String(bucket), Prefix: aws.String(prefix), MaxKeys: aws.Int32(int32(s.pageSize)),
 	})
@@ -33,7 +37,9 @@ func (s *Source) listObjects(ctx context.Context, bucket, prefix string, fn func
 			return s.listErr(bucket, prefix, err)
 		}
 		for _, o := range page.Contents {
-			fn(aws.ToString(o.Key), aws.ToInt64(o.Size), aws.ToString(o.ETag))
+			if fn(aws.ToString(o.Key), aws.ToInt64(o.Size), aws.ToString(o.ETag)) {
+				return errEnough
+			}
 		}
 	}
 	return nil
@@ -64,26 +70,27 @@ func (s *Source) listDirs(ctx context.Context, bucket, prefix string) ([]string,
 func (s *Source) listPlain(ctx context.Context) ([]*object, error) {
 	listPrefix := s.prefix + glob.LiteralPrefix(s.pattern)
 	var out []*object
-	keep := func(key string, size int64, etag string) {
+	keep := func(key string, size int64, etag string) bool {
 		if size == 0 || strings.HasSuffix(key, "/") {
-			return
+			return false
 		}
 		rel := strings.TrimPrefix(strings.TrimPrefix(key, s.prefix), "/")
 		if s.pattern != "" {
 			if !glob.Match(s.pattern, rel) {
-				return
+				return false
 			}
 		} else if base := path.Base(key); strings.HasPrefix(base, "_") || strings.HasPrefix(base, ".") {
-			return
+			return false
 		}
 		o := &object{Bucket: s.bucket, Key: key, Size: size, ETag: etag}
 		if s.layout == layoutHive {
 			o.Partitions = hiveParts(rel)
 			if !s.filter.match(o.Partitions) {
-				return
+				return false
 			}
 		}
 		out = append(out, o)
+		return s.peek
 	}
 	if s.layout == layoutHive && len(s.filter) > 0 && len(s.filter) <= 64 {
 		// Keys already fixed by the prefix (or the pattern's literal start)
@@ -96,9 +103,17 @@ func (s *Source) listPlain(ctx context.Context) ([]*object, error) {
 				}
 			}
 		}
-		return out, s.walkHive(ctx, listPrefix, seen, keep)
+		return out, enough(s.walkHive(ctx, listPrefix, seen, keep))
 	}
-	return out, s.listObjects(ctx, s.bucket, listPrefix, keep)
+	return out, enough(s.listObjects(ctx, s.bucket, listPrefix, keep))
+}
+
+// enough is err, or nil when a peek's listing stopped at its object.
+func enough(err error) error {
+	if errors.Is(err, errEnough) {
+		return nil
+	}
+	return err
 }
 
 // walkHive lists a hive layout under partition filters without listing
@@ -108,7 +123,7 @@ func (s *Source) listPlain(ctx context.Context) ([]*object, error) {
 // is decided (seen is a bitmask over s.filterKeys), it lists the rest flat.
 // keep still applies every filter to every object: pruning only saves
 // listings, it never decides what is read.
-func (s *Source) walkHive(ctx context.Context, prefix string, seen uint64, keep func(string, int64, string)) error {
+func (s *Source) walkHive(ctx context.Context, prefix string, seen uint64, keep func(string, int64, string) bool) error {
 	if seen == 1<<len(s.filterKeys)-1 {
 		return s.listObjects(ctx, s.bucket, prefix, keep)
 	}
@@ -123,7 +138,9 @@ func (s *Source) walkHive(ctx context.Context, prefix string, seen uint64, keep 
 			return s.listErr(s.bucket, prefix, err)
 		}
 		for _, o := range page.Contents {
-			keep(aws.ToString(o.Key), aws.ToInt64(o.Size), aws.ToString(o.ETag))
+			if keep(aws.ToString(o.Key), aws.ToInt64(o.Size), aws.ToString(o.ETag)) {
+				return errEnough
+			}
 		}
 		for _, cp := range page.CommonPrefixes {
 			dirs = append(dirs, aws.ToString(cp.Prefix))
@@ -188,17 +205,18 @@ func (s *Source) listArchive(ctx context.Context) ([]*object, error) {
 			if (!s.from.IsZero() && day.Before(s.from)) || (!s.to.IsZero() && day.After(s.to)) {
 				continue
 			}
-			err := s.listObjects(ctx, s.bucket, d, func(key string, size int64, etag string) {
+			err := s.listObjects(ctx, s.bucket, d, func(key string, size int64, etag string) bool {
 				if size == 0 || strings.HasSuffix(key, "/") {
-					return
+					return false
 				}
 				if s.pattern != "" && !glob.Match(s.pattern, strings.TrimPrefix(key, d)) {
-					return
+					return false
 				}
 				out = append(out, &object{Bucket: s.bucket, Key: key, Size: size, ETag: etag})
+				return s.peek
 			})
 			if err != nil {
-				return nil, err
+				return out, enough(err)
 			}
 		}
 	}
@@ -275,6 +293,9 @@ func (s *Source) listManifest(ctx context.Context) ([]*object, error) {
 			return nil, fmt.Errorf("manifest %s entry %d: %w", mobj.url(), i, err)
 		}
 		objs = append(objs, o)
+		if s.peek {
+			break
+		}
 	}
 	return objs, nil
 }
@@ -295,6 +316,9 @@ func (s *Source) listKeys(ctx context.Context) ([]*object, error) {
 			return nil, err
 		}
 		objs = append(objs, o)
+		if s.peek {
+			break
+		}
 	}
 	return objs, nil
 }

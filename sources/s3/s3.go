@@ -208,6 +208,7 @@ type Source struct {
 	mem      memory.Allocator
 	log      *slog.Logger
 	estimate int64 // rows, from Parquet footers (countParquetRows)
+	peek     bool  // a copy listing for PeekColumns: stop at the first object
 }
 
 // New builds the source from its config. It reaches no network: the
@@ -456,6 +457,7 @@ func (s *Source) Open(ctx context.Context, split pipeline.Split, ro pipeline.Rea
 	}
 	r := &reader{rr: rr, cancel: cancel, ra: ra, mem: s.mem}
 	for _, p := range parts {
+		r.partNames = append(r.partNames, p.name)
 		if ro.Columns.All || contains(ro.Columns.Names, p.name) {
 			r.parts = append(r.parts, p)
 		}
@@ -507,14 +509,26 @@ type reader struct {
 	ra     *rangeReader
 	parts  []partCol
 	mem    memory.Allocator
+
+	// The data's columns with every partition column added
+	// (pipeline.DataColumns), made once for each input schema.
+	partNames []string
+	inSch     *arrow.Schema
+	md        arrow.Metadata
 }
 
 func (r *reader) Next(ctx context.Context) (*pipeline.Batch, error) {
 	b, err := r.rr.Next(ctx)
-	if err != nil || len(r.parts) == 0 || b.Record == nil {
+	if err != nil || len(r.partNames) == 0 || b.Record == nil {
 		return b, err
 	}
-	rec, err := addConstColumns(r.mem, b.Record, r.parts)
+	if sch := b.Record.Schema(); sch != r.inSch {
+		r.inSch, r.md = sch, sch.Metadata()
+		if names := pipeline.DataColumns(sch); names != nil {
+			r.md = pipeline.DataColumnsMetadata(r.md, append(names, r.partNames...))
+		}
+	}
+	rec, err := addConstColumns(r.mem, b.Record, r.parts, r.md)
 	if err != nil {
 		b.Release()
 		return nil, fmt.Errorf("s3 source: %s: %w", b.Split, err)
@@ -530,8 +544,9 @@ func (r *reader) Close() error {
 }
 
 // addConstColumns returns rec with one string column per partition, each
-// holding the partition's value on every row.
-func addConstColumns(mem memory.Allocator, rec arrow.Record, parts []partCol) (arrow.Record, error) {
+// holding the partition's value on every row, and md as its schema's
+// metadata.
+func addConstColumns(mem memory.Allocator, rec arrow.Record, parts []partCol, md arrow.Metadata) (arrow.Record, error) {
 	n := int(rec.NumRows())
 	fields := append([]arrow.Field(nil), rec.Schema().Fields()...)
 	cols := append([]arrow.Array(nil), rec.Columns()...)
@@ -557,6 +572,5 @@ func addConstColumns(mem memory.Allocator, rec arrow.Record, parts []partCol) (a
 		fields = append(fields, arrow.Field{Name: p.name, Type: arrow.BinaryTypes.String})
 		cols = append(cols, a)
 	}
-	md := rec.Schema().Metadata()
 	return array.NewRecord(arrow.NewSchema(fields, &md), cols, int64(n)), nil
 }

@@ -135,6 +135,10 @@ func (s *Server) jobsInsert(w http.ResponseWriter, r *http.Request, project stri
 		apiError(w, 400, "invalid", "INVALID_ARGUMENT", "bqtest serves only query jobs")
 		return
 	}
+	if job.Configuration.DryRun {
+		s.dryRun(w, project, &job)
+		return
+	}
 	s.mu.Lock()
 	s.counts.JobsInsert++
 	s.jobBodies = append(s.jobBodies, raw)
@@ -170,6 +174,40 @@ func (s *Server) jobsInsert(w http.ResponseWriter, r *http.Request, project stri
 	out := s.jobJSON(j)
 	s.mu.Unlock()
 	writeJSON(w, 200, out)
+}
+
+// dryRun answers a jobs.insert with dryRun as BigQuery does: the query is
+// planned, not run. The job is not kept; its statistics give the result's
+// schema; an invalid query is a 400.
+func (s *Server) dryRun(w http.ResponseWriter, project string, job *bq.Job) {
+	sql := job.Configuration.Query.Query
+	s.mu.Lock()
+	s.counts.DryRuns++
+	q, ok := s.queries[normSQL(sql)]
+	var schema *bq.TableSchema
+	if ok && q.errMsg == "" {
+		schema = bqSchema(q.result.Schema())
+	}
+	s.mu.Unlock()
+	switch {
+	case !ok:
+		apiError(w, 400, "invalidQuery", "INVALID_ARGUMENT", fmt.Sprintf("bqtest: no result registered for query %q", sql))
+		return
+	case q.errMsg != "":
+		apiError(w, 400, "invalidQuery", "INVALID_ARGUMENT", q.errMsg)
+		return
+	}
+	ref := &bq.JobReference{ProjectId: project, Location: s.Location}
+	if job.JobReference != nil {
+		ref.JobId = job.JobReference.JobId
+	}
+	writeJSON(w, 200, &bq.Job{
+		Kind:          "bigquery#job",
+		JobReference:  ref,
+		Configuration: &bq.JobConfiguration{JobType: "QUERY", DryRun: true, Query: &bq.JobConfigurationQuery{Query: sql, UseLegacySql: new(bool)}},
+		Status:        &bq.JobStatus{State: "DONE"},
+		Statistics:    &bq.JobStatistics{Query: &bq.JobStatistics2{StatementType: "SELECT", Schema: schema}},
+	})
 }
 
 // jobJSON is a query job, running or finished; the caller holds s.mu.

@@ -36,6 +36,7 @@ type Counts struct {
 	ReadRows          int
 	TablesGet         int
 	JobsInsert        int
+	DryRuns           int // jobs.insert with dryRun: planned, not run, not counted in JobsInsert
 	JobsGet           int
 	GetQueryResults   int
 	TabledataList     int
