@@ -208,6 +208,7 @@ func TestS3SegmentArchiveConfigEndToEnd(t *testing.T) {
 		"AWS_ACCESS_KEY_ID": s3.AccessKey, "AWS_SECRET_ACCESS_KEY": s3.SecretKey} {
 		env[k] = v
 	}
+	started := time.Now().Add(-time.Second)
 	out := mustRun(t, dir, env, "run", "--progress", "none", configPath("s3-segment-archive.yaml"))
 	st := checkClean(t, srv)
 	if want := int64(3 * 2 * perFile); st.UniqueIDs != want {
@@ -218,10 +219,14 @@ func TestS3SegmentArchiveConfigEndToEnd(t *testing.T) {
 		if err := json.Unmarshal(srv.Body(id), &m); err != nil {
 			t.Fatal(err)
 		}
-		for _, gone := range []string{"sentAt", "receivedAt", "originalTimestamp", "projectId", "writeKey", "channel", "version", "_metadata"} {
+		for _, gone := range []string{"receivedAt", "originalTimestamp", "projectId", "writeKey", "channel", "version", "_metadata"} {
 			if _, ok := m[gone]; ok {
 				t.Fatalf("%s not stripped: %v", gone, m)
 			}
+		}
+		// The archived sentAt is stripped; the sink stamps a fresh one.
+		if sent, err := time.Parse(time.RFC3339Nano, fmt.Sprint(m["sentAt"])); err != nil || sent.Before(started) {
+			t.Fatalf("sentAt %v is not the time of sending", m["sentAt"])
 		}
 		if strings.HasPrefix(id, "orig-") {
 			t.Fatalf("original messageId resent: %s", id)
@@ -233,7 +238,7 @@ func TestS3SegmentArchiveConfigEndToEnd(t *testing.T) {
 		if at(m, "integrations", "All") != false || at(m, "integrations", "Amplitude") != true || at(m, "integrations", "Warehouses", "all") != false {
 			t.Fatalf("integrations %v", m["integrations"])
 		}
-		if at(m, "context", "library", "name") != "backfill" || at(m, "properties", "song") == nil {
+		if at(m, "context", "library", "name") != "analytics.js" || at(m, "properties", "song") == nil {
 			t.Fatalf("message %v", m)
 		}
 	}

@@ -48,6 +48,7 @@ func newRunMetrics(name string) *runMetrics {
 // sink, so the collector is unchecked: it describes nothing up front).
 // backfill_sink_responses_total{code} counts responses by HTTP status
 // (code 0: network errors); every other counter is backfill_sink_NAME_total.
+// A stat whose name marks it as a gauge (sinkGauge) is backfill_sink_NAME.
 type sinkMetrics struct{ m *runMetrics }
 
 func (sinkMetrics) Describe(chan<- *prometheus.Desc) {}
@@ -64,9 +65,22 @@ func (s sinkMetrics) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(stats[k]), code)
 			continue
 		}
+		if sinkGauge(k) {
+			d := prometheus.NewDesc("backfill_sink_"+k, "The sink's "+strings.ReplaceAll(k, "_", " ")+" now.", nil, labels)
+			ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(stats[k]))
+			continue
+		}
 		d := prometheus.NewDesc("backfill_sink_"+k+"_total", "The sink's "+strings.ReplaceAll(k, "_", " ")+" counter.", nil, labels)
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(stats[k]))
 	}
+}
+
+// sinkGauge reports whether a sink stat is a gauge, a level that goes up
+// and down, rather than a count: a sink marks one by its name's ending,
+// "_per_s" (a rate, e.g. the segment sink's rate_limit_events_per_s) or
+// "_now" (a level, e.g. request_max_events_now).
+func sinkGauge(name string) bool {
+	return strings.HasSuffix(name, "_per_s") || strings.HasSuffix(name, "_now")
 }
 
 func (m *runMetrics) update(p engine.Progress) {

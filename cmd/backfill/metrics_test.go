@@ -19,7 +19,8 @@ func TestMetricsServeRunCounters(t *testing.T) {
 	}
 	defer stop()
 	m.update(engine.Progress{Rows: engine.Rows{Read: 1200, Delivered: 1090, Rejected: 60, Filtered: 40, Unacked: 10}, TotalRows: 5000, SplitsDone: 2, SplitsAll: 7,
-		Sink:                   map[string]int64{"requests": 12, "retries": 3, "status_200": 10, "status_429": 2, "status_0": 1},
+		Sink: map[string]int64{"requests": 12, "retries": 3, "status_200": 10, "status_429": 2, "status_0": 1,
+			"rate_limit_events_per_s": 287, "request_max_events_now": 156, "rate_limit_cuts": 4},
 		CheckpointSaveFailures: 4, LastCheckpoint: time.UnixMilli(1764547200500)})
 	resp, err := http.Get("http://" + addr + "/metrics")
 	if err != nil {
@@ -40,6 +41,13 @@ func TestMetricsServeRunCounters(t *testing.T) {
 		`backfill_sink_retries_total{pipeline="orders"} 3`,
 		`backfill_sink_responses_total{code="429",pipeline="orders"} 2`,
 		`backfill_sink_responses_total{code="0",pipeline="orders"} 1`,
+		// Gauges: levels, not counts, and named without _total.
+		"# TYPE backfill_sink_rate_limit_events_per_s gauge",
+		`backfill_sink_rate_limit_events_per_s{pipeline="orders"} 287`,
+		"# TYPE backfill_sink_request_max_events_now gauge",
+		`backfill_sink_request_max_events_now{pipeline="orders"} 156`,
+		"# TYPE backfill_sink_rate_limit_cuts_total counter",
+		`backfill_sink_rate_limit_cuts_total{pipeline="orders"} 4`,
 		`backfill_checkpoint_save_failures_total{pipeline="orders"} 4`,
 		`backfill_checkpoint_last_success_timestamp_seconds{pipeline="orders"} 1.7645472005e+09`,
 		`go_goroutines`,

@@ -70,7 +70,7 @@ func (v *progressView) update(p engine.Progress) {
 		if p.Estimated {
 			about = ", total estimated from the bytes read"
 		}
-		v.bar.Describe(fmt.Sprintf("splits %d/%d, delivered %d, rejected %d%s", p.SplitsDone, p.SplitsAll, p.Delivered, p.Rejected, about))
+		v.bar.Describe(fmt.Sprintf("splits %d/%d, delivered %d, rejected %d%s%s", p.SplitsDone, p.SplitsAll, p.Delivered, p.Rejected, about, rateNote(p.Sink)))
 	case "log":
 		if p.Final {
 			return
@@ -86,8 +86,29 @@ func (v *progressView) update(p engine.Progress) {
 				attrs = append(attrs, "estimated", true)
 			}
 		}
+		if r, ok := p.Sink[sinkRateLimit]; ok {
+			// The sink's events/s limit in force: configured, or adapted
+			// to a collector's 429s.
+			attrs = append(attrs, "rate_limit", fmt.Sprintf("%d/s", r))
+		}
 		v.log.Info("progress", attrs...)
 	}
+}
+
+// sinkRateLimit is the sink stat holding the events/s limit in force
+// (the segment sink's, adapted to 429s).
+const sinkRateLimit = "rate_limit_events_per_s"
+
+// rateNote is the bar's mention of the sink's rate limit, if any.
+func rateNote(stats map[string]int64) string {
+	r, ok := stats[sinkRateLimit]
+	if !ok {
+		return ""
+	}
+	if stats["rate_limit_cuts"] > 0 {
+		return fmt.Sprintf(", sending at most %d events/s (slowed by HTTP 429s)", r)
+	}
+	return fmt.Sprintf(", at most %d events/s", r)
 }
 
 func (v *progressView) done() {

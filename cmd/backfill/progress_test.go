@@ -52,3 +52,25 @@ func TestProgressBarFollowsAnEstimate(t *testing.T) {
 	}
 	v.done()
 }
+
+// The log line and the bar show the sink's rate limit in force, and say
+// when it was lowered after HTTP 429s.
+func TestProgressShowsTheSinkRateLimit(t *testing.T) {
+	var out bytes.Buffer
+	v := newProgressView(&out, "log", slog.New(slog.NewTextHandler(&out, nil)))
+	v.update(engine.Progress{Rows: engine.Rows{Read: 1000, Delivered: 600}, Elapsed: 10 * time.Second, TotalRows: -1,
+		Sink: map[string]int64{"rate_limit_events_per_s": 287, "rate_limit_cuts": 3}})
+	v.update(engine.Progress{Rows: engine.Rows{Read: 1000, Delivered: 600}, Elapsed: 10 * time.Second, TotalRows: -1,
+		Sink: map[string]int64{"requests": 4}})
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[0], "rate_limit=287/s") || strings.Contains(lines[1], "rate_limit") {
+		t.Fatalf("log lines:\n%s", out.String())
+	}
+	var bar bytes.Buffer
+	b := newProgressView(&bar, "bar", slog.Default())
+	b.update(engine.Progress{Rows: engine.Rows{Read: 100}, TotalRows: 1000, Sink: map[string]int64{"rate_limit_events_per_s": 287, "rate_limit_cuts": 3}})
+	if d := b.bar.State().Description; !strings.Contains(d, "at most 287 events/s (slowed by HTTP 429s)") {
+		t.Errorf("bar: %q", d)
+	}
+	b.done()
+}

@@ -105,6 +105,7 @@ func sinkLines(stats map[string]int64) [][2]string {
 		for _, c := range []struct{ key, word string }{
 			{"retries", "retried"}, {"rate_limited", "rate limited (HTTP 429)"}, {"status_0", "network errors"},
 			{"splits", "split to find a message the endpoint refused"},
+			{"throttle_splits", "halved while HTTP 429s continued"},
 		} {
 			if v := take(c.key); v > 0 {
 				notes = append(notes, fmt.Sprintf("%d %s", v, c.word))
@@ -129,6 +130,9 @@ func sinkLines(stats map[string]int64) [][2]string {
 	if len(resp) > 0 {
 		out = append(out, [2]string{"responses", strings.Join(resp, ", ")})
 	}
+	if l, ok := rateLine(stats, take); ok {
+		out = append(out, [2]string{"rate limit", l})
+	}
 	// The rest, as words; counts the lines above already give are left out.
 	for _, k := range []string{"events_sent", "dead_lettered", "rejected_encode", "rejected_http", "batches", "batches_acked", "batches_failed"} {
 		used[k] = true
@@ -143,6 +147,31 @@ func sinkLines(stats map[string]int64) [][2]string {
 		out = append(out, [2]string{"sink", strings.Join(rest, ", ")})
 	}
 	return out
+}
+
+// rateLine puts the sink's rate limit in words: the configured one, or
+// what it adapted to after HTTP 429s.
+func rateLine(stats map[string]int64, take func(string) int64) (string, bool) {
+	_, ok := stats[sinkRateLimit]
+	r, cuts, size := take(sinkRateLimit), take("rate_limit_cuts"), take("request_max_events_now")
+	switch {
+	case !ok:
+		return "", false
+	case cuts == 0:
+		return fmt.Sprintf("%d events/s", r), true
+	}
+	s := fmt.Sprintf("%d events/s at the end, adapted to HTTP 429s (lowered %d time%s", r, cuts, plural(cuts))
+	if size > 0 {
+		s += fmt.Sprintf("; requests of at most %d messages", size)
+	}
+	return s + ")", true
+}
+
+func plural(n int64) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
 }
 
 func bytesWord(n int64) string {

@@ -97,3 +97,34 @@ func TestJSONLogsMakeTheSummaryOneObject(t *testing.T) {
 		t.Fatalf("%d summaries in\n%s", summaries, stderr)
 	}
 }
+
+// The sink's rate limit is a line of its own: configured, or adapted to
+// HTTP 429s, with the request size it came to; its raw names do not show.
+func TestSummaryRateLimitLine(t *testing.T) {
+	find := func(stats map[string]int64) string {
+		for _, l := range sinkLines(stats) {
+			if l[0] == "rate limit" {
+				return l[1]
+			}
+			if strings.Contains(l[1], "per s") || strings.Contains(l[1], "cuts") || strings.Contains(l[1], "events now") {
+				t.Errorf("raw counter shown: %v", l)
+			}
+		}
+		return ""
+	}
+	if got := find(map[string]int64{"requests": 3}); got != "" {
+		t.Errorf("no limit: %q", got)
+	}
+	if got := find(map[string]int64{"requests": 3, "rate_limit_events_per_s": 1000, "rate_limit_cuts": 0}); got != "1000 events/s" {
+		t.Errorf("configured: %q", got)
+	}
+	got := find(map[string]int64{"requests": 30, "rate_limit_events_per_s": 287, "rate_limit_cuts": 4, "request_max_events_now": 156, "throttle_splits": 15})
+	if got != "287 events/s at the end, adapted to HTTP 429s (lowered 4 times; requests of at most 156 messages)" {
+		t.Errorf("adapted: %q", got)
+	}
+	for _, l := range sinkLines(map[string]int64{"requests": 30, "throttle_splits": 15}) {
+		if l[0] == "requests" && !strings.Contains(l[1], "15 halved while HTTP 429s continued") {
+			t.Errorf("requests: %q", l[1])
+		}
+	}
+}

@@ -1,6 +1,9 @@
 // Package file is the `file` sink: it writes each message as one NDJSON
-// line exactly as the segment sink would send it (without the per-request
-// sentAt), so a pipeline can be dry-run and its output diffed.
+// line exactly as the segment sink would send it, except the sentAt the
+// segment sink stamps on each attempt (a file is not sent: a time of
+// writing would differ on every run, and, read back as data, would be
+// kept as an archived sentAt), so a pipeline can be dry-run and its output
+// diffed. A sentAt the data holds is written, as the segment sink sends it.
 package file
 
 import (
@@ -45,8 +48,10 @@ func spec() *config.Spec {
 			Default(message.DefaultMaxMessageBytes).Check(config.Positive),
 		config.Strings("id_columns", "columns identifying a row, for derived message ids (default: split and row offset); "+
 			"use the segment sink's value to diff against it").Optional(),
+		message.LibraryField(),
 	).WithDescription("A dry run you can diff: the messages the segment sink would send, one per line, encoded and "+
-		"checked the same way. A batch is acknowledged once its lines are written and fsynced (syncs are batched every "+
+		"checked the same way, without the sentAt the segment sink stamps on every attempt (the time of sending; a sentAt "+
+		"in the data is written as it would be sent). A batch is acknowledged once its lines are written and fsynced (syncs are batched every "+
 		"sync_interval). Rows the encoder rejects go to the dead-letter file. After a crash, lines written but not "+
 		"acknowledged are written again on resume, with the same messageIds; an incomplete last line is cut off "+
 		"when the file is reopened in append mode.").
@@ -75,6 +80,7 @@ func NewFromConf(conf *config.Conf, env *pipeline.Env) (pipeline.Sink, error) {
 			Version:         env.Version,
 			MaxMessageBytes: conf.Int("max_message_bytes"),
 			IDColumns:       conf.Strings("id_columns"),
+			OwnLibrary:      conf.String("library") == message.LibraryBackfill,
 		},
 	}
 	s, err := New(opts, env)

@@ -412,3 +412,70 @@ func TestShardsWriteTheirOwnFiles(t *testing.T) {
 		t.Fatalf("a sharded run wrote the unsharded path: %v", err)
 	}
 }
+
+// The file sink's lines keep the data's context.library unless library:
+// backfill, and carry no sentAt but the data's: a file is not sent.
+func TestLibraryAndSentAt(t *testing.T) {
+	reg := config.NewRegistry()
+	reg.Register(Plugins()...)
+	reg.Register(config.SourcePlugin("none", config.NewSpec("no rows"), func(*config.Conf, *pipeline.Env) (pipeline.Source, error) { return nil, nil }))
+	mem := arrowtest.CheckedMem(t)
+	for _, tc := range []struct{ conf, want string }{
+		{"", "analytics.js"},
+		{"    library: backfill\n", "backfill"},
+	} {
+		path := filepath.Join(t.TempDir(), "o.ndjson")
+		cfg, err := config.Load("p.yaml", []byte("name: p\nsource: {none: {}}\nsink:\n  file:\n    path: "+path+"\n"+tc.conf), config.LoadOptions{Registry: reg})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sk, err := NewFromConf(cfg.Sink.Conf, &pipeline.Env{Name: "p"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := sk.Open(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		s := arrow.NewSchema([]arrow.Field{
+			{Name: "type", Type: arrow.BinaryTypes.String},
+			{Name: "userId", Type: arrow.BinaryTypes.String},
+			{Name: "event", Type: arrow.BinaryTypes.String},
+			{Name: "context.library.name", Type: arrow.BinaryTypes.String},
+			{Name: "sentAt", Type: arrow.BinaryTypes.String, Nullable: true},
+		}, nil)
+		b := array.NewRecordBuilder(mem, s)
+		for i := 0; i < 2; i++ {
+			b.Field(0).(*array.StringBuilder).Append("track")
+			b.Field(1).(*array.StringBuilder).Append("u")
+			b.Field(2).(*array.StringBuilder).Append("E")
+			b.Field(3).(*array.StringBuilder).Append("analytics.js")
+		}
+		b.Field(4).(*array.StringBuilder).Append("2024-01-01T00:00:00Z")
+		b.Field(4).(*array.StringBuilder).AppendNull()
+		batch := pipeline.NewBatch("s", 0, b.NewRecord())
+		b.Release()
+		dl := &deadLetters{}
+		if err := sk.Write(context.Background(), dl.Watch(batch)); err != nil {
+			t.Fatal(err)
+		}
+		if err := sk.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		lines := ndjsontest.Read(t, path)
+		if len(lines) != 2 {
+			t.Fatalf("%d lines", len(lines))
+		}
+		for i, m := range lines {
+			lib := m["context"].(map[string]any)["library"].(map[string]any)
+			if lib["name"] != tc.want {
+				t.Errorf("%q line %d: library %v", tc.conf, i, lib)
+			}
+		}
+		if lines[0]["sentAt"] != "2024-01-01T00:00:00.000Z" {
+			t.Errorf("the data's sentAt: %v", lines[0]["sentAt"])
+		}
+		if _, ok := lines[1]["sentAt"]; ok {
+			t.Errorf("a sentAt the data does not have: %v", lines[1])
+		}
+	}
+}

@@ -18,10 +18,13 @@ func segmentLike(mem memory.Allocator, n int) arrow.Record { return sampledata.T
 // BenchmarkEncode encodes 8192-row batches of the Segment-like record; one
 // op is one event.
 func BenchmarkEncode(b *testing.B) {
-	for _, mode := range []string{"derived-id", "key-columns-id", "dictionaries"} {
+	for _, mode := range []string{"derived-id", "key-columns-id", "dictionaries", "sentAt-placeholder"} {
 		opts := Options{Pipeline: "bench", Version: "1.0.0"}
-		if mode == "key-columns-id" {
+		switch mode {
+		case "key-columns-id":
 			opts.IDColumns = []string{"properties.orderId"}
+		case "sentAt-placeholder":
+			opts.SentAt = true // as the segment sink encodes
 		}
 		b.Run(mode, func(b *testing.B) {
 			mem := memory.NewCheckedAllocator(memory.NewGoAllocator())

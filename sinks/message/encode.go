@@ -42,15 +42,32 @@ func (e *Encoder) encode(b *pipeline.Batch, emit func(row int, msg []byte) error
 			rejects = append(rejects, pipeline.Reject{Row: b.Row(i), Stage: "sink", Column: e.failCol, Reason: e.failReason})
 			continue
 		}
+		// The placeholder sentAt goes last, so the sender finds it at a
+		// known place; it counts against the message's size like any
+		// member.
+		e.sentAtOff = -1
+		if e.opts.SentAt && !hasValue(p.sentAt, i) {
+			if len(buf) > 1 {
+				buf = append(buf, ',')
+			}
+			buf = append(buf, sentAtMember...)
+			e.sentAtOff = len(buf) - 1 - len(SentAtStamp)
+		}
 		buf = append(buf, '}')
 		e.buf = buf
 		col, reason := e.validate(p, i)
 		if reason == "" && len(buf) > e.max {
 			reason = fmt.Sprintf("message is %d bytes, over Segment's %d-byte limit", len(buf), e.max)
+			if e.sentAtOff >= 0 {
+				reason = fmt.Sprintf("message is %d bytes with its sentAt, over Segment's %d-byte limit", len(buf), e.max)
+			}
 		}
 		if reason != "" {
-			rejects = append(rejects, pipeline.Reject{Row: b.Row(i), Stage: "sink", Column: col, Reason: reason,
-				Message: append([]byte(nil), buf...)})
+			msg := append([]byte(nil), buf...)
+			if e.sentAtOff >= 0 {
+				msg = WithoutSentAt(nil, buf, e.sentAtOff)
+			}
+			rejects = append(rejects, pipeline.Reject{Row: b.Row(i), Stage: "sink", Column: col, Reason: reason, Message: msg})
 			continue
 		}
 		if err := emit(i, buf); err != nil {
@@ -169,9 +186,13 @@ func (e *Encoder) writeNode(dst []byte, n *node, row int, overlay []byte) ([]byt
 		if n.w != nil && !n.w.null(row) {
 			return n.w.write(e, append(dst, n.key...), row)
 		}
-		if overlay != nil {
+		if overlay != nil && (n.fallback == nil || !noValue(overlay)) {
 			dst = append(dst, n.key...)
 			return append(dst, overlay...), true
+		}
+		if n.fallback != nil {
+			dst = append(dst, n.key...)
+			return append(dst, n.fallback...), true
 		}
 		return dst, true
 	}
@@ -195,11 +216,19 @@ func (e *Encoder) writeNode(dst []byte, n *node, row int, overlay []byte) ([]byt
 	if !ok {
 		return dst, false
 	}
-	if len(dst) == inner && own == nil {
-		return dst[:mark], true // nothing to say: leave the key out
+	if len(dst) == inner && (own == nil || n.fallback != nil) {
+		dst = dst[:mark] // nothing to say: leave the key out
+		if n.fallback != nil {
+			dst = append(dst, n.key...)
+			dst = append(dst, n.fallback...)
+		}
+		return dst, true
 	}
 	return append(dst, '}'), true
 }
+
+// noValue reports whether a JSON value says nothing: null or {}.
+func noValue(v []byte) bool { return string(v) == "null" || emptyObject(v) }
 
 // objectValue returns the object n's own column holds at row, as JSON.
 func (e *Encoder) objectValue(n *node, row int) ([]byte, bool) {

@@ -9,12 +9,45 @@
 package message
 
 import (
+	"time"
+
 	"github.com/backfillhq/backfill/pipeline"
+	"github.com/backfillhq/backfill/pipeline/config"
 )
 
 // Namespace is the UUID namespace of derived message ids: the version-5
 // UUID of the URL "https://github.com/backfillhq/backfill/message-id".
 const Namespace = "6f9b00a7-d84d-5e90-bb23-34b9f50d62f7"
+
+// SentAtStamp is the placeholder Options.SentAt writes: a time in the
+// layout every sentAt is written in (StampLayout, whose reference time it
+// is), so the sender copies a time over its bytes (AppendStamp's, made
+// once per attempt) without moving the message.
+const SentAtStamp = StampLayout
+
+// sentAtMember is what Options.SentAt appends before the closing brace.
+const sentAtMember = `"sentAt":"` + SentAtStamp + `"`
+
+// StampLayout is the time layout of sentAt: RFC 3339, UTC, milliseconds.
+const StampLayout = "2006-01-02T15:04:05.000Z"
+
+// AppendStamp appends t as a sentAt value (StampLayout): always
+// len(SentAtStamp) bytes for the years 0000-9999. It appends: formatting
+// writes past what it keeps, so do not aim it at bytes to overwrite.
+func AppendStamp(dst []byte, t time.Time) []byte { return t.UTC().AppendFormat(dst, StampLayout) }
+
+// WithoutSentAt returns msg without the sentAt member Options.SentAt
+// added (its value at off, as SentAtOffset gave it), appended to dst: the
+// message as the data made it, for a dead letter that a redrive may send
+// again with a fresh sentAt.
+func WithoutSentAt(dst, msg []byte, off int) []byte {
+	start := off - len(`"sentAt":"`)
+	if start > 1 && msg[start-1] == ',' {
+		start--
+	}
+	dst = append(dst, msg[:start]...)
+	return append(dst, msg[off+len(SentAtStamp)+1:]...)
+}
 
 // DefaultMaxMessageBytes is Segment's per-message limit as analytics-go
 // enforces it.
@@ -26,9 +59,23 @@ type Options struct {
 	// two pipelines loading the same rows do not collide.
 	Pipeline string
 	// Library and Version fill context.library.{name,version}; Library
-	// defaults to "backfill".
+	// defaults to "backfill". A row whose data has a context.library (a
+	// context.library column or sub-path columns, or a library key in a
+	// context column) keeps it: it says where the event came from, and
+	// destinations use it to tell platforms apart. Only rows without one
+	// get this tool's.
 	Library string
 	Version string
+	// OwnLibrary sets this tool's context.library on every row, replacing
+	// the data's (a sink's `library: backfill`).
+	OwnLibrary bool
+	// SentAt ends each message with a sentAt member holding SentAtStamp,
+	// a placeholder of the right width for the sender to overwrite with
+	// the time of each attempt (SentAtOffset says where it is). A row
+	// whose data has its own sentAt keeps it instead and gets none. Off,
+	// the data's sentAt is still written; a file sink's lines carry no
+	// time of sending.
+	SentAt bool
 	// MaxMessageBytes is the largest encoded message; 0 means
 	// DefaultMaxMessageBytes.
 	MaxMessageBytes int
@@ -61,7 +108,14 @@ type Encoder struct {
 	batch      *pipeline.Batch // the batch being encoded
 	failCol    string          // why the row being encoded failed
 	failReason string
+	sentAtOff  int // SentAtOffset of the message being emitted
 }
+
+// SentAtOffset is, during an emit, where the sentAt placeholder's value
+// (SentAtStamp, len(SentAtStamp) bytes) starts in the message emitted, or
+// -1 when the message has none: Options.SentAt is off, or the row's data
+// has its own sentAt.
+func (e *Encoder) SentAtOffset() int { return e.sentAtOff }
 
 // NewEncoder returns an encoder for opts.
 func NewEncoder(opts Options) *Encoder {
@@ -85,15 +139,16 @@ func NewEncoder(opts Options) *Encoder {
 
 // Encode encodes every row of b.Record (a nil record encodes nothing). For
 // each valid row, in order, it calls emit with the record row index and the
-// complete JSON message on one line (no sentAt: the sender sets it per
-// request); msg is valid only during the call. Rows breaking Segment's rules
-// are returned as rejects (Stage "sink", Row = the split row offset, Column
-// when one column is to blame, a specific Reason, Message = the encoded JSON
-// when there is one) and are not emitted. An error from emit stops the
-// encoding and is returned with the rejects found so far. A panic while
-// encoding (a bug met on unusual data) is returned as a
-// *pipeline.PanicError, with no rejects: the batch fails instead of the
-// process. Encode neither acks nor releases b.
+// complete JSON message on one line, with the data's sentAt if it has one,
+// else with a placeholder the sender overwrites (Options.SentAt) or none;
+// msg is valid only during the call. Rows breaking Segment's rules are
+// returned as rejects (Stage "sink", Row = the split row offset, Column
+// when one column is to blame, a specific Reason, Message = the encoded
+// JSON, without a placeholder sentAt, when there is one) and are not
+// emitted. An error from emit stops the encoding and is returned with the
+// rejects found so far. A panic while encoding (a bug met on unusual data)
+// is returned as a *pipeline.PanicError, with no rejects: the batch fails
+// instead of the process. Encode neither acks nor releases b.
 func (e *Encoder) Encode(b *pipeline.Batch, emit func(row int, msg []byte) error) (rejects []pipeline.Reject, err error) {
 	panicked := true // an error from emit may itself wrap a PanicError
 	err = pipeline.Safely("encoding messages", func() (err error) {
@@ -121,4 +176,18 @@ func DeriveID(pipelineName, split string, row int64) string {
 	var scr []byte
 	scr = appendSplitName(scr, pipelineName, split, row)
 	return string(appendUUID5(nil, scr))
+}
+
+// The values of a sink's `library` field (LibraryField).
+const (
+	LibraryKeep     = "keep"     // the data's context.library; this tool's where it has none
+	LibraryBackfill = "backfill" // this tool's on every message (Options.OwnLibrary)
+)
+
+// LibraryField is the `library` field the segment and file sinks share:
+// whose context.library a message carries.
+func LibraryField() *config.Field {
+	return config.String("library", "context.library: keep leaves the data's (an archive's analytics.js 4.1.0) and sets "+
+		"backfill's only where a row has none; backfill sets backfill's on every message").
+		Default(LibraryKeep).Enum(LibraryKeep, LibraryBackfill)
 }

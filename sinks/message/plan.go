@@ -25,6 +25,10 @@ type node struct {
 	tmp    []byte            // a struct/map column encoded for merging (reused)
 	isJSON bool
 	t      texter // w as a texter, or nil: asserted once, not per row
+	// fallback is JSON written here when the row has nothing to say at
+	// this key (no column value, no member of an enclosing JSON column):
+	// this tool's context.library, unless the data has its own.
+	fallback []byte
 }
 
 func (n *node) child(name, path string) *node {
@@ -49,9 +53,9 @@ type plan struct {
 	root   *node
 	binds  []binding
 	// the root fields Segment's rules look at (nil when absent)
-	typ, userID, anonID, event, groupID, prevID, msgCol *node
-	idCols                                              []writer // Options.IDColumns, raw writers
-	steps                                               []step   // root's members as a flat program
+	typ, userID, anonID, event, groupID, prevID, msgCol, sentAt *node
+	idCols                                                      []writer // Options.IDColumns, raw writers
+	steps                                                       []step   // root's members as a flat program
 	// foreign holds, per message type (record.MessageTypes' order), the
 	// root fields this schema has columns for that the type does not take
 	// (record.TypeFields): checked per row only where the row's type has
@@ -107,6 +111,15 @@ type frame struct {
 func compile(steps []step, n *node) []step {
 	for _, k := range n.kids {
 		switch {
+		case len(k.kids) == 0 && k.w != nil && k.fallback != nil:
+			// Enclosed by no JSON column here (that is stepNode's path),
+			// so the column, else the fallback.
+			steps = append(steps, step{op: stepLeaf, key: k.key, ckey: append([]byte{','}, k.key...),
+				w: &fallbackW{inner: k.w, v: k.fallback}})
+		case len(k.kids) == 0 && k.fallback != nil:
+			steps = append(steps, step{op: stepLeaf, key: k.key, ckey: append([]byte{','}, k.key...), w: &constW{v: k.fallback}})
+		case k.fallback != nil:
+			steps = append(steps, step{op: stepNode, n: k}) // writeNode knows fallbacks
 		case len(k.kids) == 0 && k.w != nil:
 			st := step{op: stepLeaf, key: k.key, ckey: append([]byte{','}, k.key...), w: k.w}
 			switch w := k.w.(type) {
@@ -163,9 +176,9 @@ func (e *Encoder) newPlan(s *arrow.Schema) (*plan, error) {
 		switch {
 		case strings.HasPrefix(f.Name, "_"):
 			continue // internal
-		case parts[0] == record.SentAt:
-			continue // the sender sets it per request
-		case parts[0] == record.Context && len(parts) > 1 && parts[1] == "library":
+		case parts[0] == record.SentAt && len(parts) > 1:
+			continue // sentAt is a time, not an object
+		case e.opts.OwnLibrary && parts[0] == record.Context && len(parts) > 1 && parts[1] == "library":
 			continue // this tool's library wins
 		}
 		n := p.root
@@ -186,7 +199,7 @@ func (e *Encoder) newPlan(s *arrow.Schema) (*plan, error) {
 				}
 			}
 		}
-		if _, ok := asTexter(w); ok && len(parts) == 1 && parts[0] == record.Timestamp {
+		if _, ok := asTexter(w); ok && len(parts) == 1 && (parts[0] == record.Timestamp || parts[0] == record.SentAt) {
 			w = newTimeTextW(w, f.Name)
 		}
 		if len(parts) == 1 && objectFields[parts[0]] {
@@ -211,14 +224,19 @@ func (e *Encoder) newPlan(s *arrow.Schema) (*plan, error) {
 		}
 		p.idCols = append(p.idCols, w)
 	}
-	// Every message gets a messageId and context.library.
+	// Every message gets a messageId and a context.library: the data's,
+	// or this tool's where the data has none (or always, OwnLibrary).
 	p.msgCol = p.root.child(record.MessageID, record.MessageID)
 	mid := &msgIDW{col: p.msgCol.w, enc: e, plan: p}
 	p.msgCol.w = mid
 	ctx := p.root.child(record.Context, record.Context)
 	ctx.obj = true
 	lib := ctx.child("library", "context.library")
-	lib.w = &constW{v: e.library}
+	if e.opts.OwnLibrary {
+		lib.w = &constW{v: e.library}
+	} else {
+		lib.fallback = e.library
+	}
 	p.steps = compile(nil, p.root)
 	for _, k := range p.root.kids {
 		k.t, _ = asTexter(k.w)
@@ -235,6 +253,8 @@ func (e *Encoder) newPlan(s *arrow.Schema) (*plan, error) {
 			p.groupID = k
 		case record.PreviousID:
 			p.prevID = k
+		case record.SentAt:
+			p.sentAt = k
 		}
 	}
 	var flat []foreignField // one backing array for every type's list

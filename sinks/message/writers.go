@@ -661,6 +661,22 @@ func (w *constW) write(_ *Encoder, dst []byte, _ int) ([]byte, bool) {
 	return append(dst, w.v...), true
 }
 
+// fallbackW writes its column's value, or a fixed JSON text where the
+// column is null (the data's context.library, else this tool's).
+type fallbackW struct {
+	inner writer
+	v     []byte
+}
+
+func (*fallbackW) bind(arrow.Array) {} // inner is bound by the plan's binding
+func (*fallbackW) null(int) bool    { return false }
+func (w *fallbackW) write(e *Encoder, dst []byte, i int) ([]byte, bool) {
+	if w.inner.null(i) {
+		return append(dst, w.v...), true
+	}
+	return w.inner.write(e, dst, i)
+}
+
 // notObjectW stands for a column that must hold objects but cannot
 // (properties as a string column): each non-null row is rejected.
 type notObjectW struct {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/backfillhq/backfill/pipeline"
 	"github.com/backfillhq/backfill/pipeline/config"
+	"github.com/backfillhq/backfill/sinks/message"
 )
 
 // Segment's limits, strictest reading (shared/docs/segment-wire.md).
@@ -41,9 +42,9 @@ func between(lo, hi int, why string) func(any) error {
 // requests. Other sinks may mount it too.
 func BatchBlock() *config.Field {
 	return config.Object("batch", "how messages are grouped into one request",
-		config.Int("max_events", "messages per request; Segment drops the whole request past 2,500").
+		config.Int("max_events", "messages per request; Segment drops the whole request past 2,500 (fewer while a collector's 429s continue)").
 			Default(MaxBatchEvents).Check(between(1, MaxBatchEvents, "Segment drops the events of a larger batch")),
-		config.Int("max_bytes", "uncompressed request body size, sentAt included; Segment answers 400 past 500,000").
+		config.Int("max_bytes", "uncompressed request body size, every sentAt included; Segment answers 400 past 500,000").
 			Default(MaxBatchBytes).Check(between(1024, MaxBatchBytes, "Segment rejects a larger body")),
 		config.Duration("flush_interval", "send a partly filled request after it has waited this long").
 			Default(time.Second).Check(config.PositiveDuration),
@@ -53,7 +54,7 @@ func BatchBlock() *config.Field {
 // RetryBlock is the shared `request.retry` block.
 func RetryBlock() *config.Field {
 	return config.Object("retry", "how failed requests are retried",
-		config.Int("max_attempts", "attempts per request for 5xx, 408 and network errors (429s do not count)").
+		config.Int("max_attempts", "attempts per request for 5xx, 408 and network errors (429s count only on a single message still refused)").
 			Default(10).Check(between(1, 1000, "")),
 		config.Duration("initial_backoff", "first backoff; it doubles per attempt, with full jitter").
 			Default(200*time.Millisecond).Check(config.PositiveDuration),
@@ -68,7 +69,8 @@ func RetryBlock() *config.Field {
 func RequestBlock() *config.Field {
 	return config.Object("request", "how requests are sent",
 		config.Int("concurrency", "requests in flight at once").Default(4).Check(between(1, 256, "")),
-		config.String("rate_limit", `events per second across the run, "0" for none; "1000", "1000/s" or "60000/m"; a sharded run divides it between its shards`).
+		config.String("rate_limit", `events per second across the run, "0" for none; "1000", "1000/s" or "60000/m"; a sharded run divides it between its shards. `+
+			`The most sent: while 429s continue the sink sends less, rising back to it as requests pass`).
 			Default("0").Example("1000/s").Check(func(v any) error { _, err := ParseRate(v.(string)); return err }),
 		config.String("requests_rate_limit", `requests per second, "0" for none; same forms as rate_limit`).
 			Default("0").Check(func(v any) error { _, err := ParseRate(v.(string)); return err }),
@@ -101,8 +103,9 @@ func spec() *config.Spec {
 			config.String("ca_file", "PEM file of certificate authorities to trust besides the system's").Optional(),
 			config.Bool("insecure_skip_verify", "do not verify the endpoint's certificate (tests only: anyone on the path can read the write key)").Default(false),
 		),
-		config.Int("max_message_bytes", "largest message; larger rows go to the dead letters").
+		config.Int("max_message_bytes", "largest message, its sentAt included; larger rows go to the dead letters").
 			Default(MaxMessageBytes).Check(between(256, MaxMessageBytes, "Segment rejects larger messages")),
+		message.LibraryField(),
 		BatchBlock(),
 		RequestBlock(),
 	).WithDescription(`Rows are encoded into Segment messages, packed into requests within Segment's
@@ -116,9 +119,12 @@ file.
   errors or reports.
 - Region: EU workspaces use endpoint: https://events.eu1.segmentapis.com. A
   write key only works in its own region: a 401 or 403 stops the run with
-  a message saying so, and a 404 (no batch API at that URL) stops it too.
+  a message saying so, and a 404 (no batch API at that URL, or a disabled
+  source) stops it too.
   A redirect (http:// for https://, a moved host) stops it, naming where it
-  points: following it would resend the batch as a GET.
+  points: following it would resend the batch as a GET. Every error and
+  dead letter from a response quotes its status and the start of its body
+  (a disabled source's "source is disabled"), the write key removed.
 - Other collectors: any Segment-compatible collector (rudder-server) works
   by URL. One behind a private certificate authority takes
   tls: {ca_file: ca.pem}; an untrusted certificate stops the run at once,
@@ -135,12 +141,35 @@ file.
   about 1,000/s per workspace); a sharded run divides it between its
   shards. request.concurrency is the number of requests in flight. gzip is
   on by default, at level 1.
-- Retries: a 429 waits for Retry-After (capped by max_retry_after) without
-  spending the retry budget. 5xx, 408 and network errors back off
-  exponentially with full jitter, up to max_attempts. Any other 4xx splits
-  the request in half, down to the one bad message, which goes to the
-  dead-letter file with the response's status and body. Every attempt has a
-  fresh sentAt and the same messageIds.
+- Throttling: a 429 waits for Retry-After (capped by max_retry_after;
+  default_retry_after without one) without spending the retry budget. If
+  the same request is answered 429 again, the sink adapts (AIMD): it halves
+  its events/s rate (from rate_limit, or, with none, from what it was
+  sending) and sends that request in halves; while the rate is lowered a
+  request carries at most one second's worth of it. Each request delivered
+  raises the rate again additively (back to where it was cut from in about
+  5 s of sending), never above rate_limit, and lets requests grow back. So
+  a collector whose limit is below one request (rudder-server's token
+  bucket, 429 without Retry-After) gets requests it can take, at the rate
+  it takes them. A single message still refused spends the retry budget.
+  The progress line, the summary and the metrics show the rate in force
+  (rate_limit_events_per_s).
+- Retries: 5xx, 408 and network errors back off exponentially with full
+  jitter, up to max_attempts. Any other 4xx splits the request in half,
+  down to the one bad message, which goes to the dead-letter file with the
+  response's status and body. The first failure of each kind (a status, or
+  a network error) is logged as a warning with the start of the response,
+  then a count per kind at most every 10 s while failures go on.
+- sentAt: every attempt stamps a fresh sentAt on each message and on the
+  batch (rudder-server keeps only the messages'), with the same
+  messageIds. A message whose data has a sentAt keeps it, as the data
+  says, on every attempt: Segment takes it for the time the event was
+  sent, so an archived one moves events to about now (strip it: the strip
+  transform's segment-replay preset does). A dead letter's message holds
+  no stamped sentAt, so a redrive sends a fresh one.
+- Origin: library: keep (the default) leaves the data's context.library
+  (an archive's analytics.js 4.1.0) and sets backfill's only on rows that
+  have none; library: backfill sets backfill's on every message.
 - Stopping: once the run stops (a signal, or a fatal error elsewhere),
   requests in flight and their retries go on for the run's grace period.
   What the sink then gives up on (retries spent, or the grace over) is left
@@ -195,6 +224,9 @@ type Options struct {
 
 	MaxMessageBytes int
 	IDColumns       []string // passed to the message encoder
+	// Library is whose context.library messages carry: message.LibraryKeep
+	// (the data's, else backfill's) or message.LibraryBackfill.
+	Library string
 
 	CAFile             string // PEM certificate authorities trusted besides the system's
 	InsecureSkipVerify bool
@@ -250,6 +282,7 @@ func readOptions(c *config.Conf) Options {
 		MaxRetryAfter:      rt.Duration("max_retry_after"),
 		DefaultRetryAfter:  rt.Duration("default_retry_after"),
 		MaxMessageBytes:    c.Int("max_message_bytes"),
+		Library:            c.String("library"),
 	}
 	o.RateLimit, _ = ParseRate(r.String("rate_limit"))
 	o.RequestRate, _ = ParseRate(r.String("requests_rate_limit"))
@@ -290,6 +323,8 @@ func (o *Options) validate() error {
 		return fmt.Errorf("segment: max_message_bytes %d is not between 1 and Segment's %d", o.MaxMessageBytes, MaxMessageBytes)
 	case o.Concurrency < 1 || o.MaxAttempts < 1:
 		return fmt.Errorf("segment: concurrency (%d) and max_attempts (%d) must be at least 1 (start from DefaultOptions)", o.Concurrency, o.MaxAttempts)
+	case o.Library != "" && o.Library != message.LibraryKeep && o.Library != message.LibraryBackfill:
+		return fmt.Errorf("segment: library %q is not %s or %s", o.Library, message.LibraryKeep, message.LibraryBackfill)
 	case o.FlushInterval <= 0 || o.Timeout <= 0 || o.InitialBackoff <= 0 || o.MaxBackoff <= 0 || o.MaxRetryAfter <= 0 || o.DefaultRetryAfter < 0:
 		return errors.New("segment: flush_interval, timeout and the backoffs must be positive (start from DefaultOptions)")
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/backfillhq/backfill/internal/redact"
 	"github.com/backfillhq/backfill/pipeline"
+	"github.com/backfillhq/backfill/sinks/message"
 )
 
 // sender state owned by one goroutine: its compressor and scratch buffers.
@@ -66,8 +67,16 @@ func (s *Sink) stopError() error {
 
 // deliver sends refs (all of r when whole) and accounts for each of them:
 // acked on 2xx, split and resent on 400, dead-lettered when a single
-// message is rejected, nacked on a permanent error.
+// message is rejected, nacked on a permanent error. While 429s continue,
+// requests larger than the collector takes are sent in halves.
 func (s *Sink) deliver(w *worker, r *request, refs []msgRef, whole bool) {
+	if len(refs) > s.thr.maxEvents() {
+		s.st.throttleSplits.Add(1)
+		h := len(refs) / 2
+		s.deliver(w, r, refs[:h], false)
+		s.deliver(w, r, refs[h:], false)
+		return
+	}
 	code, body, err := s.send(w, r, refs, whole)
 	switch {
 	case err != nil:
@@ -76,6 +85,12 @@ func (s *Sink) deliver(w *worker, r *request, refs []msgRef, whole bool) {
 	case code/100 == 2:
 		s.st.delivered.Add(int64(len(refs)))
 		ack(refs)
+	case code == http.StatusTooManyRequests:
+		// 429s continue: send was told to make requests smaller.
+		s.st.throttleSplits.Add(1)
+		h := len(refs) / 2
+		s.deliver(w, r, refs[:h], false)
+		s.deliver(w, r, refs[h:], false)
 	case len(refs) > 1:
 		// One bad message fails the whole request: halve until it is alone.
 		s.st.splits.Add(1)
@@ -85,9 +100,15 @@ func (s *Sink) deliver(w *worker, r *request, refs []msgRef, whole bool) {
 	default:
 		ref := refs[0]
 		s.st.rejectedHTTP.Add(1)
+		msg := r.buf[ref.off:ref.end]
+		kept := bytes.Clone(msg)
+		if ref.sent >= 0 {
+			// Without the sentAt of this attempt: a redrive stamps its own.
+			kept = message.WithoutSentAt(nil, msg, int(ref.sent-ref.off))
+		}
 		s.deadLetter(s.runCtx, ref.t, pipeline.Reject{Row: ref.row, Stage: "sink",
-			Reason:  fmt.Sprintf("Segment rejected the message with HTTP %d", code),
-			Message: bytes.Clone(r.buf[ref.off:ref.end]), Status: code, Body: body})
+			Reason:  fmt.Sprintf("Segment rejected the message with HTTP %d (response: %s)", code, s.excerpt([]byte(body))),
+			Message: kept, Status: code, Body: body})
 	}
 }
 
@@ -116,11 +137,13 @@ func (s *Sink) nack(refs []msgRef, err error) {
 }
 
 // send posts refs until a final answer: a 2xx, or a 4xx that says the
-// content is bad (code and body returned), or a permanent error (retries
-// exhausted, a configuration error, the run stopping).
+// content is bad (code and body returned), a 429 that continues on a
+// request of more than one message (it is to be sent in halves), or a
+// permanent error (retries exhausted, a configuration error, the run
+// stopping).
 func (s *Sink) send(w *worker, r *request, refs []msgRef, whole bool) (int, string, error) {
 	ctx := s.sendCtx // waits; an attempt itself runs under runCtx
-	failures, limited := 0, 0
+	failures, limited, streak := 0, 0, 0
 	var lastErr string
 	for {
 		if err := ctx.Err(); err != nil {
@@ -131,17 +154,20 @@ func (s *Sink) send(w *worker, r *request, refs []msgRef, whole bool) (int, stri
 				return 0, "", s.stopped(err)
 			}
 		}
-		if s.events != nil {
-			if err := s.events.WaitN(ctx, len(refs)); err != nil {
-				return 0, "", s.stopped(err)
-			}
+		if err := s.thr.wait(ctx, len(refs)); err != nil {
+			return 0, "", s.stopped(err)
 		}
 		body := s.body(w, r, refs, whole)
+		started := time.Now()
+		s.thr.attempt(len(refs), started)
 		code, hdr, rbody, err := s.post(s.runCtx, w, body)
 		s.st.requests.Add(1)
 		s.st.bytes.Add(int64(len(body)))
 		s.st.status(code)
 		var wait time.Duration
+		if code != http.StatusTooManyRequests {
+			streak = 0
+		}
 		switch {
 		case err != nil:
 			if s.runCtx.Err() != nil {
@@ -153,38 +179,76 @@ func (s *Sink) send(w *worker, r *request, refs []msgRef, whole bool) (int, stri
 					ErrConfig, redact.URL(s.opts.Endpoint), err)
 			}
 			lastErr = s.red.String(err.Error())
+			s.warn.failed(kindNetwork, lastErr, len(refs))
 			failures++
 			wait = s.backoff(failures)
 		case code/100 == 2:
+			s.thr.delivered(len(refs))
 			return code, "", nil
 		case code == http.StatusTooManyRequests:
 			// Rate limited: wait as told, without spending the retry
 			// budget, but do not wait forever on a collector stuck at 429.
 			limited++
+			streak++
 			s.st.rateLimited.Add(1)
+			ex := s.excerpt(rbody)
+			s.warn.failed(code, ex, len(refs))
 			if limited > 1000 {
-				return 0, "", s.givingUp(fmt.Errorf("segment: still rate limited (HTTP 429) after %d attempts", limited))
+				return 0, "", s.givingUp(fmt.Errorf("segment: still rate limited after %d attempts: HTTP 429 from %s (response: %s)",
+					limited, s.shown, ex))
 			}
 			wait = s.retryAfter(hdr)
+			if streak < 2 {
+				break // once may be chance: wait as told and try again
+			}
+			// 429s continue: send less often, and in smaller requests.
+			split := len(refs) > 1
+			if cut, evps, size := s.thr.limited(len(refs), started, time.Now(), split); cut {
+				s.logCut(evps, size)
+			}
+			if split {
+				// Told when to come back: wait as told. Otherwise the
+				// lowered rate paces the halves.
+				if told(hdr) {
+					if err := s.sleep(ctx, wait); err != nil {
+						return 0, "", err
+					}
+				}
+				return code, "", nil
+			}
+			// One message that still cannot pass: the retry budget decides.
+			failures++
+			lastErr = fmt.Sprintf("HTTP 429 (response: %s)", ex)
+			wait = max(wait, s.backoff(failures))
 		case code == http.StatusUnauthorized || code == http.StatusForbidden:
-			return 0, "", fmt.Errorf("%w: HTTP %d from %s: the write key is not valid for this endpoint "+
+			ex := s.excerpt(rbody)
+			s.warn.failed(code, ex, len(refs))
+			return 0, "", fmt.Errorf("%w: HTTP %d from %s (response: %s): the write key is not valid for this endpoint "+
 				"(check write_key, and that the workspace's region matches endpoint: EU workspaces use %s)",
-				ErrConfig, code, redact.URL(s.opts.Endpoint), EUEndpoint)
+				ErrConfig, code, redact.URL(s.opts.Endpoint), ex, EUEndpoint)
 		case code == http.StatusNotFound:
-			return 0, "", fmt.Errorf("%w: HTTP 404 from %s: no Segment batch API there (check endpoint and path)",
-				ErrConfig, s.shown)
+			ex := s.excerpt(rbody)
+			s.warn.failed(code, ex, len(refs))
+			return 0, "", fmt.Errorf("%w: HTTP 404 from %s (response: %s): no Segment batch API there, or the source is disabled "+
+				"(check endpoint and path, and that the source is enabled)", ErrConfig, s.shown, ex)
 		case code/100 == 3:
+			s.warn.failed(code, s.excerpt(rbody), len(refs))
 			return 0, "", fmt.Errorf("%w: HTTP %d from %s: it redirects to %q; set endpoint to where it points "+
 				"(a redirect is not followed: it would resend the batch as a GET, or to an unchecked host)",
 				ErrConfig, code, s.shown, redact.URL(hdr.Get("Location")))
 		case code == http.StatusRequestTimeout || (code >= 500 && code != 501 && code != 505):
-			lastErr = fmt.Sprintf("HTTP %d %s", code, s.red.String(snippet(rbody)))
+			ex := s.excerpt(rbody)
+			s.warn.failed(code, ex, len(refs))
+			lastErr = fmt.Sprintf("HTTP %d (response: %s)", code, ex)
 			failures++
 			wait = s.backoff(failures)
 		case code >= 400 && code < 500:
+			s.warn.failed(code, s.excerpt(rbody), len(refs))
 			return code, s.red.String(string(rbody)), nil
 		default:
-			return 0, "", fmt.Errorf("segment: unexpected HTTP %d from %s: %s", code, s.shown, s.red.String(snippet(rbody)))
+			ex := s.excerpt(rbody)
+			s.warn.failed(code, ex, len(refs))
+			return 0, "", fmt.Errorf("segment: unexpected HTTP %d from %s (response: %s)", code, s.shown, ex)
 		}
 		if failures >= s.opts.MaxAttempts {
 			return 0, "", s.givingUp(fmt.Errorf("segment: giving up on a request of %d messages after %d attempts: %s",
@@ -193,16 +257,36 @@ func (s *Sink) send(w *worker, r *request, refs []msgRef, whole bool) (int, stri
 		s.st.retries.Add(1)
 		s.log.Debug("segment: retrying a request", "status", code, "error", lastErr, "messages", len(refs),
 			"attempt", failures+limited, "wait", wait)
-		if wait > 0 {
-			t := time.NewTimer(wait)
-			select {
-			case <-t.C:
-			case <-ctx.Done():
-				t.Stop()
-				return 0, "", s.stopped(ctx.Err())
-			}
+		if err := s.sleep(ctx, wait); err != nil {
+			return 0, "", err
 		}
 	}
+}
+
+// sleep waits d, or until ctx ends (the run's stopped error then).
+func (s *Sink) sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return s.stopped(ctx.Err())
+	}
+}
+
+// logCut says the sink slowed down: the first time as a warning, later
+// at debug (the progress line and the metrics show the rate).
+func (s *Sink) logCut(evps float64, size int) {
+	if s.cutLogged.CompareAndSwap(false, true) {
+		s.log.Warn("segment: HTTP 429s continue: sending less often and in smaller requests; "+
+			"the rate rises again as requests pass", "events_per_s", int64(evps+0.5), "max_messages", size)
+		return
+	}
+	s.log.Debug("segment: HTTP 429s continue: rate lowered", "events_per_s", int64(evps+0.5), "max_messages", size)
 }
 
 // givingUp is the error of a request the sink gives up on: permanent,
@@ -222,14 +306,6 @@ func (s *Sink) stopped(err error) error {
 	return s.givingUp(err)
 }
 
-func snippet(b []byte) string {
-	const n = 200
-	if len(b) > n {
-		return string(b[:n]) + "..."
-	}
-	return string(b)
-}
-
 // backoff is exponential with full jitter, capped.
 func (s *Sink) backoff(failures int) time.Duration {
 	d := s.opts.InitialBackoff << min(failures-1, 30)
@@ -238,6 +314,9 @@ func (s *Sink) backoff(failures int) time.Duration {
 	}
 	return time.Duration(rand.Int64N(int64(d) + 1))
 }
+
+// told reports whether a 429 says when to come back.
+func told(h http.Header) bool { return h.Get("Retry-After") != "" || h.Get("X-RateLimit-Reset") != "" }
 
 // retryAfter reads Retry-After (seconds or an HTTP date) or
 // X-RateLimit-Reset (seconds to wait, or a unix time), capped.
@@ -268,15 +347,26 @@ func (s *Sink) retryAfter(h http.Header) time.Duration {
 	return max(0, min(d, s.opts.MaxRetryAfter))
 }
 
-// body builds the request body with a fresh sentAt (Segment derives the
-// event time from sentAt, so a retry must not reuse an old one), gzipped
-// when configured.
+// body builds the request body with a fresh sentAt, on every message and
+// on the batch (Segment derives the event time from sentAt, so a retry
+// must not reuse an old one; rudder-server keeps only the messages'),
+// gzipped when configured. Each message's sentAt is its placeholder,
+// overwritten in place: nothing is encoded again.
 func (s *Sink) body(w *worker, r *request, refs []msgRef, whole bool) []byte {
+	var sb [40]byte // room for the formatting's scratch digits: no allocation
+	stamp := message.AppendStamp(sb[:0], time.Now())
+	st := [len(message.SentAtStamp)]byte(stamp) // copied per message as a value: no call
 	var raw []byte
 	if whole {
-		// r is owned by this sender now: write the tail in place.
+		// r is owned by this sender now: stamp and write the tail in place.
+		buf := r.buf
+		for i := range refs {
+			if o := refs[i].sent; o >= 0 {
+				*(*[len(message.SentAtStamp)]byte)(buf[o:]) = st
+			}
+		}
 		end := int(refs[len(refs)-1].end)
-		raw = appendTail(r.buf[:end], time.Now())
+		raw = appendTail(buf[:end], stamp)
 		r.buf = raw
 	} else {
 		raw = append(w.scratch[:0], bodyPrefix...)
@@ -284,9 +374,13 @@ func (s *Sink) body(w *worker, r *request, refs []msgRef, whole bool) []byte {
 			if i > 0 {
 				raw = append(raw, ',')
 			}
+			at := len(raw)
 			raw = append(raw, r.buf[ref.off:ref.end]...)
+			if ref.sent >= 0 {
+				*(*[len(message.SentAtStamp)]byte)(raw[at+int(ref.sent-ref.off):]) = st
+			}
 		}
-		raw = appendTail(raw, time.Now())
+		raw = appendTail(raw, stamp)
 		w.scratch = raw
 	}
 	if w.zw == nil {
@@ -299,9 +393,9 @@ func (s *Sink) body(w *worker, r *request, refs []msgRef, whole bool) []byte {
 	return w.zbuf.Bytes()
 }
 
-func appendTail(b []byte, now time.Time) []byte {
+func appendTail(b, stamp []byte) []byte {
 	b = append(b, `],"sentAt":"`...)
-	b = now.UTC().AppendFormat(b, "2006-01-02T15:04:05.000Z")
+	b = append(b, stamp...)
 	return append(b, `"}`...)
 }
 
@@ -341,7 +435,7 @@ type stats struct {
 	batches, batchesAcked, batchesFailed         atomic.Int64
 	delivered, deadLettered, rejectedEncode      atomic.Int64
 	rejectedHTTP, requests, retries, rateLimited atomic.Int64
-	splits, bytes                                atomic.Int64
+	splits, bytes, throttleSplits                atomic.Int64
 	byStatus                                     [600]atomic.Int64
 }
 
@@ -354,7 +448,13 @@ func (st *stats) status(code int) {
 // Stats returns the sink's counters for the run summary: events delivered
 // (2xx), dead-lettered (rejected by the encoder or by Segment), requests
 // made and by HTTP status ("status_0" are network errors), retries,
-// 429s, 400 splits, bytes sent (as on the wire), batches acked or failed.
+// 429s, 400 splits, requests halved while 429s continued, times the rate
+// was lowered, bytes sent (as on the wire), batches acked or failed. Two
+// are gauges, levels rather than counts (their names say so: _per_s,
+// _now): rate_limit_events_per_s, the events/s limit in force (configured
+// or adapted; absent when there is none), and request_max_events_now, the
+// messages a request may carry now (only while 429s keep it below
+// batch.max_events).
 func (s *Sink) Stats() map[string]int64 {
 	st := &s.st
 	m := map[string]int64{
@@ -366,11 +466,13 @@ func (s *Sink) Stats() map[string]int64 {
 		"retries":         st.retries.Load(),
 		"rate_limited":    st.rateLimited.Load(),
 		"splits":          st.splits.Load(),
+		"throttle_splits": st.throttleSplits.Load(),
 		"bytes_sent":      st.bytes.Load(),
 		"batches":         st.batches.Load(),
 		"batches_acked":   st.batchesAcked.Load(),
 		"batches_failed":  st.batchesFailed.Load(),
 	}
+	s.thr.stats(m)
 	for code := range st.byStatus {
 		if n := st.byStatus[code].Load(); n > 0 {
 			m["status_"+strconv.Itoa(code)] = n

@@ -40,8 +40,9 @@ type Sink struct {
 	ua     string
 	client *http.Client
 
-	events   *rate.Limiter // nil: no events/s limit
+	thr      *throttle     // the events/s limit and request size, adapted to 429s
 	requests *rate.Limiter // nil: no requests/s limit
+	warn     *failLog      // failed attempts, as warnings
 
 	encoders sync.Pool // *message.Encoder, one per concurrent Write
 	reqPool  sync.Pool // *request with its buffers
@@ -74,13 +75,15 @@ type Sink struct {
 	closeOnce sync.Once
 	closeErr  error
 	closed    atomic.Bool // Write after Close is refused (the queue is closed)
+	cutLogged atomic.Bool // the first slow-down was logged
 
 	st stats
 }
 
 // request is one /v1/batch body under construction or in flight: buf holds
-// `{"batch":[m1,m2,...` (the tail with sentAt is added per attempt) and refs
-// says where each message is and which batch row it belongs to.
+// `{"batch":[m1,m2,...` (the tail with the batch's sentAt is added per
+// attempt) and refs says where each message is, where its own sentAt's
+// value is, and which batch row it belongs to.
 type request struct {
 	buf  []byte
 	refs []msgRef
@@ -89,8 +92,11 @@ type request struct {
 
 type msgRef struct {
 	off, end int32
-	row      int64
-	t        *tracker
+	// sent is where the message's sentAt value starts in buf (its
+	// placeholder, stamped per attempt), or -1: the data has its own.
+	sent int32
+	row  int64
+	t    *tracker
 }
 
 const bodyPrefix = `{"batch":[`
@@ -160,15 +166,13 @@ func New(opts Options, env *pipeline.Env) (*Sink, error) {
 		// a 301 or 302 turns the POST into a GET, whose 405 would
 		// dead-letter every message.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	if opts.RateLimit > 0 {
-		// A burst of one full request: the long-run rate is exact, and a
-		// request never waits for more tokens than the bucket holds.
-		s.events = rate.NewLimiter(rate.Limit(opts.RateLimit), opts.MaxEvents)
-	}
+	s.thr = newThrottle(opts.RateLimit, opts.MaxEvents)
 	if opts.RequestRate > 0 {
 		s.requests = rate.NewLimiter(rate.Limit(opts.RequestRate), 1)
 	}
+	s.warn = newFailLog(s.log, s.shown)
 	mopts := message.Options{Pipeline: env.Name, Library: "backfill", Version: env.Version,
+		OwnLibrary: opts.Library == message.LibraryBackfill, SentAt: true,
 		MaxMessageBytes: opts.MaxMessageBytes, IDColumns: opts.IDColumns}
 	s.encoders.New = func() any { return message.NewEncoder(mopts) }
 	s.reqPool.New = func() any {
@@ -230,12 +234,17 @@ func (s *Sink) Write(ctx context.Context, b *pipeline.Batch) error {
 	req := s.takeOpen()
 	maxBody := s.opts.MaxBytes - tailLen
 	rejects, err := enc.Encode(b, func(row int, msg []byte) error {
+		stamp := enc.SentAtOffset()
 		if len(bodyPrefix)+len(msg)+1 > maxBody {
 			// Larger than a whole request: no request could carry it.
 			t.pending.Add(1)
+			kept := append([]byte(nil), msg...)
+			if stamp >= 0 {
+				kept = message.WithoutSentAt(nil, msg, stamp)
+			}
 			return s.deadLetter(ctx, t, pipeline.Reject{Row: b.Row(row), Stage: "sink",
-				Reason:  fmt.Sprintf("message is %d bytes, more than fits in batch.max_bytes (%d)", len(msg), s.opts.MaxBytes),
-				Message: append([]byte(nil), msg...)})
+				Reason:  fmt.Sprintf("message is %d bytes with its sentAt, more than fits in batch.max_bytes (%d)", len(msg), s.opts.MaxBytes),
+				Message: kept})
 		}
 		if len(req.refs) > 0 && (len(req.buf)+1+len(msg) > maxBody || len(req.refs) >= s.opts.MaxEvents) {
 			if err := s.enqueue(ctx, req); err != nil {
@@ -252,7 +261,11 @@ func (s *Sink) Write(ctx context.Context, b *pipeline.Batch) error {
 		off := len(req.buf)
 		req.buf = append(req.buf, msg...)
 		t.pending.Add(1)
-		req.refs = append(req.refs, msgRef{off: int32(off), end: int32(len(req.buf)), row: b.Row(row), t: t})
+		sent := int32(-1)
+		if stamp >= 0 {
+			sent = int32(off + stamp)
+		}
+		req.refs = append(req.refs, msgRef{off: int32(off), end: int32(len(req.buf)), sent: sent, row: b.Row(row), t: t})
 		return nil
 	})
 	s.encoders.Put(enc)
@@ -462,6 +475,7 @@ func (s *Sink) close(ctx context.Context) error {
 	s.wg.Wait()
 	s.cancel()
 	s.client.CloseIdleConnections()
+	s.warn.flush()
 
 	err := s.failure()
 	if err == nil && ctx.Err() != nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -303,19 +304,51 @@ func TestRetriesExhaustedFailsWithoutAck(t *testing.T) {
 
 func TestRetryAfterIsHonouredWithoutSpendingBudget(t *testing.T) {
 	mem := arrowtest.CheckedMem(t)
-	// Every other request is a 429 on average; max_attempts 1 would fail
-	// at the first 5xx, so success proves 429s are not counted.
-	srv := segmenttest.NewServer(segmenttest.Options{Seed: 3, Fail429: 0.5, RetryAfter: "0.05"})
+	// Every request's first attempt is a 429 with Retry-After: 0.05 s,
+	// its second passes. max_attempts 1 would fail at the first 5xx, so
+	// success proves 429s are not counted; the time, that each was
+	// waited out. An isolated 429 changes neither the rate nor the size.
+	rcv := segmenttest.NewHandler(segmenttest.Options{})
+	var n atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1)%2 == 1 {
+			io.Copy(io.Discard, r.Body)
+			w.Header().Set("Retry-After", "0.05")
+			http.Error(w, `{"code":"rate_limited"}`, http.StatusTooManyRequests)
+			return
+		}
+		rcv.ServeHTTP(w, r)
+	}))
 	defer srv.Close()
-	s := newSink(t, srv.URL(), "batch:\n  max_events: 50\nrequest:\n  retry:\n    max_attempts: 1\n")
+	s := newSink(t, srv.URL, "batch:\n  max_events: 50\nrequest:\n  concurrency: 1\n  retry:\n    max_attempts: 1\n")
 	a := &deadLetters{}
+	start := time.Now()
 	sendAll(t, s, a.Watch(makeBatch(mem, "s", 0, 1000, nil)))
 	if ok, _ := a.Check(t, 1); ok != 1 {
 		t.Error("not acked")
 	}
-	st := srv.Stats()
-	if st.ByStatus[429] == 0 || st.Messages != 1000 {
-		t.Errorf("statuses %v, messages %d", st.ByStatus, st.Messages)
+	if d := time.Since(start); d < 20*50*time.Millisecond {
+		t.Errorf("20 429s with Retry-After 0.05 took %v", d)
+	}
+	st, ss := rcv.Stats(), s.Stats()
+	if ss["status_429"] != 20 || st.Messages != 1000 || ss["rate_limit_cuts"] != 0 || ss["throttle_splits"] != 0 {
+		t.Errorf("receiver %+v, sink %v", st, ss)
+	}
+}
+
+// 429s that continue with Retry-After are still waited as told while the
+// sink adapts.
+func TestContinuedRetryAfterIsWaited(t *testing.T) {
+	mem := arrowtest.CheckedMem(t)
+	srv := segmenttest.NewServer(segmenttest.Options{EventsPerSecond: 200, RetryAfter: "0.5"})
+	defer srv.Close()
+	s := newSink(t, srv.URL(), "batch:\n  max_events: 400\nrequest:\n  concurrency: 1\n")
+	a := &deadLetters{}
+	start := time.Now()
+	sendAll(t, s, a.Watch(makeBatch(mem, "s", 0, 400, nil)))
+	// 400 > the bucket's 200: two 429s waited 0.5 s each before the split.
+	if d, st := time.Since(start), srv.Stats(); d < time.Second || st.UniqueIDs != 400 {
+		t.Errorf("%v, %d delivered", d, st.UniqueIDs)
 	}
 }
 

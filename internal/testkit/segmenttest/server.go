@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"math"
 	"math/rand"
 	"net"
 	"net/http"
@@ -27,6 +28,7 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/gzip"
+	"golang.org/x/time/rate"
 )
 
 // Segment's limits, strictest reading (see shared/docs/segment-wire.md).
@@ -47,10 +49,24 @@ type Options struct {
 	Seed       int64
 	Fail500    float64
 	Fail429    float64
-	RetryAfter string // Retry-After header sent with injected 429s ("" sends none)
+	RetryAfter string // Retry-After header sent with 429s, injected or EventsPerSecond's ("" sends none)
 	Slow       float64
 	SlowDelay  time.Duration
 	Drop       float64 // hijack the connection and close it without a response
+
+	// EventsPerSecond, when > 0, is a collector's rate limit in events:
+	// a token bucket refilled at that rate holding one second's worth
+	// (rudder-server's). A request whose messages the bucket cannot cover
+	// now is answered 429 (with RetryAfter, by default none, as
+	// rudder-server answers) and takes no tokens; one larger than the
+	// bucket never passes.
+	EventsPerSecond float64
+
+	// Status, when set, answers every authorized batch request with that
+	// status and StatusBody, storing nothing: a disabled source (rudder-
+	// server's 404 "source is disabled"), a proxy's error page.
+	Status     int
+	StatusBody string
 
 	// Reject, when set, turns a whole request into a 400 if it returns a
 	// non-empty reason for any message (rudder-server fails the whole batch
@@ -93,6 +109,7 @@ type Message struct {
 	GroupID     json.RawMessage `json:"groupId"`
 	PreviousID  json.RawMessage `json:"previousId"`
 	Timestamp   string          `json:"timestamp"`
+	SentAt      string          `json:"sentAt"`
 	Properties  json.RawMessage `json:"properties"`
 	Traits      json.RawMessage `json:"traits"`
 	Raw         []byte          `json:"-"`
@@ -100,20 +117,25 @@ type Message struct {
 
 // Stats are the receiver's counters.
 type Stats struct {
-	Requests       int64
-	ByStatus       map[int]int64
-	Messages       int64 // messages in 2xx-answered requests
-	UniqueIDs      int64
-	Duplicates     int64 // messages whose messageId was seen before
-	Dropped        int64 // accepted with 200 but invalid: Segment drops them silently
-	Violations     int64 // requests over Segment's limits
-	BytesIn        int64 // bytes on the wire (compressed when gzipped)
-	BytesDecoded   int64 // uncompressed body bytes
-	Gzipped        int64 // requests sent with Content-Encoding: gzip
-	Unauthorized   int64
-	BadSentAt      int64 // requests without a parseable sentAt
-	Held           int64 // requests held by Options.HoldAfter (released or not)
-	DroppedReasons map[string]int64
+	Requests     int64
+	ByStatus     map[int]int64
+	Messages     int64 // messages in 2xx-answered requests
+	UniqueIDs    int64
+	Duplicates   int64 // messages whose messageId was seen before
+	Dropped      int64 // accepted with 200 but invalid: Segment drops them silently
+	Violations   int64 // requests over Segment's limits
+	BytesIn      int64 // bytes on the wire (compressed when gzipped)
+	BytesDecoded int64 // uncompressed body bytes
+	Gzipped      int64 // requests sent with Content-Encoding: gzip
+	Unauthorized int64
+	BadSentAt    int64 // requests without a parseable sentAt
+	// NoMessageSentAt counts stored messages without a parseable sentAt
+	// of their own (rudder-server keeps only the messages'); not counted
+	// with SkipValidation.
+	NoMessageSentAt int64
+	RateLimited     int64 // requests answered 429 by EventsPerSecond
+	Held            int64 // requests held by Options.HoldAfter (released or not)
+	DroppedReasons  map[string]int64
 }
 
 // Server is a running receiver.
@@ -124,6 +146,8 @@ type Server struct {
 
 	rmu sync.Mutex
 	rnd *rand.Rand
+
+	bucket *rate.Limiter // EventsPerSecond; nil without
 
 	mu         sync.Mutex
 	ids        map[string]int32
@@ -141,7 +165,7 @@ type Server struct {
 
 	requests, messages, duplicates, dropped, violationN   atomic.Int64
 	bytesIn, bytesDecoded, gzipped, unauthorized, badSent atomic.Int64
-	batchRequests, held                                   atomic.Int64
+	batchRequests, held, noMsgSentAt, rateLimited         atomic.Int64
 }
 
 // waiter is a Stored (or Held) channel, closed once messages (or held)
@@ -178,6 +202,9 @@ func newServer(opts Options) *Server {
 	}
 	for _, k := range opts.WriteKeys {
 		s.keys[k] = true
+	}
+	if opts.EventsPerSecond > 0 {
+		s.bucket = rate.NewLimiter(rate.Limit(opts.EventsPerSecond), max(1, int(math.Ceil(opts.EventsPerSecond))))
 	}
 	return s
 }
@@ -309,20 +336,22 @@ func (s *Server) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := Stats{
-		Requests:       s.requests.Load(),
-		ByStatus:       map[int]int64{},
-		Messages:       s.messages.Load(),
-		UniqueIDs:      int64(len(s.ids)),
-		Duplicates:     s.duplicates.Load(),
-		Dropped:        s.dropped.Load(),
-		Violations:     s.violationN.Load(),
-		BytesIn:        s.bytesIn.Load(),
-		BytesDecoded:   s.bytesDecoded.Load(),
-		Gzipped:        s.gzipped.Load(),
-		Unauthorized:   s.unauthorized.Load(),
-		BadSentAt:      s.badSent.Load(),
-		Held:           s.held.Load(),
-		DroppedReasons: map[string]int64{},
+		Requests:        s.requests.Load(),
+		ByStatus:        map[int]int64{},
+		Messages:        s.messages.Load(),
+		UniqueIDs:       int64(len(s.ids)),
+		Duplicates:      s.duplicates.Load(),
+		Dropped:         s.dropped.Load(),
+		Violations:      s.violationN.Load(),
+		BytesIn:         s.bytesIn.Load(),
+		BytesDecoded:    s.bytesDecoded.Load(),
+		Gzipped:         s.gzipped.Load(),
+		Unauthorized:    s.unauthorized.Load(),
+		BadSentAt:       s.badSent.Load(),
+		NoMessageSentAt: s.noMsgSentAt.Load(),
+		RateLimited:     s.rateLimited.Load(),
+		Held:            s.held.Load(),
+		DroppedReasons:  map[string]int64{},
 	}
 	for k, v := range s.byStatus {
 		st.ByStatus[k] = v
@@ -466,6 +495,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	if s.opts.Status != 0 {
+		s.status(w, s.opts.Status, s.opts.StatusBody)
+		return
+	}
+
 	f, slow := s.pick()
 	if slow && s.opts.SlowDelay > 0 {
 		select {
@@ -523,6 +557,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if s.bucket != nil && !s.bucket.AllowN(time.Now(), len(batchMsgs)) {
+		s.rateLimited.Add(1)
+		if s.opts.RetryAfter != "" {
+			w.Header().Set("Retry-After", s.opts.RetryAfter)
+		}
+		s.status(w, http.StatusTooManyRequests, `{"code":"rate_limited","message":"too many events"}`)
+		return
+	}
 
 	msgs := make([]Message, len(batchMsgs))
 	reasons := make([]string, len(batchMsgs))
@@ -559,6 +601,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		s.messages.Add(1)
+		if !s.opts.SkipValidation {
+			if _, err := time.Parse(time.RFC3339Nano, msgs[i].SentAt); err != nil {
+				s.noMsgSentAt.Add(1)
+			}
+		}
 		if s.opts.CountOnly {
 			continue
 		}

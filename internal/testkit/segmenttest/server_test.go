@@ -292,3 +292,65 @@ func TestSplitBatch(t *testing.T) {
 		}
 	}
 }
+
+// EventsPerSecond is a token bucket in events holding one second's worth:
+// a request it cannot cover now is answered 429 (without Retry-After
+// unless set) and takes nothing; one larger than the bucket never passes.
+func TestEventsPerSecondLimit(t *testing.T) {
+	s := NewServer(Options{EventsPerSecond: 10})
+	defer s.Close()
+	msgs := func(from, n int) []byte {
+		var ms []string
+		for i := from; i < from+n; i++ {
+			ms = append(ms, strings.Replace(track(fmt.Sprint("m", i)), `"properties"`, `"sentAt":"2024-05-01T00:00:00.000Z","properties"`, 1))
+		}
+		return batch(ms...)
+	}
+	if code, _ := post(t, s.URL(), "k", msgs(0, 11), false); code != 429 {
+		t.Fatalf("11 events against a bucket of 10: %d", code)
+	}
+	if code, body := post(t, s.URL(), "k", msgs(0, 8), false); code != 200 {
+		t.Fatalf("8 events: %d %s", code, body)
+	}
+	req, _ := http.NewRequest("POST", s.URL()+"/v1/batch", bytes.NewReader(msgs(8, 8)))
+	req.SetBasicAuth("k", "")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 429 || resp.Header.Get("Retry-After") != "" {
+		t.Fatalf("8 more at once: %d, Retry-After %q", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	time.Sleep(700 * time.Millisecond) // 7 tokens more: 9 in the bucket
+	if code, body := post(t, s.URL(), "k", msgs(8, 8), false); code != 200 {
+		t.Fatalf("after refilling: %d %s", code, body)
+	}
+	st := s.Stats()
+	if st.Messages != 16 || st.RateLimited != 2 || st.ByStatus[429] != 2 || st.NoMessageSentAt != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+	// Messages without their own sentAt are counted.
+	s2 := NewServer(Options{})
+	defer s2.Close()
+	post(t, s2.URL(), "k", batch(track("x")), false)
+	if st := s2.Stats(); st.NoMessageSentAt != 1 {
+		t.Fatalf("a message without sentAt: %+v", st)
+	}
+}
+
+// Status answers every authorized request with a fixed status and body.
+func TestStatusAnswer(t *testing.T) {
+	s := NewServer(Options{WriteKeys: []string{"KEY"}, Status: 404, StatusBody: `{"message":"source is disabled"}`})
+	defer s.Close()
+	if code, body := post(t, s.URL(), "KEY", batch(track("a")), false); code != 404 || !strings.Contains(body, "source is disabled") {
+		t.Fatalf("got %d %s", code, body)
+	}
+	if code, _ := post(t, s.URL(), "OTHER", batch(track("a")), false); code != 401 {
+		t.Fatalf("a wrong key still gets 401: %d", code)
+	}
+	if st := s.Stats(); st.Messages != 0 || st.ByStatus[404] != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+}
