@@ -37,7 +37,8 @@ var MessageTypes = []string{TypeIdentify, TypeTrack, TypePage, TypeScreen, TypeG
 // Spec's common fields that a sender sets).
 var CommonFields = []string{Type, UserID, AnonymousID, Context, Integrations, Timestamp, MessageID, SentAt}
 
-// SentAt is the time a request is sent; the sender sets it per request.
+// SentAt is the time a message is sent: the Segment sink stamps it on each
+// message, fresh on every attempt (and on the request).
 const SentAt = "sentAt"
 
 // TypeFields are the top-level fields each message type takes beyond the

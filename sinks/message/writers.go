@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 	"time"
 	"unsafe"
 
@@ -652,6 +653,59 @@ func (w *strW) write(_ *Encoder, dst []byte, i int) ([]byte, bool) {
 	return appendString(dst, s), true
 }
 
+// decimalW writes a decimal exactly, from its integer digits and scale:
+// arrow/go v15's ValueStr divides in binary floating point, which would
+// send a numeric(38,2) that is not exact in binary rounded.
+type decimalW struct {
+	nulls
+	a     arrow.Array
+	scale int32
+}
+
+func (w *decimalW) bind(a arrow.Array) { w.bindNulls(a); w.a = a }
+func (w *decimalW) write(_ *Encoder, dst []byte, i int) ([]byte, bool) {
+	var digits string
+	switch a := w.a.(type) {
+	case *array.Decimal128:
+		digits = a.Value(i).BigInt().String()
+	case *array.Decimal256:
+		digits = a.Value(i).BigInt().String()
+	default:
+		return appendString(dst, w.a.ValueStr(i)), true
+	}
+	return appendDecimalText(dst, digits, w.scale), true
+}
+
+// appendDecimalText writes the integer digits (a leading '-' for a
+// negative) scaled down by scale as a JSON number.
+func appendDecimalText(dst []byte, digits string, scale int32) []byte {
+	if strings.HasPrefix(digits, "-") {
+		dst = append(dst, '-')
+		digits = digits[1:]
+	}
+	switch {
+	case scale <= 0:
+		dst = append(dst, digits...)
+		if digits != "0" {
+			for i := int32(0); i < -scale; i++ {
+				dst = append(dst, '0')
+			}
+		}
+	case len(digits) <= int(scale):
+		dst = append(dst, "0."...)
+		for i := len(digits); i < int(scale); i++ {
+			dst = append(dst, '0')
+		}
+		dst = append(dst, digits...)
+	default:
+		cut := len(digits) - int(scale)
+		dst = append(dst, digits[:cut]...)
+		dst = append(dst, '.')
+		dst = append(dst, digits[cut:]...)
+	}
+	return dst
+}
+
 // constW writes a fixed JSON text (context.library).
 type constW struct{ v []byte }
 
@@ -797,8 +851,10 @@ func newWriter(dt arrow.DataType, col string) writer {
 		return nullW{}
 	case arrow.ExtensionType:
 		return &extW{storage: newWriter(t.StorageType(), col)}
-	case *arrow.Decimal128Type, *arrow.Decimal256Type:
-		return &strW{nulls: n, number: true}
+	case *arrow.Decimal128Type:
+		return &decimalW{nulls: n, scale: t.Scale}
+	case *arrow.Decimal256Type:
+		return &decimalW{nulls: n, scale: t.Scale}
 	}
 	return &strW{nulls: n}
 }
