@@ -3,11 +3,8 @@ package config_test
 import (
 	"testing"
 
+	_ "github.com/backfillhq/backfill/internal/plugins"
 	"github.com/backfillhq/backfill/pipeline/config"
-	_ "github.com/backfillhq/backfill/sinks/file"
-	_ "github.com/backfillhq/backfill/sinks/segment"
-	_ "github.com/backfillhq/backfill/sources/bigquery"
-	_ "github.com/backfillhq/backfill/sources/s3"
 )
 
 // Every example a plugin documents is a config its spec accepts.

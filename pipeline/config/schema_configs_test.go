@@ -11,13 +11,8 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"go.yaml.in/yaml/v3"
 
+	_ "github.com/backfillhq/backfill/internal/plugins"
 	"github.com/backfillhq/backfill/pipeline/config"
-	_ "github.com/backfillhq/backfill/sinks/file"
-	_ "github.com/backfillhq/backfill/sinks/segment"
-	_ "github.com/backfillhq/backfill/sources/bigquery"
-	_ "github.com/backfillhq/backfill/sources/file"
-	_ "github.com/backfillhq/backfill/sources/s3"
-	_ "github.com/backfillhq/backfill/transforms"
 )
 
 // pipelineFile is a pipeline the project shows: a file of configs/, or a
