@@ -128,6 +128,7 @@ func (x *Expand) Apply(_ context.Context, b *pipeline.Batch) error {
 			}
 			v := raw[m.Val:m.End]
 			if string(v) == "null" {
+				k.vals[i] = nil // a repeated key's last value wins, as in encoding/json: null too
 				continue
 			}
 			k.vals[i] = v

@@ -81,3 +81,15 @@ func TestExpandTextColumn(t *testing.T) {
 		t.Fatalf("rows %q", got)
 	}
 }
+
+// A key repeated in a message: the last value wins, as encoding/json
+// decodes it, a null too (a null used to leave the earlier value in
+// place; FuzzExpand's property).
+func TestExpandRepeatedKeyLastWins(t *testing.T) {
+	b := applyTransform(t, "expand", "column: message", "",
+		col{"message", record.JSON, `["{\"a\":1,\"a\":null,\"b\":\"x\"}","{\"a\":\"y\",\"a\":2}","{\"a\":null,\"a\":\"z\"}"]`})
+	want := []string{`b=x`, `a=2`, `a="z"`}
+	if got := rows(b); !equalStrings(got, want) {
+		t.Fatalf("rows %q, want %q", got, want)
+	}
+}

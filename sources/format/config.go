@@ -2,6 +2,7 @@ package format
 
 import (
 	"errors"
+	"fmt"
 	"unicode/utf8"
 
 	"github.com/backfillhq/backfill/pipeline/config"
@@ -15,6 +16,9 @@ func FieldSpecs() []*config.Field {
 			Enum(Parquet, CSV, NDJSON).Optional().Example(Parquet),
 		config.String("compression", "whole-file compression; default: from the extension (.gz, .zst), else from the file's first bytes").
 			Enum(Gzip, Zstd, None).Optional(),
+		config.Int("max_line_bytes", "longest NDJSON line or CSV record, in bytes (Segment takes messages of at most 32 KB); "+
+			"a longer one is read past without being held, and set aside as a rejected row with its file, line, size and first 200 bytes").
+			Default(DefaultMaxLineBytes).Check(checkMaxLineBytes),
 		config.Object("csv", "how delimited text is read",
 			config.Bool("header", "the first line names the columns").Default(true),
 			config.String("delimiter", `field separator: ",", "|", "\t" (or "tab"); default "," ("\t" for .tsv)`).Optional().Example("|"),
@@ -33,6 +37,7 @@ func OptionsFromConf(c *config.Conf) (Options, error) {
 	o := DefaultOptions()
 	o.Format = c.String("format")
 	o.Compression = c.String("compression")
+	o.MaxLineBytes = c.Int("max_line_bytes")
 	cc := c.Object("csv")
 	if cc == nil {
 		return o, nil
@@ -73,4 +78,11 @@ func OptionsFromConf(c *config.Conf) (Options, error) {
 		o.CSV.Columns = append(o.CSV.Columns, Column{Name: e.Key, Type: t})
 	}
 	return o, errors.Join(errs...)
+}
+
+func checkMaxLineBytes(v any) error {
+	if n := v.(int); n < 1 || n > MaxMaxLineBytes {
+		return fmt.Errorf("max_line_bytes must be between 1 and %d (1 GB), got %d", MaxMaxLineBytes, n)
+	}
+	return nil
 }

@@ -50,8 +50,11 @@ type csvReader struct {
 	pendingBad string // why that record cannot be split, if it cannot
 	layouts    []int  // per output column: the timestamp layout that last worked
 
-	// The current record: raw text, its first line, its fields.
+	// The current record: raw text, its first line, its fields; how one
+	// over the limit is followed while it is read past.
+	scan    recordScan
 	raw     []byte
+	rawCut  bool // raw is only the start of a record over the limit
 	recLine int64
 	fbuf    []byte
 	fields  []field
@@ -71,7 +74,7 @@ type value struct {
 }
 
 // newCSVReader takes rc; when it fails, the caller closes rc.
-func newCSVReader(name string, rc io.ReadCloser, split string, opts CSVOptions, ro pipeline.ReadOptions, mem memory.Allocator) (_ pipeline.RecordReader, err error) {
+func newCSVReader(name string, rc io.ReadCloser, split string, opts CSVOptions, lim lineLimits, ro pipeline.ReadOptions, mem memory.Allocator) (_ pipeline.RecordReader, err error) {
 	if opts.PostgresText {
 		opts.Delimiter = '\t'
 	}
@@ -81,16 +84,21 @@ func newCSVReader(name string, rc io.ReadCloser, split string, opts CSVOptions, 
 	if opts.Quote == 0 {
 		opts.Quote = '"'
 	}
-	c := &csvReader{name: name, split: split, rc: rc, lr: lines.NewReader(name, rc, readBuffer), mem: mem, opts: opts,
+	c := &csvReader{name: name, split: split, rc: rc, lr: lim.reader(name, rc), mem: mem, opts: opts,
 		delim: utf8.AppendRune(nil, opts.Delimiter), quote: utf8.AppendRune(nil, opts.Quote),
 		batch: ro.BatchRows, offset: ro.Offset, next: ro.Offset}
+	c.scan = recordScan{quote: c.quote, delim: c.delim}
+	if opts.PostgresText {
+		c.scan.quote = nil
+	}
+	c.lr.Skipped = c.scan.feed
 	declared := map[string]string{}
 	for _, col := range opts.Columns {
 		declared[col.Name] = col.Type
 	}
 	switch {
 	case opts.Header:
-		bad, err := c.readRecord()
+		bad, err := c.readRecord(false)
 		if errors.Is(err, io.EOF) {
 			c.done = true // an empty file: no header, no rows
 			return c, nil
@@ -123,7 +131,7 @@ func newCSVReader(name string, rc io.ReadCloser, split string, opts CSVOptions, 
 	default:
 		// Neither header nor declared columns: the first row's width
 		// names them column_1..N; that row stays pending as row 0.
-		bad, err := c.readRecord()
+		bad, err := c.readRecord(false)
 		if errors.Is(err, io.EOF) {
 			c.done = true
 			return c, nil
@@ -132,7 +140,17 @@ func newCSVReader(name string, rc io.ReadCloser, split string, opts CSVOptions, 
 			return nil, err
 		}
 		c.pending, c.pendingBad = true, bad
-		for i := range c.fields {
+		width := len(c.fields)
+		if bad != "" && !c.rawCut {
+			// A first row that cannot be split (a bad escape or quote)
+			// still has its fields: as many columns as it has delimiters
+			// outside quotes, plus one, not only those split before the
+			// mistake, which would reject every row after it.
+			c.scan.start()
+			c.scan.feed(c.raw)
+			width = c.scan.fields
+		}
+		for i := range width {
 			c.names = append(c.names, fmt.Sprintf("column_%d", i+1))
 		}
 	}
@@ -176,18 +194,29 @@ func (c *csvReader) setColumns(declared map[string]string, proj pipeline.Columns
 		c.sel = append(c.sel, i)
 		c.types = append(c.types, t)
 	}
+	if len(c.sel) > 0 {
+		c.batch = min(c.batch, max(1, maxBatchCells/len(c.sel))) // see maxBatchCells
+	}
 	return nil
 }
 
 func (c *csvReader) Close() error { return c.rc.Close() }
 
 // readRecord reads the next record into c.raw and c.fields. A record that
-// cannot be split (a bad or unterminated quote) comes back with a reason
-// and counts as a row; io.EOF ends the input.
-func (c *csvReader) readRecord() (bad string, err error) {
+// cannot be split (a bad or unterminated quote) or is longer than
+// max_line_bytes comes back with a reason and counts as a row; io.EOF ends
+// the input. A record over the limit is read past, not held: c.raw keeps
+// its first bytes. When skipping (rows before the offset), a line that
+// cannot hold a quote is a whole record, neither copied nor split.
+func (c *csvReader) readRecord(skipping bool) (bad string, err error) {
 	var line []byte
 	for {
+		c.scan.start()
 		line, err = c.lr.Next()
+		if tl := tooLong(err); tl != nil {
+			c.recLine = tl.Line
+			return c.readPastRecord(tl.Head, tl.Size)
+		}
 		if err != nil {
 			return "", err
 		}
@@ -196,27 +225,78 @@ func (c *csvReader) readRecord() (bad string, err error) {
 		}
 	}
 	c.recLine = c.lr.Line()
-	c.raw = append(c.raw[:0], line...)
+	if skipping && (c.opts.PostgresText || !bytes.Contains(line, c.quote)) {
+		return "", nil
+	}
+	c.raw, c.rawCut = append(c.raw[:0], line...), false
 	for {
 		complete, qerr := c.splitFields(c.raw)
+		if len(c.raw) > c.lr.Max() {
+			// The scan takes over where splitFields stopped: in a quoted
+			// field still open, or at the record's end.
+			c.scan.state, c.scan.qm, c.scan.dm = inBad, 0, 0
+			if !complete {
+				c.scan.state = inQuoted
+				c.scan.fields = len(c.fields) + 1 // and the quoted one still open
+			}
+			return c.readPastRecord(c.raw, int64(len(c.raw)))
+		}
 		if qerr != nil {
 			return qerr.Error(), nil
 		}
 		if complete {
 			return "", nil
 		}
+		c.scan.fields = len(c.fields) + 1
+		c.scan.inQuotes()
 		line, err = c.lr.Next()
 		if errors.Is(err, io.EOF) {
 			return "quoted field not closed before the end of the file", nil
 		}
+		if tl := tooLong(err); tl != nil {
+			return c.readPastRecord(c.raw, int64(len(c.raw))+1+tl.Size)
+		}
 		if err != nil {
 			return "", err
 		}
-		if len(c.raw) > lines.MaxLine {
-			return "", fmt.Errorf("%s line %d: record longer than %d MB (a quote not closed?)", c.name, c.recLine, lines.MaxLine>>20)
-		}
 		c.raw = append(append(c.raw, '\n'), line...)
 	}
+}
+
+// readPastRecord reads past the rest of a record over the limit, whose
+// lines so far (size bytes, starting with start) c.scan has followed,
+// and says why it is rejected; c.raw keeps its first bytes.
+func (c *csvReader) readPastRecord(start []byte, size int64) (string, error) {
+	first := c.recLine
+	for !c.scan.endLine() {
+		c.scan.inQuotes()
+		line, err := c.lr.Next()
+		if errors.Is(err, io.EOF) {
+			break // the last row: not closed either, but too long first
+		}
+		tl := tooLong(err)
+		if err != nil && tl == nil {
+			return "", err
+		}
+		size++
+		if tl != nil {
+			size += tl.Size
+		} else {
+			c.scan.feed(line)
+			size += int64(len(line))
+		}
+	}
+	h := lines.Head(start)
+	c.raw, c.rawCut = append(c.raw[:0], h...), true
+	c.fields = c.fields[:0]
+	for range c.scan.fields { // its width, should it be the first row and name the columns
+		c.fields = append(c.fields, field{})
+	}
+	what := "record"
+	if last := c.lr.Line(); last > first {
+		what = fmt.Sprintf("record (lines %d-%d)", first, last)
+	}
+	return tooLongReason(what, size, c.lr.Max(), len(h)), nil
 }
 
 // splitFields splits raw into c.fields; complete is false while a quoted
@@ -386,7 +466,7 @@ func (c *csvReader) skip() error {
 		if c.done {
 			return fmt.Errorf("%s: resume offset %d is past the end of the file (%d rows): the file changed since the checkpoint", c.name, c.offset, skipped)
 		}
-		line, err := c.lr.Next()
+		_, err := c.readRecord(true)
 		if errors.Is(err, io.EOF) {
 			c.done = true
 			skipped--
@@ -394,29 +474,6 @@ func (c *csvReader) skip() error {
 		}
 		if err != nil {
 			return err
-		}
-		if len(line) == 0 {
-			skipped--
-			continue
-		}
-		if c.opts.PostgresText || !bytes.Contains(line, c.quote) {
-			continue
-		}
-		c.recLine = c.lr.Line()
-		c.raw = append(c.raw[:0], line...)
-		for {
-			complete, _ := c.splitFields(c.raw)
-			if complete {
-				break
-			}
-			line, err = c.lr.Next()
-			if errors.Is(err, io.EOF) {
-				break // the unterminated record was the last row
-			}
-			if err != nil {
-				return err
-			}
-			c.raw = append(append(c.raw, '\n'), line...)
 		}
 	}
 	return nil
@@ -473,7 +530,7 @@ rowLoop:
 			c.pending, bad = false, c.pendingBad
 		} else {
 			var err error
-			bad, err = c.readRecord()
+			bad, err = c.readRecord(false)
 			if errors.Is(err, io.EOF) {
 				c.done = true
 				break

@@ -201,3 +201,29 @@ func TestCSVSample(t *testing.T) {
 		t.Fatalf("%d rows, %d rejects", len(res.rows), len(res.rejects))
 	}
 }
+
+// Without a header, the first row names the columns even when it cannot
+// be split itself (a bad escape, a bad quote): it is rejected, and the
+// rows after it are read with as many columns as it has fields, not only
+// those split before its mistake (the fuzzer found every later row
+// rejected as "expected 0 fields").
+func TestCSVFirstRowBadStillNamesColumns(t *testing.T) {
+	for _, tc := range []struct {
+		name, data string
+		opts       CSVOptions
+		reject     string
+	}{
+		{"copy.txt", "1\\\t2\n3\t4\n", CSVOptions{PostgresText: true, Null: `\N`}, "copy.txt line 1: field 1: backslash at the end of the field"},
+		{"q.csv", "\"x\"y,1\n3,4\n", CSVOptions{}, "q.csv line 1: field 1: unexpected 'y' after a closing quote"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			opts := DefaultOptions()
+			opts.CSV = tc.opts
+			res, err := readAll(t, memInput(tc.name, []byte(tc.data)), opts, pipeline.ReadOptions{Columns: pipeline.AllColumns}, arrowtest.CheckedMem(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkRows(t, res, []string{"column_1=3;column_2=4"}, []string{tc.reject})
+		})
+	}
+}

@@ -16,6 +16,7 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/backfillhq/backfill/internal/lines"
 	"github.com/backfillhq/backfill/pipeline"
 )
 
@@ -33,6 +34,14 @@ const (
 // DefaultBatchRows is used when ReadOptions.BatchRows is not positive.
 const DefaultBatchRows = 8192
 
+// maxBatchCells bounds the values (rows times columns) of a CSV or NDJSON
+// batch: a record holds a value of each column for every row, so a wide
+// file (a header of thousands of columns) or lines with keys of their
+// own (ids, dates as keys) get fewer rows a batch, instead of arrays of
+// gigabytes from a file of kilobytes. Ordinary files, of tens or hundreds
+// of columns, keep their full batches.
+const maxBatchCells = 1 << 20
+
 // Options say how to decode an input.
 type Options struct {
 	// Format is "parquet", "csv" or "ndjson"; "" detects it from the name's
@@ -43,6 +52,49 @@ type Options struct {
 	// extension, else from the first bytes (magic numbers).
 	Compression string
 	CSV         CSVOptions
+	// MaxLineBytes is the longest NDJSON line or CSV record read, in
+	// bytes; 0 means DefaultMaxLineBytes. A longer one is a reject (its
+	// file, line, size and first lines.HeadBytes bytes), read past without
+	// being held in memory, and the input goes on.
+	MaxLineBytes int
+
+	// lineBuffer is the line reader's buffer size; 0 means readBuffer.
+	// Tests shrink it to cross buffer boundaries with small inputs.
+	lineBuffer int
+}
+
+// DefaultMaxLineBytes is the longest line or record read when Options say
+// nothing: 1 MB. Segment takes messages of at most 32 KB, so a longer
+// line could only be sent by dropping nearly all of it; 32 times that
+// leaves room for the fields a pipeline drops (and JSON's escapes), while
+// a file that is not newline-delimited (one huge JSON array, a binary
+// file misnamed .csv) costs a reject, not all the memory. It is what
+// validate reads of an NDJSON input (PeekBytes) too.
+const DefaultMaxLineBytes = 1 << 20
+
+// MaxMaxLineBytes caps max_line_bytes: a reader holds a batch of lines.
+const MaxMaxLineBytes = 1 << 30
+
+// lineLimits are what the line-based readers take of Options.
+type lineLimits struct {
+	max, buf int
+}
+
+func (o Options) lineLimits() lineLimits {
+	l := lineLimits{max: o.MaxLineBytes, buf: o.lineBuffer}
+	if l.max <= 0 {
+		l.max = DefaultMaxLineBytes
+	}
+	if l.buf <= 0 {
+		l.buf = readBuffer
+	}
+	return l
+}
+
+func (l lineLimits) reader(name string, r io.Reader) *lines.Reader {
+	lr := lines.NewReader(name, r, l.buf)
+	lr.SetMax(l.max)
+	return lr
 }
 
 // CSVOptions describe delimited text.
@@ -184,9 +236,9 @@ func open(ctx context.Context, in Input, split string, opts Options, ro pipeline
 		if csvOpts.Delimiter == 0 && strings.HasSuffix(stripCompression(strings.ToLower(in.Name)), ".tsv") {
 			csvOpts.Delimiter = '\t'
 		}
-		return newCSVReader(in.Name, r, split, csvOpts, ro, mem)
+		return newCSVReader(in.Name, r, split, csvOpts, opts.lineLimits(), ro, mem)
 	default:
-		return newNDJSONReader(in.Name, r, split, ro, mem), nil
+		return newNDJSONReader(in.Name, r, split, opts.lineLimits(), ro, mem), nil
 	}
 }
 
@@ -255,6 +307,13 @@ func (r *readCloser) Close() error {
 
 const readBuffer = 256 << 10
 
+// maxZstdWindow is the largest zstd window decoded: what `zstd -d` takes
+// without --memory (windowLog 27), enough for any level, --ultra -22 and
+// --long included. The decoder allocates the window a frame declares
+// before it decodes a byte, so klauspost's default of 512 MB let a 10-byte
+// file take 512 MB per reading worker.
+const maxZstdWindow = 128 << 20
+
 // decompress wraps rc in the decoder comp names; "" sniffs magic bytes so
 // objects without an extension still decode.
 func decompress(name string, rc io.ReadCloser, comp string) (io.ReadCloser, error) {
@@ -282,7 +341,8 @@ func decompress(name string, rc io.ReadCloser, comp string) (io.ReadCloser, erro
 		}
 		return &readCloser{Reader: zr, closers: []func() error{zr.Close, rc.Close}}, nil
 	case Zstd:
-		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true))
+		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true),
+			zstd.WithDecoderMaxWindow(maxZstdWindow))
 		if err != nil {
 			return nil, fmt.Errorf("%s: not zstd data: %w", name, err)
 		}

@@ -128,3 +128,11 @@ func readAll(t testing.TB, in Input, opts Options, ro pipeline.ReadOptions, mem 
 }
 
 func newGzipWriter(w io.Writer) *gzip.Writer { return gzip.NewWriter(w) }
+
+func newZstdWriter(t testing.TB, w io.Writer) *zstd.Encoder {
+	zw, err := zstd.NewWriter(w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return zw
+}

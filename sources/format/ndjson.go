@@ -38,14 +38,20 @@ type ndjsonReader struct {
 	primed bool                  // rows before offset are skipped
 	done   bool
 
-	// Per batch, reused: the lines' bytes, where each ends, line numbers.
-	data  []byte
-	ends  []int
-	lines []int64
-	row   []cell      // the current line's cells until it is known good
-	seen  []string    // every key of the batch, wanted or not, in first-seen order
-	pool  []*ndColumn // columns of earlier batches, their cell slices reused
-	used  int
+	// Per batch, reused: the lines' bytes, where each ends, line numbers;
+	// the columns by key; the rejects, and the split offset of each
+	// record row (both handed to the batch).
+	data    []byte
+	ends    []int
+	lines   []int64
+	cols    []*ndColumn
+	index   map[string]int
+	rejects []pipeline.Reject
+	rows    []int64
+	row     []cell      // the current line's cells until it is known good
+	seen    []string    // every key of the batch, wanted or not, in first-seen order
+	pool    []*ndColumn // columns of earlier batches, their cell slices reused
+	used    int
 }
 
 func (n *ndjsonReader) newColumn(name string) *ndColumn {
@@ -76,8 +82,8 @@ type ndColumn struct {
 	cells []cell
 }
 
-func newNDJSONReader(name string, rc io.ReadCloser, split string, ro pipeline.ReadOptions, mem memory.Allocator) pipeline.RecordReader {
-	n := &ndjsonReader{name: name, split: split, rc: rc, lr: lines.NewReader(name, rc, readBuffer), mem: mem,
+func newNDJSONReader(name string, rc io.ReadCloser, split string, lim lineLimits, ro pipeline.ReadOptions, mem memory.Allocator) pipeline.RecordReader {
+	n := &ndjsonReader{name: name, split: split, rc: rc, lr: lim.reader(name, rc), mem: mem,
 		batch: ro.BatchRows, offset: ro.Offset, next: ro.Offset}
 	if !ro.Columns.All {
 		n.want = keyFilter(ro.Columns.Names)
@@ -112,6 +118,10 @@ func (n *ndjsonReader) Next(ctx context.Context) (*pipeline.Batch, error) {
 			if errors.Is(err, io.EOF) {
 				return nil, fmt.Errorf("%s: resume offset %d is past the end of the file (%d rows): the file changed since the checkpoint", n.name, n.offset, skipped)
 			}
+			if tooLong(err) != nil {
+				skipped++ // a row, rejected when it was read
+				continue
+			}
 			if err != nil {
 				return nil, err
 			}
@@ -124,21 +134,37 @@ func (n *ndjsonReader) Next(ctx context.Context) (*pipeline.Batch, error) {
 		return nil, io.EOF
 	}
 	n.data, n.ends, n.lines = n.data[:0], n.ends[:0], n.lines[:0]
+	n.cols, n.rejects, n.rows = n.cols[:0], nil, nil
+	n.used = 0
+	n.seen = n.seen[:0]
+	if n.index == nil {
+		n.index = map[string]int{}
+	}
+	clear(n.index)
 	for len(n.ends) < n.batch {
 		line, err := n.lr.Next()
 		if errors.Is(err, io.EOF) {
 			n.done = true
 			break
 		}
-		if err != nil {
+		tl := tooLong(err)
+		if err != nil && tl == nil {
 			return nil, err
 		}
-		if isBlank(line) {
+		if tl == nil && isBlank(line) {
 			continue
 		}
-		n.data = append(n.data, line...)
+		off := len(n.data)
+		n.data = append(n.data, line...) // nothing of a line too long
 		n.ends = append(n.ends, len(n.data))
 		n.lines = append(n.lines, n.lr.Line())
+		n.add(len(n.ends)-1, off, tl)
+		// The record holds a value of every column for every row: lines
+		// with keys of their own (ids or dates as keys) end the batch
+		// early, so that its arrays stay within maxBatchCells values.
+		if len(n.cols)*len(n.rows) >= maxBatchCells {
+			break
+		}
 	}
 	if len(n.ends) == 0 {
 		return nil, io.EOF
@@ -151,43 +177,42 @@ func (n *ndjsonReader) Next(ctx context.Context) (*pipeline.Batch, error) {
 	return b, nil
 }
 
-func (n *ndjsonReader) build() (*pipeline.Batch, error) {
-	var (
-		cols    []*ndColumn
-		index   = map[string]int{}
-		rejects []pipeline.Reject
-		rows    []int64 // split offset of each record row
-		start   int
-	)
-	n.used = 0
-	n.seen = n.seen[:0]
-	for i, end := range n.ends {
-		line := n.data[start:end]
-		off := start
-		start = end
-		if err := n.scanLine(line, off, index, &cols); err != nil {
-			rejects = append(rejects, pipeline.Reject{
-				Row: n.next + int64(i), Stage: "source",
-				Reason: fmt.Sprintf("%s line %d: %v", n.name, n.lines[i], err),
-				Raw:    string(line),
-			})
-			continue
-		}
-		rec := len(rows)
-		for _, c := range n.row {
-			col := cols[c.col]
-			c.rec = rec
-			col.kinds |= c.kind
-			// A key repeated in one object: the last value wins, as in
-			// encoding/json.
-			if k := len(col.cells); k > 0 && col.cells[k-1].rec == rec {
-				col.cells[k-1] = c
-			} else {
-				col.cells = append(col.cells, c)
-			}
-		}
-		rows = append(rows, n.next+int64(i))
+// add takes the batch's line i, at off in n.data: a reject, or a row
+// whose cells join their columns.
+func (n *ndjsonReader) add(i, off int, tl *lines.TooLongError) {
+	row := n.next + int64(i)
+	if tl != nil {
+		n.rejects = append(n.rejects, tooLongReject(row, tl, "line"))
+		return
 	}
+	line := n.data[off:]
+	if err := n.scanLine(line, off, n.index, &n.cols); err != nil {
+		n.rejects = append(n.rejects, pipeline.Reject{
+			Row: row, Stage: "source",
+			Reason: fmt.Sprintf("%s line %d: %v", n.name, n.lines[i], err),
+			Raw:    string(line),
+		})
+		return
+	}
+	rec := len(n.rows)
+	for _, c := range n.row {
+		col := n.cols[c.col]
+		c.rec = rec
+		col.kinds |= c.kind
+		// A key repeated in one object: the last value wins, as in
+		// encoding/json.
+		if k := len(col.cells); k > 0 && col.cells[k-1].rec == rec {
+			col.cells[k-1] = c
+		} else {
+			col.cells = append(col.cells, c)
+		}
+	}
+	n.rows = append(n.rows, row)
+}
+
+// build makes the batch of the lines read.
+func (n *ndjsonReader) build() (*pipeline.Batch, error) {
+	cols, rows, rejects := n.cols, n.rows, n.rejects
 	b := &pipeline.Batch{Split: n.split, Start: n.next, End: n.next + int64(len(n.ends)), Rejects: rejects}
 	if len(rows) == 0 {
 		return b, nil

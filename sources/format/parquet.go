@@ -55,7 +55,13 @@ type parquetReader struct {
 
 func openParquet(ctx context.Context, in Input, split string, ro pipeline.ReadOptions, mem memory.Allocator) (rr pipeline.RecordReader, err error) {
 	defer recoverInto(&err, in.Name)
-	props := parquet.NewReaderProperties(mem)
+	// Pages are read into buffers of their own allocator, not mem: they
+	// never leave the reader, and arrow v15 leaks one on some corrupt
+	// pages (a v2 data page whose size is not its header's is retained,
+	// then abandoned with the error). The garbage collector takes it back
+	// either way; mem sees only the arrays it is handed, all released by
+	// their batches.
+	props := parquet.NewReaderProperties(memory.NewGoAllocator())
 	// Stream pages instead of loading whole column chunks: memory stays
 	// bounded by page size, not row group size.
 	props.BufferedStreamEnabled = true
@@ -137,6 +143,11 @@ func openParquet(ctx context.Context, in Input, split string, ro pipeline.ReadOp
 			return p, nil
 		}
 	}
+	if nested := nestedLeaves(fr.Manifest.Fields, cols, false); len(nested) > 0 {
+		if err := checkColumns(pf, rowGroups, nested); err != nil {
+			return nil, fmt.Errorf("%s: not a readable Parquet file: %w", in.Name, err)
+		}
+	}
 	// With a dictionary column (chosen above, or stored so in the file's
 	// Arrow schema), one row group at a time: a batch never spans two, so
 	// it has one dictionary (pqarrow cannot join two).
@@ -194,7 +205,7 @@ func checkDictionaries(rec arrow.Record) error {
 // all) is read as a dictionary.
 func readsDictionaries(fields []pqarrow.SchemaField, cols []int) bool {
 	for _, f := range fields {
-		if f.IsLeaf() {
+		if isLeaf(f) {
 			if f.Field.Type.ID() == arrow.DICTIONARY && (cols == nil || slices.Contains(cols, f.ColIndex)) {
 				return true
 			}
@@ -254,8 +265,13 @@ columns:
 	return out
 }
 
+// isLeaf is SchemaField.IsLeaf, which pqarrow v15 gets wrong for nested
+// fields: it gives them ColIndex 0, not -1, so a list or struct passed for
+// a leaf and projecting one read the file's first column instead.
+func isLeaf(f pqarrow.SchemaField) bool { return len(f.Children) == 0 }
+
 func appendLeaves(dst []int, f pqarrow.SchemaField) []int {
-	if f.IsLeaf() {
+	if isLeaf(f) {
 		return append(dst, f.ColIndex)
 	}
 	for _, c := range f.Children {
@@ -354,6 +370,75 @@ func (p *parquetReader) Close() error {
 		err := p.pf.Close()
 		p.pf = nil
 		return err
+	}
+	return nil
+}
+
+// nestedLeaves lists the leaf columns (among cols; nil: all) below a
+// struct: pqarrow decodes a struct's children on goroutines of its own
+// (errgroup, even when not parallel), where a panic of the decoder on a
+// corrupt page cannot be recovered and ends the process.
+func nestedLeaves(fields []pqarrow.SchemaField, cols []int, inStruct bool) []int {
+	var out []int
+	for _, f := range fields {
+		if isLeaf(f) {
+			if inStruct && (cols == nil || slices.Contains(cols, f.ColIndex)) {
+				out = append(out, f.ColIndex)
+			}
+			continue
+		}
+		out = append(out, nestedLeaves(f.Children, cols, inStruct || f.Field.Type.ID() == arrow.STRUCT)...)
+	}
+	return out
+}
+
+// checkColumns decodes columns cols of rowGroups on the caller's
+// goroutine, so that a corrupt page pqarrow would decode on a goroutine
+// of its own (nestedLeaves) fails here, where recoverInto turns the
+// decoder's panic into an error. It costs a second decoding of those
+// columns, in batches of a thousand values.
+func checkColumns(pf *file.Reader, rowGroups, cols []int) error {
+	const n = 1024
+	def, rep := make([]int16, n), make([]int16, n)
+	for _, rg := range rowGroups {
+		for _, c := range cols {
+			cr, err := pf.RowGroup(rg).Column(c)
+			if err != nil {
+				return fmt.Errorf("row group %d, column %d: %w", rg, c, err)
+			}
+			for cr.HasNext() {
+				var read int64
+				switch r := cr.(type) {
+				case *file.BooleanColumnChunkReader:
+					read, _, err = r.ReadBatch(n, make([]bool, n), def, rep)
+				case *file.Int32ColumnChunkReader:
+					read, _, err = r.ReadBatch(n, make([]int32, n), def, rep)
+				case *file.Int64ColumnChunkReader:
+					read, _, err = r.ReadBatch(n, make([]int64, n), def, rep)
+				case *file.Int96ColumnChunkReader:
+					read, _, err = r.ReadBatch(n, make([]parquet.Int96, n), def, rep)
+				case *file.Float32ColumnChunkReader:
+					read, _, err = r.ReadBatch(n, make([]float32, n), def, rep)
+				case *file.Float64ColumnChunkReader:
+					read, _, err = r.ReadBatch(n, make([]float64, n), def, rep)
+				case *file.ByteArrayColumnChunkReader:
+					read, _, err = r.ReadBatch(n, make([]parquet.ByteArray, n), def, rep)
+				case *file.FixedLenByteArrayColumnChunkReader:
+					read, _, err = r.ReadBatch(n, make([]parquet.FixedLenByteArray, n), def, rep)
+				default:
+					return fmt.Errorf("row group %d, column %d: no reader for %s", rg, c, cr.Type())
+				}
+				if err != nil {
+					return fmt.Errorf("row group %d, column %d: %w", rg, c, err)
+				}
+				if read == 0 {
+					break
+				}
+			}
+			if err := cr.Err(); err != nil {
+				return fmt.Errorf("row group %d, column %d: %w", rg, c, err)
+			}
+		}
 	}
 	return nil
 }

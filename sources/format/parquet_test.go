@@ -5,6 +5,8 @@ import (
 	"context"
 	"fmt"
 	"math/rand"
+	"os"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -344,5 +346,54 @@ func TestParquetCorruptPages(t *testing.T) {
 	}
 	if failed < 100 {
 		t.Fatalf("only %d of 200 corrupt files failed to read", failed)
+	}
+}
+
+// Projecting a list or struct column reads that column: pqarrow v15 says
+// nested fields are leaves of column 0, and the projection used to read
+// the file's first column in their place (found with FuzzParquet).
+func TestParquetProjectsNestedColumns(t *testing.T) {
+	for i, data := range fuzzParquetSeeds(t)[1:] {
+		for _, col := range []string{"ctx", "tags"} {
+			res, err := readAll(t, memInput("n.parquet", data), DefaultOptions(),
+				pipeline.ReadOptions{Columns: pipeline.Columns{Names: []string{col}}}, arrowtest.CheckedMem(t))
+			if err != nil {
+				t.Fatal(i, err)
+			}
+			want := map[string]string{"ctx": `{"ip":"1.2.3.4"}`, "tags": `["x","y"]`}[col]
+			if len(res.rows) != 5 || len(res.rows[0]) != 1 || res.rows[0][col] != want {
+				t.Fatalf("file %d, column %s: rows %v", i, col, res.rows)
+			}
+		}
+	}
+}
+
+// corpusBytes reads the []byte argument of a `go test fuzz v1` file.
+func corpusBytes(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := strings.Split(string(b), "\n")[1]
+	s, err := strconv.Unquote(strings.TrimSuffix(strings.TrimPrefix(line, "[]byte("), ")"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return []byte(s)
+}
+
+// A corrupt page of a struct's column is an error. pqarrow decodes a
+// struct's children on goroutines of its own, where the decoder's panic
+// (here a dictionary page without its header) ended the process; the
+// reader now decodes those columns once on its own goroutine first.
+// FuzzParquet found it; the file is in its corpus.
+func TestParquetCorruptStructPageIsAnError(t *testing.T) {
+	data := corpusBytes(t, "testdata/fuzz/FuzzParquet/7bf679c42af9c2e7")
+	for _, cols := range []pipeline.Columns{pipeline.AllColumns, {Names: []string{"ctx"}}} {
+		_, err := readAll(t, memInput("s.parquet", data), DefaultOptions(), pipeline.ReadOptions{Columns: cols, BatchRows: 2}, arrowtest.CheckedMem(t))
+		if err == nil || !strings.Contains(err.Error(), "s.parquet: ") || !strings.Contains(err.Error(), "corrupt Parquet data") {
+			t.Fatalf("err = %v", err)
+		}
 	}
 }

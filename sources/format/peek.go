@@ -81,7 +81,7 @@ func peek(ctx context.Context, in Input, opts Options) ([]string, string, error)
 		if csvOpts.Delimiter == 0 && isTSV(in.Name) {
 			csvOpts.Delimiter = '\t'
 		}
-		rr, err := newCSVReader(in.Name, body, "", csvOpts, ro, memory.DefaultAllocator)
+		rr, err := newCSVReader(in.Name, body, "", csvOpts, opts.lineLimits(), ro, memory.DefaultAllocator)
 		if err != nil {
 			return nil, "", err
 		}
@@ -91,7 +91,7 @@ func peek(ctx context.Context, in Input, opts Options) ([]string, string, error)
 		}
 		return names, in.Name, nil
 	}
-	n := newNDJSONReader(in.Name, body, "", ro, memory.DefaultAllocator).(*ndjsonReader)
+	n := newNDJSONReader(in.Name, body, "", opts.lineLimits(), ro, memory.DefaultAllocator).(*ndjsonReader)
 	b, err := n.Next(ctx)
 	if errors.Is(err, io.EOF) {
 		return nil, "", fmt.Errorf("%s: no lines to read column names from", in.Name)
