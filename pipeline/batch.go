@@ -29,8 +29,9 @@ type Batch struct {
 	Rejects  []Reject // rows turned away with a reason, in any stage
 	Filtered int64    // rows dropped on purpose by a filter
 
-	account Account
-	acked   bool
+	account  Account
+	receipts ReceiptAccount // account, when it keeps a delivery ledger
+	acked    bool
 }
 
 // Reject is one row that cannot be delivered, and why. It is written to the
@@ -68,6 +69,21 @@ type Account interface {
 	Done(err error)
 }
 
+// ReceiptAccount is an Account that keeps a delivery ledger: which rows
+// were delivered, with their messageIds, not only how many. The engine
+// gives a batch one only when the pipeline has a `ledger`; otherwise
+// Batch.WantsReceipts is false and a sink keeps and reports counts alone,
+// as before, at no extra cost.
+type ReceiptAccount interface {
+	Account
+	// Receipt records delivered rows: rows[i] is one's split row offset,
+	// ids[i] the messageId its message carried (valid only during the
+	// call), status the HTTP status that acknowledged them (0: there is
+	// none, an fsync). It does not count them: Batch.DeliveredRows calls
+	// it, then Delivered.
+	Receipt(status int, rows []int64, ids [][]byte)
+}
+
 // ErrStopped is wrapped by the errors of batches a sink abandoned because
 // the run is stopping (a signal): their rows stay unacknowledged, to be
 // sent on resume. It is not a failure of the run.
@@ -102,7 +118,26 @@ func (b *Batch) Row(i int) int64 {
 
 // SetAccount installs the account the batch reports to. The engine sets
 // it before the sink has the batch; tests set their own.
-func (b *Batch) SetAccount(a Account) { b.account = a }
+func (b *Batch) SetAccount(a Account) {
+	b.account = a
+	b.receipts, _ = a.(ReceiptAccount)
+}
+
+// WantsReceipts says whether the batch's account keeps a delivery ledger:
+// a sink then reports its delivered rows with DeliveredRows (which rows,
+// their messageIds), else with Delivered (how many). A sink asks once per
+// batch, and keeps what receipts need only when it is true.
+func (b *Batch) WantsReceipts() bool { return b.receipts != nil }
+
+// DeliveredRows reports rows as delivered, as Delivered(len(rows)) does,
+// telling an account that keeps a ledger which they are (see
+// ReceiptAccount.Receipt).
+func (b *Batch) DeliveredRows(status int, rows []int64, ids [][]byte) {
+	if b.receipts != nil && len(rows) > 0 {
+		b.receipts.Receipt(status, rows, ids)
+	}
+	b.Delivered(len(rows))
+}
 
 // Delivered reports n of the batch's rows as delivered.
 func (b *Batch) Delivered(n int) {

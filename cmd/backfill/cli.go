@@ -222,6 +222,7 @@ again. --fresh ignores saved progress and starts over.`,
 				defer stopMetrics()
 				opts.Progress = func(p engine.Progress) { m.update(p); bar.update(p) }
 			}
+			logRunDuration(cfg, &opts, log, sn) // once, at the start: rows at the sink's rate
 			stopProfile, err := startCPUProfile(cpuProfile, stderr)
 			if err != nil {
 				return &exitError{exitFailed, err}
@@ -331,6 +332,9 @@ it, validate contacts neither and says the columns were not checked.`,
 			var check engine.ColumnCheck
 			if err == nil {
 				warnings = cfg.Warnings
+				if w := destinationWarning(cfg); w != nil { // destinations that drop old events
+					warnings = append(warnings, w)
+				}
 				check, err = buildOffline(cfg, source)
 			}
 			ces := config.AsConfigErrors(err)

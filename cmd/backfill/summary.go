@@ -38,6 +38,9 @@ func writeSummary(w io.Writer, r *engine.Report) {
 	if r.RowsFiltered > 0 {
 		line("filtered", "%d", r.RowsFiltered)
 	}
+	if r.Ledger != "" {
+		line("ledger", "%d rows%s", r.LedgerRows, arrow(r.Ledger))
+	}
 	if r.RowsUnacked > 0 {
 		line("unacked", "%d rows read but not acknowledged: the run stopped first (a resume reads them again)", r.RowsUnacked)
 	}

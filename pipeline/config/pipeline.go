@@ -38,6 +38,11 @@ func pipelineSpec() *Field {
 			Default(OnErrorDeadLetter).Enum(OnErrorDeadLetter, OnErrorStop),
 		String("dead_letter", "the dead-letter file (NDJSON); default: <state>/<name>/dead-letters.ndjson. A shard of a sharded run writes its own, with -shard-I-of-N before the extension").
 			Optional(),
+		String("ledger", "a delivery ledger: a local directory, or s3://bucket/prefix (the options of state), where each run writes "+
+			"Parquet files saying, row by row, what became of every row it acknowledged: delivered with which messageId, or rejected "+
+			"at which stage (filtered rows are not in it). Files go in <ledger>/<name>/<run id>[-shard-I-of-N]/part-NNNNNN.parquet, one "+
+			"per checkpoint (or per 131,072 rows), each written whole before the checkpoint that counts its rows").
+			Optional().Check(checkLedger),
 		String("max_rejects", `stop the run once more rows than this are rejected: a count ("1000"), a share of the rows read ("10%", `+
 			`counted over the resumed runs of one checkpoint and checked once 1,000 rows are read, and at the end), or "none". `+
 			`The default stops a run whose mapping, data or destination is wrong, instead of setting most of the input aside`).
@@ -48,6 +53,18 @@ func pipelineSpec() *Field {
 			"before the run stops (0: at the first); delivery goes on meanwhile, and if the run dies, rows delivered since the last save are resent with the same messageIds").
 			Default(defaultCheckpointFailureTimeout).Check(NonNegativeDuration),
 	)
+}
+
+// checkLedger accepts a local directory or an s3:// URL.
+func checkLedger(v any) error {
+	s := v.(string)
+	if s == "" {
+		return errors.New("ledger must not be empty (leave it out to keep none)")
+	}
+	if scheme, _, ok := strings.Cut(s, "://"); ok && len(scheme) >= 2 && scheme != "s3" {
+		return fmt.Errorf("ledger %q: a local directory, or s3://bucket/prefix", s)
+	}
+	return nil
 }
 
 func checkName(v any) error {
@@ -139,6 +156,7 @@ type Pipeline struct {
 	BatchRows  int
 	OnError    string
 	DeadLetter string
+	Ledger     string      // the delivery ledger's directory or s3:// URL; "" keeps none
 	MaxRejects *MaxRejects // nil: none
 	// Warnings are problems that do not stop this load: with
 	// LoadOptions.SecretsOptional, a secret field whose environment
@@ -210,6 +228,7 @@ func Load(file string, data []byte, opts LoadOptions) (*Pipeline, error) {
 		BatchRows:  root.Int("batch_rows"),
 		OnError:    root.String("on_error"),
 		DeadLetter: root.String("dead_letter"),
+		Ledger:     root.String("ledger"),
 		Warnings:   p.warnings.Sorted(),
 		root:       root,
 	}

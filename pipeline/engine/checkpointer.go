@@ -19,18 +19,22 @@ var ErrCheckpointUnsaved = errors.New("the checkpoint cannot be saved, so nothin
 // checkpointer saves the acknowledged progress: the tracker's offsets,
 // merged into the checkpoint (never backwards), the source's state, the
 // account of acknowledged rows, after the dead letters they count are
-// durable (and copied beside a remote checkpoint).
+// durable (and copied beside a remote checkpoint) and, with a delivery
+// ledger, after the ledger's parts holding the rows they count are
+// written.
 type checkpointer struct {
-	mu       sync.Mutex // one save at a time: the ticker, a source's State.Save, the last save
-	store    state.Store
-	cp       *state.Checkpoint
-	base     state.Fates // the account of the runs before this one
-	bag      *pipeline.MemoryState
-	dead     state.DeadLetters
-	copier   *state.DeadLetterCopier // nil without a remote store
-	tracker  *tracker
-	versions map[string]string // split -> the version read this run
-	interval time.Duration
+	mu     sync.Mutex // one save at a time: the ticker, a source's State.Save, the last save
+	store  state.Store
+	cp     *state.Checkpoint
+	base   state.Fates // the account of the runs before this one
+	bag    *pipeline.MemoryState
+	dead   state.DeadLetters
+	copier *state.DeadLetterCopier // nil without a remote store
+	// deliveries is the delivery ledger's feed; nil without a ledger.
+	deliveries *deliveryLog
+	tracker    *tracker
+	versions   map[string]string // split -> the version read this run
+	interval   time.Duration
 
 	// A checkpoint of many splits (an archive of 100k objects encodes to
 	// ~17 MB in ~0.3 s) must not eat the run: a periodic save is skipped
@@ -63,17 +67,43 @@ func (c *checkpointer) save(ctx context.Context, force bool) (saved bool, err er
 			c.lastFailed = time.Now()
 		}
 	}()
+	// The order: the snapshot, then what makes the rows it counts
+	// durable (their dead letters, their ledger part, the dead letters'
+	// copy), then the checkpoint. Each row's dead letter and ledger row
+	// are written before its batch is acknowledged, so before a snapshot
+	// that counts it; syncing after the snapshot covers them all.
+	var (
+		snap    map[string]state.SplitState
+		acked   state.Fates
+		changed bool
+		ahead   map[string][][2]int64
+		parts   int // the ledger parts holding the rows snap counts
+	)
+	if c.deliveries != nil {
+		// Under the ledger's gate: each batch's ledger rows and ack are
+		// wholly in this snapshot and the part cut, or wholly after.
+		parts = c.deliveries.snapshot(func() { snap, acked, changed, ahead = c.tracker.snapshot(true) })
+	} else {
+		snap, acked, changed, _ = c.tracker.snapshot(false)
+	}
 	if err := c.dead.Sync(); err != nil {
 		// Not retried: after a failed fsync the kernel may drop the
 		// unwritten pages and the next one succeeds, so a later
 		// checkpoint would count rejects whose dead letters are gone.
 		return false, permanentSaveError{fmt.Errorf("syncing dead letters: %w", err)}
 	}
-	snap, acked, changed := c.tracker.snapshot()
 	if !changed && !force && !c.unsaved {
 		return false, nil
 	}
 	defer func() { c.unsaved = err != nil }()
+	if c.deliveries != nil {
+		// A part that fails is written again, whole and under its
+		// number, by the next save; until then no checkpoint counts its
+		// rows.
+		if err := c.deliveries.w.Flush(ctx, parts); err != nil {
+			return false, err
+		}
+	}
 	var copied int64
 	if c.copier != nil {
 		if copied, err = c.copier.Before(ctx, c.cp); err != nil {
@@ -88,6 +118,9 @@ func (c *checkpointer) save(ctx context.Context, force bool) (saved bool, err er
 		st.Done = st.Done || old.Done
 		st.Version = c.versions[id]
 		c.cp.Splits[id] = st
+	}
+	if c.deliveries != nil {
+		c.cp.Ledger = &state.LedgerState{Parts: parts, Ahead: c.deliveries.ahead(ahead, c.cp.Splits)}
 	}
 	c.cp.Rows = c.base.Add(acked)
 	c.cp.SourceState = c.bag.Copy()

@@ -140,6 +140,12 @@ type batchAccount struct {
 	delivered, rejected atomic.Int64
 	done                atomic.Bool
 	onBug               func(error)
+
+	// With a delivery ledger, the batch's rows for it (nil: the run keeps
+	// none, or it holds them already), appended through deliveries once
+	// the batch is done.
+	led        *batchLedger
+	deliveries *deliveryLog
 }
 
 func (a *batchAccount) Delivered(n int) {
@@ -155,6 +161,9 @@ func (a *batchAccount) DeadLetter(_ context.Context, r pipeline.Reject) error {
 		return err
 	}
 	a.rejected.Add(1)
+	if a.led != nil {
+		a.led.rejected(r)
+	}
 	return nil
 }
 
@@ -173,5 +182,12 @@ func (a *batchAccount) Done(err error) {
 		rest = 0
 	}
 	a.Delivered(int(rest))
-	a.tracker.ack(a.split, a.rng, a.before.Add(state.Fates{Delivered: a.delivered.Load(), Rejected: a.rejected.Load()}))
+	ack := func() {
+		a.tracker.ack(a.split, a.rng, a.before.Add(state.Fates{Delivered: a.delivered.Load(), Rejected: a.rejected.Load()}))
+	}
+	if a.led == nil {
+		ack()
+		return
+	}
+	a.deliveries.done(a.split, a.led, ack)
 }

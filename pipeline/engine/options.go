@@ -31,6 +31,10 @@ type Options struct {
 	Abort context.Context
 	Grace time.Duration
 
+	// LedgerRows is how many rows a delivery ledger part holds at most
+	// (0: state.DefaultLedgerRows); a part is also cut at each checkpoint.
+	LedgerRows int
+
 	// Limit, when above 0, reads at most that many rows (a preview).
 	Limit int64
 	// Sink replaces the configured sink (a preview's).

@@ -68,7 +68,11 @@ type Report struct {
 	DeadLetters    string           `json:"dead_letter_file,omitempty"`
 	DeadLetterCopy string           `json:"dead_letter_copy,omitempty"` // where a remote state store keeps them too
 	Checkpoint     string           `json:"checkpoint,omitempty"`
-	Sink           map[string]int64 `json:"sink,omitempty"`
+	// Ledger is the folder of this run's delivery ledger parts, and
+	// LedgerRows the rows this run wrote there.
+	Ledger     string           `json:"ledger,omitempty"`
+	LedgerRows int64            `json:"ledger_rows,omitempty"`
+	Sink       map[string]int64 `json:"sink,omitempty"`
 
 	// CheckpointSaveFailures counts saves that failed and were retried
 	// (periodic ones, and the final one before its last try).

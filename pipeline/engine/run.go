@@ -21,7 +21,8 @@ var ErrInterrupted = errors.New("run interrupted")
 
 // Run is one run of a pipeline, from its saved state to its report. Its
 // steps, in order (Run.Run): openState, build, makePlan, openDeadLetters,
-// openSink, deliver, finishSource, and close, which always runs.
+// openLedger, openSink, deliver, finishSource, and close, which always
+// runs.
 type Run struct {
 	cfg   *config.Pipeline
 	opts  Options
@@ -30,18 +31,20 @@ type Run struct {
 	start time.Time
 	rep   *Report
 
-	store   state.Store
-	unlock  func() error
-	cp      *state.Checkpoint
-	bag     *pipeline.MemoryState
-	built   *Built
-	plan    plan
-	dead    state.DeadLetters
-	ledger  *ledger
-	policy  *rejectPolicy
-	tracker *tracker
-	saver   *checkpointer
-	workers *workers
+	store  state.Store
+	unlock func() error
+	cp     *state.Checkpoint
+	bag    *pipeline.MemoryState
+	built  *Built
+	plan   plan
+	dead   state.DeadLetters
+	ledger *ledger
+	// deliveries feeds the delivery ledger (`ledger:`); nil without one.
+	deliveries *deliveryLog
+	policy     *rejectPolicy
+	tracker    *tracker
+	saver      *checkpointer
+	workers    *workers
 
 	// runCtx stops reading (a signal, a fatal error). writeCtx lets the
 	// batches already read finish their way to the sink: a stop must not
@@ -164,6 +167,9 @@ func (r *Run) prepare(ctx context.Context) error {
 	r.rep.RowsSkipped = r.plan.rowsSkipped
 	r.rep.SplitsChanged = r.plan.changedList()
 	if err := r.openDeadLetters(ctx); err != nil {
+		return err
+	}
+	if err := r.openLedger(ctx); err != nil {
 		return err
 	}
 	if err := pipeline.Safely("opening the sink", func() error { return r.built.Sink.Open(r.runCtx) }); err != nil {
@@ -321,6 +327,10 @@ func (r *Run) close() {
 		if err := r.saver.saveFinal(r.opts.Abort, r.log); err != nil {
 			r.fail(err)
 		}
+	}
+	if r.deliveries != nil {
+		r.rep.LedgerRows = r.deliveries.w.Rows()
+		r.deliveries.w.Close() // what no saved checkpoint counts is read again on resume
 	}
 	if r.dead != nil {
 		if err := r.dead.Close(); err != nil {

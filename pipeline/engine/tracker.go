@@ -110,17 +110,40 @@ func (t *tracker) countDone(sp *splitProgress) {
 
 // snapshot returns every tracked split's durable state and the fates of
 // the rows acknowledged so far, and whether any changed since the last
-// snapshot.
-func (t *tracker) snapshot() (map[string]state.SplitState, state.Fates, bool) {
+// snapshot. With ahead, it also returns, per split, the row ranges
+// acknowledged past its offset (batches done out of order), merged: a
+// delivery ledger holds their rows already.
+func (t *tracker) snapshot(ahead bool) (map[string]state.SplitState, state.Fates, bool, map[string][][2]int64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	out := make(map[string]state.SplitState, len(t.splits))
+	var rs map[string][][2]int64
+	if ahead {
+		rs = map[string][][2]int64{}
+	}
 	for id, sp := range t.splits {
 		out[id] = state.SplitState{Offset: sp.offset, Done: sp.done}
+		if !ahead {
+			continue
+		}
+		var ranges [][2]int64
+		for _, p := range sp.pending {
+			if !p.acked || p.end == p.start {
+				continue
+			}
+			if n := len(ranges); n > 0 && ranges[n-1][1] == p.start {
+				ranges[n-1][1] = p.end
+			} else {
+				ranges = append(ranges, [2]int64{p.start, p.end})
+			}
+		}
+		if len(ranges) > 0 {
+			rs[id] = ranges
+		}
 	}
 	changed := t.dirty
 	t.dirty = false
-	return out, t.acked, changed
+	return out, t.acked, changed, rs
 }
 
 // splitsDone counts the splits whose every row is acknowledged.

@@ -155,12 +155,27 @@ func (r *Run) handle(b *pipeline.Batch) error {
 	r.ledger.filtered.Add(b.Filtered)
 	acct := &batchAccount{split: b.Split, ledger: r.ledger, policy: r.policy, tracker: r.tracker, rng: rng,
 		rows: b.NumRows(), before: state.Fates{Filtered: b.Filtered, Rejected: int64(len(b.Rejects))}, onBug: r.fail}
+	if r.deliveries != nil {
+		if acct.led = r.deliveries.forBatch(b.Split, b.Start, b.End); acct.led != nil {
+			acct.deliveries = r.deliveries
+			for _, rej := range b.Rejects {
+				if rej.Stage == "" {
+					rej.Stage = "unknown" // as the dead letter says
+				}
+				acct.led.rejected(rej)
+			}
+		}
+	}
 	if acct.rows == 0 {
 		b.Release()
 		acct.Done(nil)
 		return nil
 	}
-	b.SetAccount(acct)
+	if acct.led != nil {
+		b.SetAccount(receiptAccount{acct}) // the sink tells which rows, with their messageIds
+	} else {
+		b.SetAccount(acct)
+	}
 	return pipeline.Safely("sink", func() error { return r.built.Sink.Write(r.writeCtx, b) })
 }
 

@@ -26,6 +26,23 @@ type Checkpoint struct {
 	// DeadLetterParts counts the parts of this run's dead letters a
 	// DeadLetterStore holds.
 	DeadLetterParts int `json:"dead_letter_parts,omitempty"`
+	// Ledger is what the delivery ledger holds of the rows this
+	// checkpoint counts; nil when the pipeline keeps none.
+	Ledger *LedgerState `json:"ledger,omitempty"`
+}
+
+// LedgerState ties a checkpoint to its run's delivery ledger (Ledger).
+// Parts 1..Parts were durable before the checkpoint was saved and hold
+// every row it counts (and no row a resume reads again, but those of
+// Ahead); a part numbered higher was written after it, its rows read
+// again on resume, and a resumed run removes it before it writes its own.
+type LedgerState struct {
+	Parts int `json:"parts"`
+	// Ahead holds, per split, the row ranges [start, end) past the
+	// split's offset that are in the ledger already: batches
+	// acknowledged out of order. A resumed run reads them again and
+	// delivers them again, but does not record them twice.
+	Ahead map[string][][2]int64 `json:"ahead,omitempty"`
 }
 
 // Fates counts acknowledged rows by what became of them.

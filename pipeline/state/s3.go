@@ -40,16 +40,33 @@ type S3Store struct {
 // settings come from the URL's query: endpoint, path_style, region,
 // profile, anonymous; credentials from the default chain.
 func OpenS3(ctx context.Context, stateURL, name string, shard, shards int) (*S3Store, error) {
-	u, err := url.Parse(stateURL)
+	bucket, prefix, cc, err := parseS3URL("state", stateURL)
+	if err != nil {
+		return nil, err
+	}
+	client, info, _, err := s3client.NewClient(ctx, cc)
+	if err != nil {
+		return nil, err
+	}
+	key := path.Join(prefix, name, CheckpointFile(shard, shards))
+	return &S3Store{client: client, bucket: bucket, key: key, creds: info}, nil
+}
+
+// parseS3URL reads s3://bucket/prefix?options, as `state` and `ledger`
+// take it (field names which in errors): client settings come from the
+// query (endpoint, path_style, region, profile, anonymous), credentials
+// from the default chain.
+func parseS3URL(field, raw string) (bucket, prefix string, cc s3client.Config, err error) {
+	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" {
-		return nil, fmt.Errorf("state %q: want s3://bucket/prefix", stateURL)
+		return "", "", cc, fmt.Errorf("%s %q: want s3://bucket/prefix", field, raw)
 	}
 	q := u.Query()
-	cc := s3client.Config{Region: q.Get("region"), Profile: q.Get("profile"), Endpoint: q.Get("endpoint"), MaxAttempts: 5}
+	cc = s3client.Config{Region: q.Get("region"), Profile: q.Get("profile"), Endpoint: q.Get("endpoint"), MaxAttempts: 5}
 	for k, dst := range map[string]*bool{"path_style": &cc.PathStyle, "anonymous": &cc.Anonymous} {
 		if v := q.Get(k); v != "" {
 			if *dst, err = strconv.ParseBool(v); err != nil {
-				return nil, fmt.Errorf("state %q: %s=%q is not true or false", redactURL(u), k, v)
+				return "", "", cc, fmt.Errorf("%s %q: %s=%q is not true or false", field, redactURL(u), k, v)
 			}
 		}
 	}
@@ -57,15 +74,10 @@ func OpenS3(ctx context.Context, stateURL, name string, shard, shards int) (*S3S
 		switch k {
 		case "region", "profile", "endpoint", "path_style", "anonymous":
 		default:
-			return nil, fmt.Errorf("state %q: unknown option %q (known: endpoint, path_style, region, profile, anonymous)", redactURL(u), k)
+			return "", "", cc, fmt.Errorf("%s %q: unknown option %q (known: endpoint, path_style, region, profile, anonymous)", field, redactURL(u), k)
 		}
 	}
-	client, info, _, err := s3client.NewClient(ctx, cc)
-	if err != nil {
-		return nil, err
-	}
-	key := path.Join(strings.Trim(u.Path, "/"), name, CheckpointFile(shard, shards))
-	return &S3Store{client: client, bucket: u.Host, key: key, creds: info}, nil
+	return u.Host, strings.Trim(u.Path, "/"), cc, nil
 }
 
 func redactURL(u *url.URL) string { c := *u; c.User = nil; return c.String() }

@@ -112,10 +112,14 @@ type Sink struct {
 	done chan struct{}
 }
 
-// written is a batch whose lines are in the file: lines of its rows.
+// written is a batch whose lines are in the file: lines of its rows. A
+// batch that wants receipts (a delivery ledger) keeps which rows they are
+// and their messageIds, to report at the fsync.
 type written struct {
 	b     *pipeline.Batch
 	lines int
+	rows  []int64
+	ids   [][]byte
 }
 
 type worker struct {
@@ -174,7 +178,14 @@ func (s *Sink) Write(ctx context.Context, b *pipeline.Batch) error {
 	defer s.putWorker(w)
 	w.lines = w.lines[:0]
 	n := 0
-	rejects, err := w.enc.Encode(b, func(_ int, msg []byte) error {
+	var rc receipts
+	if b.WantsReceipts() {
+		rc.rows = make([]int64, 0, b.NumRows())
+	}
+	rejects, err := w.enc.Encode(b, func(row int, msg []byte) error {
+		if rc.rows != nil {
+			rc.add(b.Row(row), message.IDAt(msg, w.enc.MessageIDOffset()))
+		}
 		w.lines = append(w.lines, msg...)
 		w.lines = append(w.lines, '\n')
 		n++
@@ -200,7 +211,7 @@ func (s *Sink) Write(ctx context.Context, b *pipeline.Batch) error {
 			err = fmt.Errorf("file sink: writing %s: %w", s.opts.Path, err)
 			s.err = err
 		} else {
-			s.pending = append(s.pending, written{b, n})
+			s.pending = append(s.pending, written{b: b, lines: n, rows: rc.rows, ids: rc.slices()})
 		}
 	}
 	s.mu.Unlock()
@@ -211,6 +222,34 @@ func (s *Sink) Write(ctx context.Context, b *pipeline.Batch) error {
 		return s.sync()
 	}
 	return nil
+}
+
+// receipts are the row offsets and messageIds of a batch's lines, kept
+// only for a batch that wants them.
+type receipts struct {
+	rows []int64
+	ids  []byte  // the messageIds, end to end
+	ends []int32 // ids[ends[i-1]:ends[i]] is rows[i]'s
+}
+
+func (r *receipts) add(row int64, id []byte) {
+	r.rows = append(r.rows, row)
+	r.ids = append(r.ids, id...)
+	r.ends = append(r.ends, int32(len(r.ids)))
+}
+
+// slices cuts ids into one slice per row, once every id is in.
+func (r *receipts) slices() [][]byte {
+	if r.rows == nil {
+		return nil
+	}
+	out := make([][]byte, len(r.ends))
+	start := int32(0)
+	for i, end := range r.ends {
+		out[i] = r.ids[start:end:end]
+		start = end
+	}
+	return out
 }
 
 func (s *Sink) getWorker() *worker {
@@ -263,7 +302,11 @@ func (s *Sink) sync() error {
 		s.mu.Unlock()
 	}
 	for i, w := range batches {
-		if err == nil {
+		switch {
+		case err != nil:
+		case w.rows != nil:
+			w.b.DeliveredRows(0, w.rows, w.ids) // no HTTP status: an fsync
+		default:
 			w.b.Delivered(w.lines)
 		}
 		w.b.Ack(err)

@@ -316,6 +316,7 @@ type msgIDW struct {
 func (w *msgIDW) bind(a arrow.Array) { w.col.bind(a) }
 func (*msgIDW) null(int) bool        { return false }
 func (w *msgIDW) write(e *Encoder, dst []byte, i int) ([]byte, bool) {
+	e.idOff = len(dst) // the value's start in the message (MessageIDOffset)
 	if w.col != nil && !w.col.null(i) {
 		return w.col.write(e, dst, i)
 	}

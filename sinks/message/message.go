@@ -9,6 +9,7 @@
 package message
 
 import (
+	"encoding/json"
 	"time"
 
 	"github.com/backfillhq/backfill/pipeline"
@@ -109,6 +110,7 @@ type Encoder struct {
 	failCol    string          // why the row being encoded failed
 	failReason string
 	sentAtOff  int // SentAtOffset of the message being emitted
+	idOff      int // MessageIDOffset of the message being emitted
 }
 
 // SentAtOffset is, during an emit, where the sentAt placeholder's value
@@ -116,6 +118,39 @@ type Encoder struct {
 // -1 when the message has none: Options.SentAt is off, or the row's data
 // has its own sentAt.
 func (e *Encoder) SentAtOffset() int { return e.sentAtOff }
+
+// MessageIDOffset is, during an emit, where the messageId's value starts in
+// the message emitted: the opening quote of a JSON string (IDAt reads it).
+// A sink that keeps a delivery ledger keeps it beside the message, to
+// report which messageId each delivered row carried.
+func (e *Encoder) MessageIDOffset() int { return e.idOff }
+
+// IDAt returns the JSON string starting at buf[off] (a MessageIDOffset),
+// unquoted: a slice of buf, or a copy when the string has escapes. It
+// returns nil when no string starts there.
+func IDAt(buf []byte, off int) []byte {
+	if off < 0 || off >= len(buf) || buf[off] != '"' {
+		return nil
+	}
+	escaped := false
+	for i := off + 1; i < len(buf); i++ {
+		switch buf[i] {
+		case '\\':
+			escaped = true
+			i++
+		case '"':
+			if !escaped {
+				return buf[off+1 : i]
+			}
+			var s string
+			if json.Unmarshal(buf[off:i+1], &s) != nil {
+				return nil
+			}
+			return []byte(s)
+		}
+	}
+	return nil
+}
 
 // NewEncoder returns an encoder for opts.
 func NewEncoder(opts Options) *Encoder {

@@ -216,7 +216,7 @@ func TestEveryMessageHasAFreshSentAt(t *testing.T) {
 func TestErrorsQuoteTheResponse(t *testing.T) {
 	mem := arrowtest.CheckedMem(t)
 	const key = "wk-secret-7f3a"
-	run := func(t *testing.T, opts segmenttest.Options, extra string) (error, *deadLetters) {
+	run := func(t *testing.T, opts segmenttest.Options, extra string) (*deadLetters, error) {
 		t.Helper()
 		srv := segmenttest.NewServer(opts)
 		defer srv.Close()
@@ -237,7 +237,7 @@ func TestErrorsQuoteTheResponse(t *testing.T) {
 		}
 		dl := &deadLetters{}
 		s.Write(context.Background(), dl.Watch(makeBatch(mem, "s", 0, 10, nil)))
-		return s.Close(context.Background()), dl
+		return dl, s.Close(context.Background())
 	}
 	check := func(t *testing.T, text string, want ...string) {
 		t.Helper()
@@ -252,21 +252,21 @@ func TestErrorsQuoteTheResponse(t *testing.T) {
 	}
 
 	t.Run("401", func(t *testing.T) {
-		err, _ := run(t, segmenttest.Options{WriteKeys: []string{"other"}}, "")
+		_, err := run(t, segmenttest.Options{WriteKeys: []string{"other"}}, "")
 		if !errors.Is(err, ErrConfig) {
 			t.Fatalf("Close = %v", err)
 		}
 		check(t, err.Error(), "HTTP 401", "Invalid write key", "check write_key", "region")
 	})
 	t.Run("404 from a disabled source", func(t *testing.T) {
-		err, _ := run(t, segmenttest.Options{Status: 404, StatusBody: `{"message":"source is disabled"}`}, "")
+		_, err := run(t, segmenttest.Options{Status: 404, StatusBody: `{"message":"source is disabled"}`}, "")
 		if !errors.Is(err, ErrConfig) {
 			t.Fatalf("Close = %v", err)
 		}
 		check(t, err.Error(), "HTTP 404", "source is disabled", "check endpoint and path")
 	})
 	t.Run("400 dead letter", func(t *testing.T) {
-		err, dl := run(t, segmenttest.Options{Reject: func(m segmenttest.Message) string {
+		dl, err := run(t, segmenttest.Options{Reject: func(m segmenttest.Message) string {
 			if m.MessageID == id("s", 3) {
 				return "tracking plan: event not allowed"
 			}
@@ -283,7 +283,7 @@ func TestErrorsQuoteTheResponse(t *testing.T) {
 	})
 	t.Run("5xx retries spent, a long body echoing the key", func(t *testing.T) {
 		long := `{"error":"upstream ` + key + ` ` + strings.Repeat("x", 500) + `"}`
-		err, _ := run(t, segmenttest.Options{Status: 502, StatusBody: long},
+		_, err := run(t, segmenttest.Options{Status: 502, StatusBody: long},
 			"request:\n  retry:\n    max_attempts: 2\n    initial_backoff: 1ms\n    max_backoff: 2ms\n")
 		if err == nil {
 			t.Fatal("Close = nil")
@@ -296,7 +296,7 @@ func TestErrorsQuoteTheResponse(t *testing.T) {
 	t.Run("5xx whose body has the key across the cut", func(t *testing.T) {
 		// Redacted before it is cut: a cut first would leave half the key.
 		body := strings.Repeat("x", excerptBytes-5) + key + strings.Repeat("y", 100)
-		err, _ := run(t, segmenttest.Options{Status: 503, StatusBody: body},
+		_, err := run(t, segmenttest.Options{Status: 503, StatusBody: body},
 			"request:\n  retry:\n    max_attempts: 1\n")
 		if err == nil {
 			t.Fatal("Close = nil")
@@ -307,7 +307,7 @@ func TestErrorsQuoteTheResponse(t *testing.T) {
 		}
 	})
 	t.Run("429 on one message, budget spent", func(t *testing.T) {
-		err, _ := run(t, segmenttest.Options{Status: 429, StatusBody: `{"message":"too many requests for source"}`},
+		_, err := run(t, segmenttest.Options{Status: 429, StatusBody: `{"message":"too many requests for source"}`},
 			"batch:\n  max_events: 1\nrequest:\n  retry:\n    max_attempts: 2\n    initial_backoff: 1ms\n    max_backoff: 2ms\n    default_retry_after: 1ms\n")
 		if err == nil {
 			t.Fatal("Close = nil")

@@ -27,6 +27,10 @@ type worker struct {
 	zbuf    bytes.Buffer
 	scratch []byte
 	rbody   []byte
+	// a delivered run's row offsets and messageIds, for a batch that
+	// wants receipts (reused)
+	rows []int64
+	ids  [][]byte
 }
 
 func (s *Sink) sender() {
@@ -84,7 +88,7 @@ func (s *Sink) deliver(w *worker, r *request, refs []msgRef, whole bool) {
 		s.nack(refs, err)
 	case code/100 == 2:
 		s.st.delivered.Add(int64(len(refs)))
-		ack(refs)
+		w.ack(r.buf, refs, code)
 	case code == http.StatusTooManyRequests:
 		// 429s continue: send was told to make requests smaller.
 		s.st.throttleSplits.Add(1)
@@ -113,14 +117,26 @@ func (s *Sink) deliver(w *worker, r *request, refs []msgRef, whole bool) {
 }
 
 // ack counts delivered rows off their batches, one atomic per run of rows
-// from the same batch.
-func ack(refs []msgRef) {
+// from the same batch. A batch that wants receipts (a delivery ledger) is
+// told which rows they are and their messageIds, read from buf, and the
+// HTTP status that acknowledged them.
+func (w *worker) ack(buf []byte, refs []msgRef, status int) {
 	for i := 0; i < len(refs); {
 		t, j := refs[i].t, i+1
 		for j < len(refs) && refs[j].t == t {
 			j++
 		}
-		t.b.Delivered(j - i)
+		if t.receipts {
+			w.rows, w.ids = w.rows[:0], w.ids[:0]
+			for _, ref := range refs[i:j] {
+				w.rows = append(w.rows, ref.row)
+				w.ids = append(w.ids, message.IDAt(buf, int(ref.id)))
+			}
+			t.b.DeliveredRows(status, w.rows, w.ids)
+			clear(w.ids) // let buf go with its request
+		} else {
+			t.b.Delivered(j - i)
+		}
 		t.sub(int64(j - i))
 		i = j
 	}

@@ -95,8 +95,12 @@ type msgRef struct {
 	// sent is where the message's sentAt value starts in buf (its
 	// placeholder, stamped per attempt), or -1: the data has its own.
 	sent int32
-	row  int64
-	t    *tracker
+	// id is where the message's messageId value starts in buf, for a
+	// batch that wants receipts (a delivery ledger). It fills what was
+	// padding: a msgRef is 32 bytes with it or without it.
+	id  int32
+	row int64
+	t   *tracker
 }
 
 const bodyPrefix = `{"batch":[`
@@ -113,6 +117,10 @@ type tracker struct {
 	pending atomic.Int64
 	done    atomic.Bool
 	s       *Sink
+	// receipts: the batch's account keeps a delivery ledger, so its
+	// delivered rows are reported with their offsets and messageIds
+	// (Batch.DeliveredRows) instead of counted.
+	receipts bool
 }
 
 // New builds a sink from opts (DefaultOptions, changed where needed); Open
@@ -223,7 +231,7 @@ func (s *Sink) Write(ctx context.Context, b *pipeline.Batch) error {
 		b.Ack(err)
 		return err
 	}
-	t := &tracker{b: b, split: b.Split, s: s}
+	t := &tracker{b: b, split: b.Split, s: s, receipts: b.WantsReceipts()}
 	t.pending.Store(1)
 	s.liveMu.Lock()
 	s.live[t] = struct{}{}
@@ -265,7 +273,8 @@ func (s *Sink) Write(ctx context.Context, b *pipeline.Batch) error {
 		if stamp >= 0 {
 			sent = int32(off + stamp)
 		}
-		req.refs = append(req.refs, msgRef{off: int32(off), end: int32(len(req.buf)), sent: sent, row: b.Row(row), t: t})
+		req.refs = append(req.refs, msgRef{off: int32(off), end: int32(len(req.buf)), sent: sent,
+			id: int32(off + enc.MessageIDOffset()), row: b.Row(row), t: t})
 		return nil
 	})
 	s.encoders.Put(enc)

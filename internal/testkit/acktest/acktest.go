@@ -23,8 +23,13 @@ type Recorder struct {
 	// acked: a test acts on it (stops a run once a batch is delivered,
 	// say) instead of sleeping or polling. It must not block for long.
 	OnAck func(key string, err error)
+	// WantReceipts, when set before Watch, makes each account keep a
+	// delivery ledger (pipeline.ReceiptAccount): the sink then reports
+	// which rows it delivered, with their messageIds (Receipts).
+	WantReceipts bool
 
 	mu        sync.Mutex
+	receipts  []Receipt
 	rejects   []pipeline.Reject
 	delivered int64
 	acks      map[string]int
@@ -34,13 +39,44 @@ type Recorder struct {
 
 // Watch gives b an account that records into r, and returns b.
 func (r *Recorder) Watch(b *pipeline.Batch) *pipeline.Batch {
-	b.SetAccount(&account{r: r, key: fmt.Sprintf("%s[%d:%d]", b.Split, b.Start, b.End)})
+	a := &account{r: r, key: fmt.Sprintf("%s[%d:%d]", b.Split, b.Start, b.End), split: b.Split}
+	if r.WantReceipts {
+		b.SetAccount(receiptAccount{a})
+	} else {
+		b.SetAccount(a)
+	}
 	return b
 }
 
 type account struct {
-	r   *Recorder
-	key string
+	r     *Recorder
+	key   string
+	split string
+}
+
+// Receipt is one delivered row a sink reported (Recorder.WantReceipts).
+type Receipt struct {
+	Split     string
+	Row       int64
+	MessageID string
+	Status    int
+}
+
+type receiptAccount struct{ *account }
+
+func (a receiptAccount) Receipt(status int, rows []int64, ids [][]byte) {
+	a.r.mu.Lock()
+	defer a.r.mu.Unlock()
+	for i, row := range rows {
+		a.r.receipts = append(a.r.receipts, Receipt{Split: a.split, Row: row, MessageID: string(ids[i]), Status: status})
+	}
+}
+
+// Receipts returns the delivered rows reported so far (WantReceipts).
+func (r *Recorder) Receipts() []Receipt {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]Receipt(nil), r.receipts...)
 }
 
 func (a *account) Delivered(n int) {
