@@ -9,13 +9,13 @@ import (
 	"strings"
 	"testing"
 	"time"
-	"unicode/utf8"
 
 	"github.com/apache/arrow/go/v15/arrow"
 	"github.com/apache/arrow/go/v15/arrow/array"
 	"github.com/apache/arrow/go/v15/arrow/memory"
 
 	"github.com/backfillhq/backfill/internal/jsonscan"
+	"github.com/backfillhq/backfill/internal/testkit/ndjsontest"
 	"github.com/backfillhq/backfill/pipeline"
 	"github.com/backfillhq/backfill/pipeline/record"
 )
@@ -58,53 +58,23 @@ func stringColumn(mem memory.Allocator, n int, f func(i int) string) arrow.Array
 	return b.NewArray()
 }
 
-// jsonDepth is how deep a JSON text nests.
-func jsonDepth(b []byte) int {
-	d, most, inStr := 0, 0, false
-	for i := 0; i < len(b); i++ {
-		switch c := b[i]; {
-		case inStr && c == '\\':
-			i++
-		case c == '"':
-			inStr = !inStr
-		case !inStr && (c == '{' || c == '['):
-			d++
-			most = max(most, d)
-		case !inStr && (c == '}' || c == ']'):
-			d--
-		}
-	}
-	return most
-}
-
 // refMembers is what encoding/json makes of a message: its members, the
 // last of a repeated key winning (null included), or why expand must
 // reject it.
 func refMembers(text []byte) (map[string]json.RawMessage, string) {
-	if !json.Valid(text) || !utf8.Valid(text) || jsonDepth(text) > jsonscan.MaxDepth {
+	ms, valid, object := ndjsontest.Members(text, jsonscan.MaxDepth)
+	switch {
+	case !valid:
 		return nil, "holds invalid JSON"
-	}
-	dec := json.NewDecoder(bytes.NewReader(text))
-	dec.UseNumber()
-	if tok, _ := dec.Token(); tok != json.Delim('{') {
+	case !object:
 		return nil, "not a message object"
 	}
-	members := map[string]json.RawMessage{}
-	var bad string
-	for dec.More() {
-		tok, _ := dec.Token()
-		key := tok.(string)
-		var v json.RawMessage
-		if err := dec.Decode(&v); err != nil {
-			return nil, "holds invalid JSON"
+	members := make(map[string]json.RawMessage, len(ms))
+	for _, m := range ms {
+		if m.Key == "" || strings.Contains(m.Key, ".") {
+			return nil, fmt.Sprintf("has the key %q", m.Key)
 		}
-		if (key == "" || strings.Contains(key, ".")) && bad == "" {
-			bad = fmt.Sprintf("has the key %q", key)
-		}
-		members[key] = v
-	}
-	if bad != "" {
-		return nil, bad
+		members[m.Key] = m.Value
 	}
 	return members, ""
 }

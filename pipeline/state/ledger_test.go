@@ -2,10 +2,12 @@ package state
 
 import (
 	"context"
+	"crypto/sha1"
 	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -180,4 +182,36 @@ func TestLedgerRowsDrop(t *testing.T) {
 	if r.Len() != 3 || fmt.Sprint(r.row) != "[10 13]" || string(r.ids) != "id-10id-13" || r.idEnd[1] != int32(len("id-10id-13")) || r.rejects[0].row != 14 {
 		t.Fatalf("after drop: %v %q %v %v", r.row, r.ids, r.idEnd, r.rejects)
 	}
+}
+
+// BenchmarkLedgerPart appends a part's worth of delivered rows, with
+// UUID messageIds, and writes it: the ledger's cost per row.
+func BenchmarkLedgerPart(b *testing.B) {
+	const n = DefaultLedgerRows
+	rows := make([]int64, n)
+	ids := make([][]byte, n)
+	for i := range rows {
+		rows[i] = int64(i)
+		sum := sha1.Sum([]byte(strconv.Itoa(i)))
+		ids[i] = fmt.Appendf(nil, "%x-%x-%x-%x-%x", sum[0:4], sum[4:6], sum[6:8], sum[8:10], sum[10:16])
+	}
+	l, err := OpenLedger(context.Background(), LedgerOptions{Where: b.TempDir(), Name: "bench", Run: "r1"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	at := time.Now()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		var r LedgerRows
+		for i := 0; i < n; i += 500 { // as a sink reports, a request at a time
+			r.Deliver(200, rows[i:min(i+500, n)], ids[i:min(i+500, n)], at)
+		}
+		l.Append("s3://bucket/events/part-0001.parquet", &r)
+		if err := l.Flush(context.Background(), l.Cut()); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/row")
 }

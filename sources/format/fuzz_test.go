@@ -26,6 +26,7 @@ import (
 	"github.com/apache/arrow/go/v15/parquet/pqarrow"
 
 	"github.com/backfillhq/backfill/internal/jsonscan"
+	"github.com/backfillhq/backfill/internal/testkit/ndjsontest"
 	"github.com/backfillhq/backfill/internal/testkit/sampledata"
 	"github.com/backfillhq/backfill/pipeline"
 )
@@ -405,52 +406,20 @@ var ndjsonTooLong = regexp.MustCompile(`^x\.ndjson line ([0-9]+): the line is ([
 // (the last of a repeated key), and whether each member's value is a
 // number, string, bool, null or JSON text.
 func ndjsonRef(line []byte) (members map[string]json.RawMessage, ok bool) {
-	if !json.Valid(line) || !utf8.Valid(line) || depth(line) > jsonscan.MaxDepth {
+	ms, valid, object := ndjsontest.Members(line, jsonscan.MaxDepth)
+	if !valid || !object {
 		return nil, false
 	}
-	dec := json.NewDecoder(bytes.NewReader(line))
-	dec.UseNumber()
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
-		return nil, false
-	}
-	members = map[string]json.RawMessage{}
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return nil, false
-		}
-		key := tok.(string)
-		var raw json.RawMessage
-		if err := dec.Decode(&raw); err != nil {
-			return nil, false
-		}
-		if c := raw[0]; c == '-' || c >= '0' && c <= '9' {
-			if f, err := strconv.ParseFloat(string(raw), 64); err != nil || math.IsInf(f, 0) {
+	members = make(map[string]json.RawMessage, len(ms))
+	for _, m := range ms {
+		if c := m.Value[0]; c == '-' || c >= '0' && c <= '9' {
+			if f, err := strconv.ParseFloat(string(m.Value), 64); err != nil || math.IsInf(f, 0) {
 				return nil, false // out of float64's range, even if a later member replaces it
 			}
 		}
-		members[key] = raw
+		members[m.Key] = m.Value
 	}
 	return members, true
-}
-
-// depth is how deep a JSON text nests.
-func depth(b []byte) int {
-	d, most, inStr := 0, 0, false
-	for i := 0; i < len(b); i++ {
-		switch c := b[i]; {
-		case inStr && c == '\\':
-			i++
-		case c == '"':
-			inStr = !inStr
-		case !inStr && (c == '{' || c == '['):
-			d++
-			most = max(most, d)
-		case !inStr && (c == '}' || c == ']'):
-			d--
-		}
-	}
-	return most
 }
 
 // FuzzNDJSON reads arbitrary lines (nested objects, invalid UTF-8, huge
