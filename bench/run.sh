@@ -43,6 +43,8 @@ EOF
 # The same without gzip: analytics-go sends plain JSON, so this is the
 # like-for-like row.
 sed -e 's/write_key: bench/write_key: bench\n    gzip: false/' "$WORK/bench.yaml" >"$WORK/bench-plain.yaml"
+# The same with a delivery ledger: its cost is the difference.
+{ cat "$WORK/bench-plain.yaml"; echo "ledger: $WORK/ledger"; } >"$WORK/bench-ledger.yaml"
 
 configs=(
   "read|-mode read"
@@ -50,9 +52,16 @@ configs=(
   "backfill plain|-mode backfill -gzip=false"
   "backfill run (CLI) gzip|!"
   "backfill run (CLI) plain|!-plain"
+  "backfill run (CLI) plain+ledger|!-ledger"
   "analytics-go batch=100|-mode analytics -batch 100"
   "analytics-go batch=500|-mode analytics -batch 500"
 )
+if [ -n "${ONLY:-}" ]; then
+  # ONLY='CLI' keeps the configurations whose name matches the regexp.
+  kept=()
+  for c in "${configs[@]}"; do [[ ${c%%|*} =~ $ONLY ]] && kept+=("$c"); done
+  configs=("${kept[@]}")
+fi
 if [ -n "${BASELINE:-}" ]; then
   configs+=("baseline gzip|@-mode backfill -gzip=true" "baseline plain|@-mode backfill -gzip=false")
 fi
@@ -143,7 +152,8 @@ for line in open(sys.argv[1]):
     name, rep, eps, cpu = line.rstrip("\n").split("\t")
     runs[rep][name] = (float(eps), float(cpu))
 pairs = [("backfill plain", "baseline plain"), ("backfill gzip", "baseline gzip"),
-         ("backfill run (CLI) plain", "baseline run (CLI) plain"), ("backfill run (CLI) gzip", "baseline run (CLI) gzip")]
+         ("backfill run (CLI) plain", "baseline run (CLI) plain"), ("backfill run (CLI) gzip", "baseline run (CLI) gzip"),
+         ("backfill run (CLI) plain+ledger", "backfill run (CLI) plain")]
 rows = []
 for new, old in pairs:
     eps, cpu = [], []
@@ -155,7 +165,7 @@ for new, old in pairs:
         rows.append((new, eps, cpu))
 if rows:
     print()
-    print("%-24s %-26s %s" % ("after / before", "events/s (median, range)", "CPU per event (median, range)"))
+    print("%-24s %-26s %s" % ("after / before (ledger: with / without)", "events/s (median, range)", "CPU per event (median, range)"))
     med = lambda xs: sorted(xs)[len(xs) // 2]
     for name, eps, cpu in rows:
         print("%-24s %.3f (%.3f-%.3f)%8s %.3f (%.3f-%.3f)" % (name, med(eps), min(eps), max(eps), "", med(cpu), min(cpu), max(cpu)))

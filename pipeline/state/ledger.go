@@ -254,15 +254,34 @@ func (l *Ledger) Rows() int64 {
 	return l.rows
 }
 
+// maxPendingParts bounds the parts cut and not yet written: past it,
+// Append writes them itself, so a writer slower than delivery slows
+// delivery instead of holding parts in memory.
+const maxPendingParts = 2
+
 // Append adds a batch's rows of split. A part that is full is cut and
 // handed to the writing goroutine.
 func (l *Ledger) Append(split string, r *LedgerRows) {
+	if l.append(split, r) > maxPendingParts {
+		l.mu.Lock()
+		n := l.cutPart
+		l.mu.Unlock()
+		l.writeMu.Lock()
+		// A failure leaves the parts to the checkpoint's Flush, which
+		// reports it.
+		_ = l.writeLocked(context.Background(), n)
+		l.writeMu.Unlock()
+	}
+}
+
+// append adds r's rows and returns how many parts wait to be written.
+func (l *Ledger) append(split string, r *LedgerRows) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
-		return
+		return 0
 	}
 	l.cur.add(split, r)
 	if l.cur.n >= l.limit {
@@ -272,6 +291,7 @@ func (l *Ledger) Append(split string, r *LedgerRows) {
 		default:
 		}
 	}
+	return len(l.full)
 }
 
 // Cut makes the rows appended so far a part, and returns the number of

@@ -215,3 +215,39 @@ func BenchmarkLedgerPart(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/row")
 }
+
+// TestLedgerHoldsFewPartsInMemory appends many parts' worth of rows with
+// the writing goroutine stopped (a writer that cannot keep up): the parts
+// cut and not yet written never pass maxPendingParts, and every row
+// reaches a part.
+func TestLedgerHoldsFewPartsInMemory(t *testing.T) {
+	dir := t.TempDir()
+	l, err := OpenLedger(context.Background(), LedgerOptions{Where: dir, Name: "p", Run: "r", Rows: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	l.stop()
+	<-l.doneBg
+	for i := range 100 {
+		var r LedgerRows
+		rows := make([]int64, 25)
+		for j := range rows {
+			rows[j] = int64(i*25 + j)
+		}
+		r.Deliver(200, rows, nil, time.Now())
+		l.Append("split", &r)
+		l.mu.Lock()
+		pending := len(l.full)
+		l.mu.Unlock()
+		if pending > maxPendingParts {
+			t.Fatalf("after %d appends, %d parts wait in memory", i+1, pending)
+		}
+	}
+	if err := l.Flush(context.Background(), l.Cut()); err != nil {
+		t.Fatal(err)
+	}
+	if l.Rows() != 2500 {
+		t.Fatalf("%d rows written, want 2500", l.Rows())
+	}
+}
