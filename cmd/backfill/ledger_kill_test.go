@@ -27,14 +27,7 @@ func TestLedgerKilledRunLeavesReadableParts(t *testing.T) {
 	bin := buildBinary(t)
 	dir := t.TempDir()
 	const files, rows = 4, 100_000
-	writeOrderFiles(t, dir, 1, rows)
-	data, err := os.ReadFile(filepath.Join(dir, "orders-0.parquet"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 1; i < files; i++ {
-		os.WriteFile(filepath.Join(dir, fmt.Sprintf("orders-%d.parquet", i)), data, 0o644)
-	}
+	copyOrderFiles(t, dir, files, rows)
 	out := filepath.Join(dir, "out.ndjson")
 	ledger := filepath.Join(dir, "ledger")
 	cfg := filepath.Join(dir, "p.yaml")

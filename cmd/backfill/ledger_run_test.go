@@ -63,6 +63,22 @@ func distinctRows(rows []state.LedgerRow) int {
 	return len(seen)
 }
 
+// copyOrderFiles writes one Parquet file of rows orders into dir, and
+// copies it to make files files: faster than writing each.
+func copyOrderFiles(t *testing.T, dir string, files, rows int) {
+	t.Helper()
+	writeOrderFiles(t, dir, 1, rows)
+	data, err := os.ReadFile(filepath.Join(dir, "orders-0.parquet"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i < files; i++ {
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("orders-%d.parquet", i)), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // writeOrderFiles writes files Parquet files of rows orders each into dir.
 func writeOrderFiles(t *testing.T, dir string, files, rows int) {
 	t.Helper()
@@ -90,15 +106,7 @@ func TestLedgerMillionRows(t *testing.T) {
 	}
 	const files, rows = 4, 250_000
 	dir := t.TempDir()
-	// One file written, three copies: four splits, each its own ids.
-	writeOrderFiles(t, dir, 1, rows)
-	data, err := os.ReadFile(filepath.Join(dir, "orders-0.parquet"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 1; i < files; i++ {
-		os.WriteFile(filepath.Join(dir, fmt.Sprintf("orders-%d.parquet", i)), data, 0o644)
-	}
+	copyOrderFiles(t, dir, files, rows) // four splits, each its own ids
 	srv := segmenttest.NewServer(segmenttest.Options{WriteKeys: []string{"KEY"}, SkipValidation: true})
 	defer srv.Close()
 	cfg := filepath.Join(dir, "p.yaml")
