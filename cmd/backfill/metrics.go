@@ -41,6 +41,8 @@ func newRunMetrics(name string) *runMetrics {
 	} {
 		m.descs[d.name] = prometheus.NewDesc(d.name, d.help, nil, prometheus.Labels{"pipeline": name})
 	}
+	m.descs[syncMetric] = prometheus.NewDesc(syncMetric, "Rows of a sync pipeline by what changed since the last acknowledged run "+
+		"(added and changed are sent, unchanged filtered; removed: keys gone from the source).", []string{"change"}, prometheus.Labels{"pipeline": name})
 	return m
 }
 
@@ -83,6 +85,8 @@ func sinkGauge(name string) bool {
 	return strings.HasSuffix(name, "_per_s") || strings.HasSuffix(name, "_now")
 }
 
+const syncMetric = "backfill_sync_rows_total"
+
 func (m *runMetrics) update(p engine.Progress) {
 	m.mu.Lock()
 	m.last = p
@@ -114,6 +118,14 @@ func (m *runMetrics) Collect(ch chan<- prometheus.Metric) {
 	gauge("backfill_splits_done", int64(p.SplitsDone))
 	gauge("backfill_splits", int64(p.SplitsAll))
 	counter("backfill_checkpoint_save_failures_total", int64(p.CheckpointSaveFailures))
+	if s := p.Sync; s != nil {
+		for _, c := range []struct {
+			label string
+			n     int64
+		}{{"added", s.Added}, {"changed", s.Changed}, {"unchanged", s.Unchanged}, {"removed", s.Removed}} {
+			ch <- prometheus.MustNewConstMetric(m.descs[syncMetric], prometheus.CounterValue, float64(c.n), c.label)
+		}
+	}
 	var last float64
 	if !p.LastCheckpoint.IsZero() {
 		last = float64(p.LastCheckpoint.UnixMilli()) / 1e3

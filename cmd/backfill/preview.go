@@ -85,6 +85,14 @@ opens offline. No state is written, nothing is sent.`,
 			}
 			summary := fmt.Sprintf("read %d rows: %d would be sent, %d rejected, %d filtered",
 				rep.RowsRead, rep.RowsDelivered, rep.RowsRejected, rep.RowsFiltered)
+			if s := rep.Sync; s != nil {
+				summary += fmt.Sprintf("; against the sync snapshot: %d added, %d changed, %d unchanged", s.Added, s.Changed, s.Unchanged)
+				if s.RemovedNotChecked == "" {
+					summary += fmt.Sprintf(", %d removed", s.Removed)
+				} else {
+					summary += " (removed keys not looked for: " + s.RemovedNotChecked + "; --all reads every row)"
+				}
+			}
 			fmt.Fprintf(stdout, "# preview of %s: %s\n", cfg.Name, summary)
 			if err != nil {
 				return &exitError{exitFailed, err}

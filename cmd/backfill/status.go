@@ -31,6 +31,9 @@ type shardStatus struct {
 	RowsAcked  int64          `json:"rows_acknowledged"` // delivered, dead-lettered or filtered
 	Rows       state.Fates    `json:"rows"`              // what became of the acknowledged rows
 	Dead       deadLetterInfo `json:"dead_letters"`
+	// Sync is what the sync pass of the checkpoint found; nil without
+	// `sync:`.
+	Sync *state.SyncPass `json:"sync,omitempty"`
 }
 
 type splitStatus struct {
@@ -146,6 +149,7 @@ func readShardStatus(ctx context.Context, cfg *config.Pipeline, shard, shards in
 		st.Saved = true
 		st.StartedAt, st.UpdatedAt = &cp.StartedAt, &cp.UpdatedAt
 		st.Rows = cp.Rows
+		st.Sync = cp.Sync
 		for id, sp := range cp.Splits {
 			st.RowsAcked += sp.Offset
 			if sp.Done {
@@ -315,6 +319,14 @@ func writeStatus(w io.Writer, name, file string, all []shardStatus, now time.Tim
 		}
 		for _, sp := range st.InProgress {
 			fmt.Fprintf(w, "  in progress   %s: %d rows acknowledged\n", sp.Split, sp.Offset)
+		}
+		if s := st.Sync; s != nil {
+			pass := "in progress"
+			if s.Complete {
+				pass = "complete (the next run starts a new pass)"
+			}
+			fmt.Fprintf(w, "  sync          %d added, %d changed, %d unchanged, %d removed; the pass is %s\n",
+				s.Added, s.Changed, s.Unchanged, s.Removed, pass)
 		}
 		fmt.Fprintf(w, "  dead letters  %d in %s\n", st.Dead.Rows, st.Dead.Path)
 		for i, g := range st.Dead.Groups {

@@ -36,7 +36,18 @@ func writeSummary(w io.Writer, r *engine.Report) {
 		line("rejected", "0")
 	}
 	if r.RowsFiltered > 0 {
-		line("filtered", "%d", r.RowsFiltered)
+		if r.Sync != nil && r.Sync.Unchanged > 0 {
+			line("filtered", "%d (%d unchanged since the last sync)", r.RowsFiltered, r.Sync.Unchanged)
+		} else {
+			line("filtered", "%d", r.RowsFiltered)
+		}
+	}
+	if s := r.Sync; s != nil {
+		removed := fmt.Sprintf("%d removed", s.Removed)
+		if s.RemovedNotChecked != "" {
+			removed = "removed not looked for: " + s.RemovedNotChecked
+		}
+		line("sync", "%d added, %d changed, %d unchanged, %s%s", s.Added, s.Changed, s.Unchanged, removed, arrow(s.Snapshot))
 	}
 	if r.Ledger != "" {
 		line("ledger", "%d rows%s", r.LedgerRows, arrow(r.Ledger))

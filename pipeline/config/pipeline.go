@@ -47,12 +47,29 @@ func pipelineSpec() *Field {
 			`counted over the resumed runs of one checkpoint and checked once 1,000 rows are read, and at the end), or "none". `+
 			`The default stops a run whose mapping, data or destination is wrong, instead of setting most of the input aside`).
 			Default(DefaultMaxRejects).Check(func(v any) error { _, err := ParseMaxRejects(v.(string)); return err }),
+		Object("sync", "send only what changed since the last acknowledged run: rows are compared by primary key with a snapshot "+
+			"kept beside the state (<state>/<name>/snapshot); unchanged rows are filtered, and messageIds derive from the key and "+
+			"the content, so a changed row gets a new one",
+			Strings("primary_key", "the columns (after the transforms: message paths such as userId, or traits.email) that identify a row; "+
+				"a null key is rejected, a key seen twice in a run is rejected at its second row (required)").Optional(),
+			Strings("compare", "only these columns count as a change (default: every column but messageId, sentAt and timestamp)").Optional(),
+			Strings("ignore", "these columns do not count as a change").Optional(),
+		).Optional().Check(checkSync),
 		Duration("checkpoint_interval", "how often acknowledged progress is saved").Default(defaultCheckpointEvery).
 			Check(PositiveDuration),
 		Duration("checkpoint_failure_timeout", "how long periodic checkpoint saves may keep failing (the state store is down, the disk is full) "+
 			"before the run stops (0: at the first); delivery goes on meanwhile, and if the run dies, rows delivered since the last save are resent with the same messageIds").
 			Default(defaultCheckpointFailureTimeout).Check(NonNegativeDuration),
 	)
+}
+
+// checkSync wants a primary key: a sync compares rows by it.
+func checkSync(v any) error {
+	c, _ := v.(*Conf)
+	if c == nil || len(c.Strings("primary_key")) == 0 {
+		return errors.New("sync needs a primary_key: the columns (message paths after the transforms, such as userId) that identify a row")
+	}
+	return nil
 }
 
 // checkLedger accepts a local directory or an s3:// URL.
@@ -158,6 +175,7 @@ type Pipeline struct {
 	DeadLetter string
 	Ledger     string      // the delivery ledger's directory or s3:// URL; "" keeps none
 	MaxRejects *MaxRejects // nil: none
+	Sync       *Sync       // nil: every row is sent, every run
 	// Warnings are problems that do not stop this load: with
 	// LoadOptions.SecretsOptional, a secret field whose environment
 	// variable is not set (CodeUnsetSecret), in file order.
@@ -236,7 +254,18 @@ func Load(file string, data []byte, opts LoadOptions) (*Pipeline, error) {
 		c.Workers = runtime.NumCPU()
 	}
 	c.MaxRejects, _ = ParseMaxRejects(root.String("max_rejects"))
+	if s := root.Object("sync"); s != nil && root.IsSet("sync") {
+		c.Sync = &Sync{PrimaryKey: s.Strings("primary_key"), Compare: s.Strings("compare"), Ignore: s.Strings("ignore")}
+	}
 	return c, nil
+}
+
+// Sync is the `sync` block: what identifies a row, and which of its
+// columns count as a change.
+type Sync struct {
+	PrimaryKey []string
+	Compare    []string // nil: every column but Ignored ones
+	Ignore     []string
 }
 
 // CheckpointInterval is how often progress is saved.

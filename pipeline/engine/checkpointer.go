@@ -32,9 +32,11 @@ type checkpointer struct {
 	copier *state.DeadLetterCopier // nil without a remote store
 	// deliveries is the delivery ledger's feed; nil without a ledger.
 	deliveries *deliveryLog
-	tracker    *tracker
-	versions   map[string]string // split -> the version read this run
-	interval   time.Duration
+	// sync is the sync snapshot and its pass; nil without `sync:`.
+	sync     *syncer
+	tracker  *tracker
+	versions map[string]string // split -> the version read this run
+	interval time.Duration
 
 	// A checkpoint of many splits (an archive of 100k objects encodes to
 	// ~17 MB in ~0.3 s) must not eat the run: a periodic save is skipped
@@ -91,6 +93,15 @@ func (c *checkpointer) save(ctx context.Context, force bool) (saved bool, err er
 		// unwritten pages and the next one succeeds, so a later
 		// checkpoint would count rejects whose dead letters are gone.
 		return false, permanentSaveError{fmt.Errorf("syncing dead letters: %w", err)}
+	}
+	if c.sync != nil {
+		// The keys seen and sent of every row the snapshot counts were
+		// written before their acks: one fsync makes them durable before
+		// the checkpoint counts the rows.
+		if err := c.sync.flush(); err != nil {
+			return false, err
+		}
+		c.cp.Sync = c.sync.pass()
 	}
 	if !changed && !force && !c.unsaved {
 		return false, nil

@@ -146,6 +146,11 @@ type batchAccount struct {
 	// the batch is done.
 	led        *batchLedger
 	deliveries *deliveryLog
+
+	// With sync, the keys and contents the batch sends, recorded in the
+	// snapshot once it is acknowledged.
+	sync   *syncBatch
+	syncer *syncer
 }
 
 func (a *batchAccount) Delivered(n int) {
@@ -161,6 +166,9 @@ func (a *batchAccount) DeadLetter(_ context.Context, r pipeline.Reject) error {
 		return err
 	}
 	a.rejected.Add(1)
+	if a.sync != nil {
+		a.sync.reject(r.Row)
+	}
 	if a.led != nil {
 		a.led.rejected(r)
 	}
@@ -182,6 +190,15 @@ func (a *batchAccount) Done(err error) {
 		rest = 0
 	}
 	a.Delivered(int(rest))
+	if a.sync != nil {
+		// Before the ack: a checkpoint counting the rows finds their
+		// new versions in the snapshot (synced before it is saved).
+		if err := a.syncer.sent(a.sync); err != nil {
+			a.tracker.fail(a.split, a.rng, err)
+			a.onBug(err)
+			return
+		}
+	}
 	ack := func() {
 		a.tracker.ack(a.split, a.rng, a.before.Add(state.Fates{Delivered: a.delivered.Load(), Rejected: a.rejected.Load()}))
 	}

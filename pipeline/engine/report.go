@@ -38,6 +38,8 @@ type Progress struct {
 	// on when the state store is down.
 	CheckpointSaveFailures int
 	LastCheckpoint         time.Time
+	// Sync is a sync pipeline's account so far; nil for other pipelines.
+	Sync *SyncReport
 }
 
 // Report is a run's outcome, printed as a summary and written by --report.
@@ -73,6 +75,10 @@ type Report struct {
 	Ledger     string           `json:"ledger,omitempty"`
 	LedgerRows int64            `json:"ledger_rows,omitempty"`
 	Sink       map[string]int64 `json:"sink,omitempty"`
+
+	// Sync is what a `sync` pipeline's run found against its snapshot;
+	// nil for other pipelines.
+	Sync *SyncReport `json:"sync,omitempty"`
 
 	// CheckpointSaveFailures counts saves that failed and were retried
 	// (periodic ones, and the final one before its last try).

@@ -41,10 +41,12 @@ type Run struct {
 	ledger *ledger
 	// deliveries feeds the delivery ledger (`ledger:`); nil without one.
 	deliveries *deliveryLog
-	policy     *rejectPolicy
-	tracker    *tracker
-	saver      *checkpointer
-	workers    *workers
+	// sync diffs rows with the snapshot (`sync:`); nil without it.
+	sync    *syncer
+	policy  *rejectPolicy
+	tracker *tracker
+	saver   *checkpointer
+	workers *workers
 
 	// runCtx stops reading (a signal, a fatal error). writeCtx lets the
 	// batches already read finish their way to the sink: a stop must not
@@ -92,6 +94,7 @@ func (r *Run) Run(ctx context.Context) (*Report, error) {
 		r.fail(err)
 	} else {
 		r.deliver()
+		r.finishSync(ctx)
 		r.finishSource(ctx)
 	}
 	r.close()
@@ -124,6 +127,11 @@ func (r *Run) openState(ctx context.Context) error {
 			return err
 		}
 		r.cp = cp
+		// A sync pass that saw everything is over: the next run is a new
+		// pass, reading every row again against the snapshot it left.
+		if r.cfg.Sync != nil && cp != nil && cp.Sync != nil && cp.Sync.Complete {
+			r.cp = nil
+		}
 	}
 	if r.cp == nil {
 		r.cp = state.NewCheckpoint(r.cfg.Name, r.start.UTC())
@@ -170,6 +178,9 @@ func (r *Run) prepare(ctx context.Context) error {
 		return err
 	}
 	if err := r.openLedger(ctx); err != nil {
+		return err
+	}
+	if err := r.openSync(); err != nil {
 		return err
 	}
 	if err := pipeline.Safely("opening the sink", func() error { return r.built.Sink.Open(r.runCtx) }); err != nil {
@@ -328,6 +339,7 @@ func (r *Run) close() {
 			r.fail(err)
 		}
 	}
+	r.closeSync()
 	if r.deliveries != nil {
 		r.rep.LedgerRows = r.deliveries.w.Rows()
 		r.deliveries.w.Close() // what no saved checkpoint counts is read again on resume
@@ -380,6 +392,9 @@ func (r *Run) progress(final bool) {
 	if ss, ok := r.built.Sink.(pipeline.StatsSink); ok {
 		p.Sink = ss.Stats()
 	}
+	if r.sync != nil {
+		p.Sync = r.sync.report(nil)
+	}
 	var rows, bytes int64
 	if r.workers != nil {
 		rows, bytes = r.workers.readWhole()
@@ -412,6 +427,9 @@ func (r *Run) report(ctx context.Context) (*Report, error) {
 	rep.Seconds = time.Since(r.start).Seconds()
 	rep.setRows(r.ledger.rows())
 	rep.RejectsByStage = r.ledger.stages()
+	if r.sync != nil {
+		rep.Sync = r.sync.report(rep.Sync)
+	}
 	rep.SplitsDone = r.tracker.splitsDone()
 	if r.saver != nil {
 		rep.CheckpointSaveFailures = r.saver.failures.count

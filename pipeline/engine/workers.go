@@ -146,6 +146,14 @@ func (r *Run) handle(b *pipeline.Batch) error {
 			return err
 		}
 	}
+	var sb *syncBatch
+	if r.sync != nil {
+		r.sync.unkeyed.Add(int64(len(b.Rejects)))
+		if sb, err = r.sync.diff(b); err != nil {
+			b.Release()
+			return err
+		}
+	}
 	for _, rej := range b.Rejects {
 		if err := r.policy.reject(b.Split, rej); err != nil {
 			b.Release()
@@ -154,7 +162,8 @@ func (r *Run) handle(b *pipeline.Batch) error {
 	}
 	r.ledger.filtered.Add(b.Filtered)
 	acct := &batchAccount{split: b.Split, ledger: r.ledger, policy: r.policy, tracker: r.tracker, rng: rng,
-		rows: b.NumRows(), before: state.Fates{Filtered: b.Filtered, Rejected: int64(len(b.Rejects))}, onBug: r.fail}
+		rows: b.NumRows(), before: state.Fates{Filtered: b.Filtered, Rejected: int64(len(b.Rejects))}, onBug: r.fail,
+		sync: sb, syncer: r.sync}
 	if r.deliveries != nil {
 		if acct.led = r.deliveries.forBatch(b.Split, b.Start, b.End); acct.led != nil {
 			acct.deliveries = r.deliveries

@@ -29,6 +29,24 @@ type Checkpoint struct {
 	// Ledger is what the delivery ledger holds of the rows this
 	// checkpoint counts; nil when the pipeline keeps none.
 	Ledger *LedgerState `json:"ledger,omitempty"`
+	// Sync is the pass of a `sync` pipeline this checkpoint counts; nil
+	// for other pipelines.
+	Sync *SyncPass `json:"sync,omitempty"`
+}
+
+// SyncPass is what a `sync` pipeline's pass (a first run and its
+// resumptions) did, as its runs found rows against the snapshot.
+type SyncPass struct {
+	// Complete says the pass saw every split and its removed keys are
+	// settled: the next run starts a new pass, reading everything again.
+	Complete  bool  `json:"complete,omitempty"`
+	Added     int64 `json:"added"`
+	Changed   int64 `json:"changed"`
+	Unchanged int64 `json:"unchanged"`
+	Removed   int64 `json:"removed"`
+	// Unkeyed counts rows rejected before the sync step: with any, the
+	// pass cannot tell which keys were removed.
+	Unkeyed int64 `json:"unkeyed,omitempty"`
 }
 
 // LedgerState ties a checkpoint to its run's delivery ledger (Ledger).

@@ -213,6 +213,21 @@ func DeriveID(pipelineName, split string, row int64) string {
 	return string(appendUUID5(nil, scr))
 }
 
+// AppendSyncID appends the messageId of a `sync` pipeline's row: the
+// version-5 UUID of the pipeline's name, the row's primary key and the
+// hash of its content. A changed row gets a new id, so Segment does not
+// drop the update as a copy of the last send; the same change sent again
+// (a resumed run) keeps its id, and Segment drops the copy.
+func AppendSyncID(dst []byte, pipelineName string, key, content []byte) []byte {
+	name := make([]byte, 0, len(pipelineName)+len(key)+len(content)+8)
+	name = append(name, pipelineName...)
+	name = append(name, 0, 's', 'y', 'n', 'c', 0)
+	name = append(name, key...)
+	name = append(name, 0)
+	name = append(name, content...)
+	return appendUUID5(dst, name)
+}
+
 // The values of a sink's `library` field (LibraryField).
 const (
 	LibraryKeep     = "keep"     // the data's context.library; this tool's where it has none

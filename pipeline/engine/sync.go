@@ -1,0 +1,581 @@
+package engine
+
+// A `sync` pipeline sends only what changed since the last acknowledged
+// send. Each batch, after the transforms, is compared row by row with the
+// snapshot (state.Snapshot, on disk): a key it has not got is added, one
+// whose content hash differs is changed, and both are sent under a
+// messageId derived from the key and the content; the rest are unchanged,
+// counted as filtered. A key's new hash is written when its batch is
+// acknowledged, never before, so a killed run resends only what was not
+// acknowledged. Each key read is also marked seen by the pass (a first
+// run and its resumptions), at read time: a second row with the key is a
+// duplicate, and a pass that saw every split removes from the snapshot the
+// keys it did not see.
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/apache/arrow/go/v15/arrow"
+	"github.com/apache/arrow/go/v15/arrow/array"
+	"github.com/apache/arrow/go/v15/arrow/memory"
+
+	"github.com/backfillhq/backfill/pipeline"
+	"github.com/backfillhq/backfill/pipeline/config"
+	"github.com/backfillhq/backfill/pipeline/record"
+	"github.com/backfillhq/backfill/pipeline/state"
+	"github.com/backfillhq/backfill/sinks/message"
+)
+
+// StageSync names the rows the sync step rejects (a null or duplicate
+// primary key) in the dead letters.
+const StageSync = "sync"
+
+// syncer diffs a run's rows with the snapshot and records what is
+// acknowledged.
+type syncer struct {
+	cfg  *config.Sync
+	name string // the pipeline's, for messageIds
+	mem  memory.Allocator
+	// snap is nil for a preview of a pipeline never run: every row is
+	// then added.
+	snap *state.Snapshot
+	// record is false in a preview: it compares and writes nothing, and
+	// keeps the keys it saw in memory (a preview reads a few rows).
+	record bool
+
+	mu      sync.Mutex // one batch's check-and-mark of keys at a time
+	memSeen map[string]state.RowRef
+	splits  sync.Map // split hash -> split ID, to name a duplicate's first row
+
+	colsMu sync.Mutex
+	cols   map[*arrow.Schema]*syncCols
+
+	added, changed, unchanged, removed atomic.Int64
+	// unkeyed counts rows rejected before the sync step: their keys are
+	// unknown, so a pass with any cannot tell removed keys.
+	unkeyed  atomic.Int64
+	base     state.SyncPass // what the earlier runs of the pass counted
+	complete atomic.Bool
+	skipped  string // why removed keys were not looked for
+}
+
+// syncCols are the columns of one schema the key and the content are made
+// of.
+type syncCols struct {
+	key, content []int
+	keyNames     []string
+}
+
+// syncBatch is what a batch sends: the keys and content hashes its rows
+// will have in the snapshot once acknowledged.
+type syncBatch struct {
+	rows   []int64 // split rows
+	keys   [][]byte
+	hashes []state.Hash
+
+	mu       sync.Mutex
+	rejected map[int64]bool // by the sink: the snapshot keeps the old version
+}
+
+// columns finds the key and compared columns in a schema: every column
+// but messageId, sentAt and timestamp (unless compare names them) and
+// those ignored.
+func (s *syncer) columns(sc *arrow.Schema) (*syncCols, error) {
+	s.colsMu.Lock()
+	defer s.colsMu.Unlock()
+	if c := s.cols[sc]; c != nil {
+		return c, nil
+	}
+	c := &syncCols{keyNames: s.cfg.PrimaryKey}
+	names := make([]string, 0, sc.NumFields())
+	for _, f := range sc.Fields() {
+		names = append(names, f.Name)
+	}
+	for _, k := range s.cfg.PrimaryKey {
+		idx := sc.FieldIndices(k)
+		if len(idx) == 0 {
+			return nil, fmt.Errorf("sync.primary_key: column %q is not in the rows after the transforms (they have: %s)", k, strings.Join(names, ", "))
+		}
+		c.key = append(c.key, idx[0])
+	}
+	ignored := map[string]bool{"messageId": true, "sentAt": true, "timestamp": true}
+	for _, n := range s.cfg.Ignore {
+		ignored[n] = true
+	}
+	want := map[string]bool{}
+	for _, n := range s.cfg.Compare {
+		if len(sc.FieldIndices(n)) == 0 {
+			return nil, fmt.Errorf("sync.compare: column %q is not in the rows after the transforms (they have: %s)", n, strings.Join(names, ", "))
+		}
+		want[n] = true
+	}
+	sorted := append([]string(nil), names...)
+	sort.Strings(sorted) // the hash must not depend on the column order
+	for _, n := range sorted {
+		if len(want) > 0 && !want[n] || len(want) == 0 && ignored[n] {
+			continue
+		}
+		c.content = append(c.content, sc.FieldIndices(n)[0])
+	}
+	if s.cols == nil {
+		s.cols = map[*arrow.Schema]*syncCols{}
+	}
+	if len(s.cols) > 64 { // schemas are few; a source making one per batch must not grow this
+		clear(s.cols)
+	}
+	s.cols[sc] = c
+	return c, nil
+}
+
+// diff compares a batch's rows with the snapshot: unchanged rows are
+// dropped as filtered, rows with a null or duplicate key rejected, and the
+// rest get their sync messageId. It returns what the batch sends.
+func (s *syncer) diff(b *pipeline.Batch) (*syncBatch, error) {
+	rec := b.Record
+	if rec == nil || rec.NumRows() == 0 {
+		return nil, nil
+	}
+	cols, err := s.columns(rec.Schema())
+	if err != nil {
+		return nil, err
+	}
+	n := int(rec.NumRows())
+	mask := make([]uint8, n)
+	rejects := map[int]*pipeline.Reject{}
+	keys := make([][]byte, n)
+	hashes := make([]state.Hash, n)
+	var scratch []byte
+	for i := 0; i < n; i++ {
+		key, null := appendKey(nil, rec, cols, i)
+		if null != "" {
+			mask[i] = pipeline.FateReject
+			rejects[i] = &pipeline.Reject{Stage: StageSync, Column: null,
+				Reason: fmt.Sprintf("primary key column %q is null: a row without a key cannot be synced", null)}
+			continue
+		}
+		keys[i] = key
+		scratch = scratch[:0]
+		for _, c := range cols.content {
+			scratch = appendCell(scratch, rec.Column(c), i, false)
+			scratch = append(scratch, 0xff) // no cell encoding ends so: columns stay apart
+		}
+		sum := sha256.Sum256(scratch)
+		copy(hashes[i][:], sum[:])
+	}
+	if err := s.markSeen(b, keys, mask, rejects); err != nil {
+		return nil, err
+	}
+	sb, ids, err := s.compare(b, keys, hashes, mask)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.setIDs(b, ids); err != nil {
+		return nil, err
+	}
+	if err := b.DropMask(s.mem, mask, rejects); err != nil {
+		return nil, err
+	}
+	return sb, nil
+}
+
+// compare looks each kept row's key up in the snapshot: unchanged rows
+// are masked as filtered; the others get their messageId.
+func (s *syncer) compare(b *pipeline.Batch, keys [][]byte, hashes []state.Hash, mask []uint8) (*syncBatch, []string, error) {
+	sb := &syncBatch{}
+	ids := make([]string, len(keys))
+	var buf, id []byte
+	for i, key := range keys {
+		if mask[i] != pipeline.FateKeep {
+			continue
+		}
+		old, ok, err := s.snap.Sent(key, buf)
+		if err != nil {
+			return nil, nil, fmt.Errorf("reading the sync snapshot: %w", err)
+		}
+		switch {
+		case !ok:
+			s.added.Add(1)
+		case old == hashes[i]:
+			s.unchanged.Add(1)
+			mask[i] = pipeline.FateFilter
+			continue
+		default:
+			s.changed.Add(1)
+		}
+		id = message.AppendSyncID(id[:0], s.name, key, hashes[i][:])
+		ids[i] = string(id)
+		sb.rows = append(sb.rows, b.Row(i))
+		sb.keys = append(sb.keys, key)
+		sb.hashes = append(sb.hashes, hashes[i])
+	}
+	return sb, ids, nil
+}
+
+// markSeen records that the pass saw each keyed row, and rejects a row
+// whose key the pass saw at another row: the second of two rows with one
+// key, naming both. The same row read again (a resumption) is no
+// duplicate.
+func (s *syncer) markSeen(b *pipeline.Batch, keys [][]byte, mask []uint8, rejects map[int]*pipeline.Reject) error {
+	split := splitHash(b.Split)
+	s.splits.Store(split, b.Split)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var wb *state.SnapshotBatch
+	if s.record {
+		wb = s.snap.NewBatch()
+	}
+	inBatch := map[string]state.RowRef{} // the batch's own marks are not readable before its commit
+	var buf []byte
+	for i, key := range keys {
+		if mask[i] != pipeline.FateKeep {
+			continue
+		}
+		ref := state.RowRef{Split: split, Row: b.Row(i)}
+		prev, seen := inBatch[string(key)]
+		if !seen {
+			var err error
+			if prev, seen, err = s.seen(key, buf); err != nil {
+				return fmt.Errorf("reading the sync snapshot: %w", err)
+			}
+		}
+		switch {
+		case seen && prev != ref:
+			mask[i] = pipeline.FateReject
+			rejects[i] = &pipeline.Reject{Stage: StageSync, Column: strings.Join(s.cfg.PrimaryKey, ","),
+				Reason: fmt.Sprintf("duplicate primary key %s: row %d of %s has it too; that row is synced, row %d of %s is not",
+					key, prev.Row, s.splitName(prev.Split), ref.Row, b.Split)}
+		case !seen:
+			inBatch[string(key)] = ref
+			if wb != nil {
+				wb.MarkSeen(key, ref)
+			} else {
+				s.memSeen[string(key)] = ref
+			}
+		}
+	}
+	if wb == nil {
+		return nil
+	}
+	if err := wb.Commit(); err != nil {
+		return fmt.Errorf("writing the sync snapshot: %w", err)
+	}
+	return nil
+}
+
+func (s *syncer) seen(key, buf []byte) (state.RowRef, bool, error) {
+	if !s.record {
+		ref, ok := s.memSeen[string(key)]
+		return ref, ok, nil
+	}
+	return s.snap.Seen(key, buf)
+}
+
+func (s *syncer) splitName(h uint64) string {
+	if id, ok := s.splits.Load(h); ok {
+		return id.(string)
+	}
+	return fmt.Sprintf("a split read by an earlier run (hash %016x)", h)
+}
+
+func splitHash(id string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(id))
+	return h.Sum64()
+}
+
+// setIDs puts the sync messageIds in the batch's messageId column (added,
+// or replacing one a transform set: under sync the id follows the
+// content).
+func (s *syncer) setIDs(b *pipeline.Batch, ids []string) error {
+	rec := b.Record
+	bld := array.NewStringBuilder(s.mem)
+	defer bld.Release()
+	bld.AppendValues(ids, nil)
+	col := bld.NewArray()
+	defer col.Release()
+	fields := append([]arrow.Field(nil), rec.Schema().Fields()...)
+	cols := append([]arrow.Array(nil), rec.Columns()...)
+	field := arrow.Field{Name: "messageId", Type: arrow.BinaryTypes.String}
+	if idx := rec.Schema().FieldIndices("messageId"); len(idx) > 0 {
+		fields[idx[0]], cols[idx[0]] = field, col
+	} else {
+		fields, cols = append(fields, field), append(cols, col)
+	}
+	md := rec.Schema().Metadata()
+	b.ReplaceRecord(array.NewRecord(arrow.NewSchema(fields, &md), cols, rec.NumRows()))
+	return nil
+}
+
+// sent records an acknowledged batch's keys with their new content, but
+// for the rows the sink set aside: the snapshot keeps what they had.
+func (s *syncer) sent(sb *syncBatch) error {
+	if !s.record || len(sb.rows) == 0 {
+		return nil
+	}
+	wb := s.snap.NewBatch()
+	sb.mu.Lock()
+	for i, row := range sb.rows {
+		if !sb.rejected[row] {
+			wb.MarkSent(sb.keys[i], sb.hashes[i])
+		}
+	}
+	sb.mu.Unlock()
+	if err := wb.Commit(); err != nil {
+		return fmt.Errorf("writing the sync snapshot: %w", err)
+	}
+	return nil
+}
+
+func (sb *syncBatch) reject(row int64) {
+	sb.mu.Lock()
+	defer sb.mu.Unlock()
+	if sb.rejected == nil {
+		sb.rejected = map[int64]bool{}
+	}
+	sb.rejected[row] = true
+}
+
+// appendKey appends row i's primary key as a JSON array of its values,
+// or names the first key column that is null.
+func appendKey(dst []byte, rec arrow.Record, cols *syncCols, i int) ([]byte, string) {
+	dst = append(dst, '[')
+	for j, c := range cols.key {
+		col := rec.Column(c)
+		if col.IsNull(i) {
+			return nil, cols.keyNames[j]
+		}
+		if j > 0 {
+			dst = append(dst, ',')
+		}
+		dst = appendCell(dst, col, i, true)
+	}
+	return append(dst, ']'), ""
+}
+
+// appendCell appends one value: as JSON (asJSON, for a key), or in a
+// cheaper form that tells values apart (for a content hash). The types
+// sources give are written directly; the rest as Arrow marshals them.
+func appendCell(dst []byte, col arrow.Array, i int, asJSON bool) []byte {
+	if col.IsNull(i) {
+		return append(dst, "null"...)
+	}
+	switch a := col.(type) {
+	case *array.String:
+		return appendString(dst, a.Value(i), asJSON)
+	case *array.LargeString:
+		return appendString(dst, a.Value(i), asJSON)
+	case *array.Int64:
+		return strconv.AppendInt(dst, a.Value(i), 10)
+	case *array.Int32:
+		return strconv.AppendInt(dst, int64(a.Value(i)), 10)
+	case *array.Uint64:
+		return strconv.AppendUint(dst, a.Value(i), 10)
+	case *array.Boolean:
+		return strconv.AppendBool(dst, a.Value(i))
+	case *array.Float64:
+		if v := a.Value(i); !math.IsInf(v, 0) && !math.IsNaN(v) {
+			return strconv.AppendFloat(dst, v, 'g', -1, 64)
+		}
+	case *array.Dictionary:
+		return appendCell(dst, a.Dictionary(), a.GetValueIndex(i), asJSON)
+	case *record.JSONArray:
+		if asJSON {
+			return append(dst, a.ValueBytes(i)...)
+		}
+		return appendString(dst, a.Value(i), false)
+	}
+	v, err := json.Marshal(col.GetOneForMarshal(i))
+	if err != nil {
+		return appendString(dst, fmt.Sprint(col.GetOneForMarshal(i)), asJSON)
+	}
+	return append(dst, v...)
+}
+
+// appendString writes s as JSON, or length-prefixed: no separator can
+// then be mistaken for part of a value.
+func appendString(dst []byte, s string, asJSON bool) []byte {
+	if asJSON {
+		v, _ := json.Marshal(s)
+		return append(dst, v...)
+	}
+	dst = append(dst, '"')
+	dst = binary.AppendUvarint(dst, uint64(len(s)))
+	return append(dst, s...)
+}
+
+// SyncReport is what a sync run found: rows added, changed (both sent),
+// unchanged (filtered), and keys removed from the snapshot.
+type SyncReport struct {
+	Added     int64 `json:"added"`
+	Changed   int64 `json:"changed"`
+	Unchanged int64 `json:"unchanged"`
+	Removed   int64 `json:"removed"`
+	// RemovedNotChecked says why the run did not look for removed keys
+	// (it did not see every split, rows were rejected before the sync
+	// step); empty when it did.
+	RemovedNotChecked string `json:"removed_not_checked,omitempty"`
+	Snapshot          string `json:"snapshot,omitempty"`
+	// PassComplete says the pass saw every split: the next run starts a
+	// new one.
+	PassComplete bool `json:"pass_complete"`
+}
+
+// openSync opens the snapshot of a `sync` pipeline: a preview's read-only
+// (it records nothing), a run's to record; a run that starts a pass
+// forgets the keys the last pass saw, --fresh the whole snapshot.
+func (r *Run) openSync() error {
+	c := r.cfg.Sync
+	if c == nil {
+		return nil
+	}
+	switch {
+	case len(c.PrimaryKey) == 0:
+		return errors.New("sync.primary_key: name at least one column")
+	case r.opts.Shards > 1:
+		return errSyncSharded
+	case state.Remote(r.cfg.State):
+		return fmt.Errorf("sync keeps its snapshot on local disk, beside a local state; state %s is not local (set state: to a directory)",
+			r.red.String(r.cfg.State))
+	}
+	preview := r.store.Location() == ""
+	dir := r.paths().SnapshotDir()
+	snap, err := state.OpenSnapshot(dir, r.opts.Fresh, preview)
+	if err != nil {
+		return err
+	}
+	s := &syncer{cfg: c, name: r.cfg.Name, mem: r.opts.Alloc, snap: snap, record: !preview, memSeen: map[string]state.RowRef{}}
+	r.sync = s
+	if !preview && !r.rep.Resumed {
+		if err := snap.StartPass(); err != nil {
+			return fmt.Errorf("starting a sync pass in %s: %w", dir, err)
+		}
+	}
+	if r.rep.Resumed && r.cp.Sync != nil {
+		s.base = *r.cp.Sync
+	}
+	r.saver.sync = s
+	r.rep.Sync = &SyncReport{Snapshot: dir}
+	return nil
+}
+
+// finishSync ends a pass that saw every split: the keys of the snapshot
+// it did not see are removed (counted, and forgotten unless a preview),
+// and the pass is complete, so the next run starts a new one.
+func (r *Run) finishSync(ctx context.Context) {
+	s := r.sync
+	if s == nil {
+		return
+	}
+	switch {
+	case r.failure() != nil || ctx.Err() != nil || len(r.workers.failedSplits()) > 0 || r.tracker.unacked() > 0:
+		s.skipped = "the run did not finish: the pass goes on at the next run"
+		return
+	case r.workers.limitHit.Load():
+		s.skipped = "only some rows were read"
+		return
+	}
+	if n := s.base.Unkeyed + s.unkeyed.Load(); n > 0 {
+		s.skipped = fmt.Sprintf("%d rows were rejected before the sync step, so their keys are unknown and could look removed", n)
+		r.log.Warn("sync: removed keys are not looked for in this pass", "why", s.skipped)
+	} else if err := s.removeUnseen(); err != nil {
+		r.fail(err)
+		return
+	}
+	s.complete.Store(true)
+}
+
+// removeUnseen counts the keys sent before and not seen by the pass, and
+// forgets them when the run records.
+func (s *syncer) removeUnseen() error {
+	if s.snap == nil {
+		return nil
+	}
+	var seen func([]byte) bool
+	if !s.record {
+		seen = func(k []byte) bool { _, ok := s.memSeen[string(k)]; return ok }
+	}
+	var wb *state.SnapshotBatch
+	var n int64
+	err := s.snap.Removed(seen, func(key []byte) error {
+		n++
+		if !s.record {
+			return nil
+		}
+		if wb == nil {
+			wb = s.snap.NewBatch()
+		}
+		wb.Forget(key)
+		if wb.Len() >= 10_000 { // bounded: a table emptied must not hold every key in one batch
+			err := wb.Commit()
+			wb = nil
+			return err
+		}
+		return nil
+	})
+	if err == nil && wb != nil {
+		err = wb.Commit()
+	}
+	if err != nil {
+		return fmt.Errorf("removing unseen keys from the sync snapshot: %w", err)
+	}
+	s.removed.Store(n)
+	return nil
+}
+
+// flush makes the snapshot's writes durable, before a checkpoint counts
+// the rows they record.
+func (s *syncer) flush() error {
+	if !s.record {
+		return nil
+	}
+	if err := s.snap.Sync(); err != nil {
+		return permanentSaveError{fmt.Errorf("syncing the sync snapshot: %w", err)}
+	}
+	return nil
+}
+
+// pass is the pass's account for the checkpoint: the earlier runs' and
+// this one's.
+func (s *syncer) pass() *state.SyncPass {
+	b := s.base
+	return &state.SyncPass{Complete: s.complete.Load(), Added: b.Added + s.added.Load(), Changed: b.Changed + s.changed.Load(),
+		Unchanged: b.Unchanged + s.unchanged.Load(), Removed: b.Removed + s.removed.Load(), Unkeyed: b.Unkeyed + s.unkeyed.Load()}
+}
+
+// report is this run's account.
+func (s *syncer) report(rep *SyncReport) *SyncReport {
+	if rep == nil {
+		rep = &SyncReport{}
+	}
+	rep.Added, rep.Changed, rep.Unchanged, rep.Removed = s.added.Load(), s.changed.Load(), s.unchanged.Load(), s.removed.Load()
+	rep.RemovedNotChecked, rep.PassComplete = s.skipped, s.complete.Load()
+	return rep
+}
+
+// closeSync closes the snapshot, after the last checkpoint.
+func (r *Run) closeSync() {
+	if r.sync == nil || r.sync.snap == nil {
+		return
+	}
+	if err := r.sync.snap.Close(); err != nil {
+		r.fail(fmt.Errorf("closing the sync snapshot: %w", err))
+	}
+	r.sync.snap = nil
+}
+
+// errSyncSharded explains why a sync cannot be sharded.
+var errSyncSharded = errors.New("a sync pipeline cannot run sharded (--shard/--shards): shards take splits by their ID, " +
+	"not by key, so a row whose key moves to a split of another shard would be sent again as added by that shard, " +
+	"and found removed by this one; run it unsharded")
