@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -13,6 +14,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/backfillhq/backfill/internal/testkit/s3test"
 	"github.com/backfillhq/backfill/internal/testkit/segmenttest"
 	"github.com/backfillhq/backfill/pipeline/engine"
 	"github.com/backfillhq/backfill/pipeline/state"
@@ -285,4 +290,40 @@ func TestSyncKilledRunResendsOnlyUnacknowledged(t *testing.T) {
 		t.Fatalf("after the resume: %d messages; want 0", n)
 	}
 	t.Logf("the killed run delivered %d changes, the resumed one %d", first, rep.RowsDelivered)
+}
+
+// With the state on S3, the snapshot is copied beside the checkpoint: a
+// run on another machine (another working directory) sends only the
+// changes, and a machine whose local snapshot is stale fetches the copy.
+func TestSyncSnapshotOnS3(t *testing.T) {
+	srv := s3test.Start(t)
+	srv.CreateBucket(t, "acme")
+	t.Setenv("AWS_ACCESS_KEY_ID", srv.AccessKey)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", srv.SecretKey)
+	dir, machineA, machineB := t.TempDir(), t.TempDir(), t.TempDir()
+	state := "s3://acme/state?endpoint=" + srv.Endpoint + "&path_style=true&region=" + s3test.Region
+	run := func(machine string, wantSent int64) {
+		t.Helper()
+		col := segmenttest.NewServer(segmenttest.Options{WriteKeys: []string{"KEY"}})
+		defer col.Close()
+		cfg := syncPipeline(t, dir, col.URL(), "")
+		data, _ := os.ReadFile(cfg)
+		os.WriteFile(cfg, []byte(strings.Replace(string(data), "state: "+dir+"/state", "state: "+state, 1)), 0o644)
+		code, _, stderr := runCLI(t, machine, "run", "--progress", "none", cfg)
+		if code != 0 {
+			t.Fatalf("exit %d\n%s", code, stderr)
+		}
+		if n := col.Stats().Messages; n != wantSent {
+			t.Fatalf("run in %s sent %d; want %d\n%s", filepath.Base(machine), n, wantSent, stderr)
+		}
+	}
+	usersTable{n: 1000}.write(t, filepath.Join(dir, "users.csv"))
+	run(machineA, 1000)
+	usersTable{n: 1000, edited: func(i int) bool { return i%100 == 0 }}.write(t, filepath.Join(dir, "users.csv"))
+	run(machineB, 10)
+	run(machineA, 0) // its own snapshot is older than the copy: it fetches the copy
+	out, err := srv.Client.ListObjectsV2(context.Background(), &s3.ListObjectsV2Input{Bucket: aws.String("acme"), Prefix: aws.String("state/users/checkpoint.snapshot/")})
+	if err != nil || len(out.Contents) == 0 {
+		t.Fatalf("no snapshot copy on S3: %v", err)
+	}
 }

@@ -101,10 +101,17 @@ func (c *checkpointer) save(ctx context.Context, force bool) (saved bool, err er
 		if err := c.sync.flush(); err != nil {
 			return false, err
 		}
-		c.cp.Sync = c.sync.pass()
 	}
 	if !changed && !force && !c.unsaved {
 		return false, nil
+	}
+	if c.sync != nil {
+		// With a remote state, the copy the checkpoint lists is written
+		// before it.
+		if err := c.sync.copyOut(ctx); err != nil {
+			return false, err
+		}
+		c.cp.Sync = c.sync.pass()
 	}
 	defer func() { c.unsaved = err != nil }()
 	if c.deliveries != nil {

@@ -42,11 +42,14 @@ type Run struct {
 	// deliveries feeds the delivery ledger (`ledger:`); nil without one.
 	deliveries *deliveryLog
 	// sync diffs rows with the snapshot (`sync:`); nil without it.
-	sync    *syncer
-	policy  *rejectPolicy
-	tracker *tracker
-	saver   *checkpointer
-	workers *workers
+	sync *syncer
+	// lastSync is the loaded checkpoint's, even of a pass complete: where
+	// the snapshot's copy is, with a remote state.
+	lastSync *state.SyncPass
+	policy   *rejectPolicy
+	tracker  *tracker
+	saver    *checkpointer
+	workers  *workers
 
 	// runCtx stops reading (a signal, a fatal error). writeCtx lets the
 	// batches already read finish their way to the sink: a stop must not
@@ -129,8 +132,11 @@ func (r *Run) openState(ctx context.Context) error {
 		r.cp = cp
 		// A sync pass that saw everything is over: the next run is a new
 		// pass, reading every row again against the snapshot it left.
-		if r.cfg.Sync != nil && cp != nil && cp.Sync != nil && cp.Sync.Complete {
-			r.cp = nil
+		if r.cfg.Sync != nil && cp != nil && cp.Sync != nil {
+			r.lastSync = cp.Sync // where the snapshot's copy is, with remote state
+			if cp.Sync.Complete {
+				r.cp = nil
+			}
 		}
 	}
 	if r.cp == nil {

@@ -69,6 +69,14 @@ type syncer struct {
 	base     state.SyncPass // what the earlier runs of the pass counted
 	complete atomic.Bool
 	skipped  string // why removed keys were not looked for
+
+	// With a remote state, the snapshot's copy beside the checkpoint:
+	// its generation, and the table files it holds already. Used by the
+	// saves, one at a time.
+	remote state.SnapshotStore
+	gen    int
+	copy   *state.SnapshotCopy
+	have   map[string]bool
 }
 
 // syncCols are the columns of one schema the key and the content are made
@@ -445,17 +453,18 @@ func (r *Run) openSync() error {
 		return errors.New("sync.primary_key: name at least one column")
 	case r.opts.Shards > 1:
 		return errSyncSharded
-	case state.Remote(r.cfg.State):
-		return fmt.Errorf("sync keeps its snapshot on local disk, beside a local state; state %s is not local (set state: to a directory)",
-			r.red.String(r.cfg.State))
 	}
 	preview := r.store.Location() == ""
 	dir := r.paths().SnapshotDir()
+	s := &syncer{cfg: c, name: r.cfg.Name, mem: r.opts.Alloc, record: !preview, memSeen: map[string]state.RowRef{}, have: map[string]bool{}}
+	if err := s.fetch(r.runCtx, r.store, dir, r.lastSync, preview || r.opts.Fresh); err != nil {
+		return err
+	}
 	snap, err := state.OpenSnapshot(dir, r.opts.Fresh, preview)
 	if err != nil {
 		return err
 	}
-	s := &syncer{cfg: c, name: r.cfg.Name, mem: r.opts.Alloc, snap: snap, record: !preview, memSeen: map[string]state.RowRef{}}
+	s.snap = snap
 	r.sync = s
 	if !preview && !r.rep.Resumed {
 		if err := snap.StartPass(); err != nil {
@@ -467,6 +476,43 @@ func (r *Run) openSync() error {
 	}
 	r.saver.sync = s
 	r.rep.Sync = &SyncReport{Snapshot: dir}
+	return nil
+}
+
+// fetch sets up the snapshot's copy beside a remote checkpoint (a
+// SnapshotStore): the local snapshot is replaced by the copy the
+// checkpoint lists when it is not that copy (another machine ran since,
+// or this one never did).
+func (s *syncer) fetch(ctx context.Context, store state.Store, dir string, last *state.SyncPass, local bool) error {
+	ss, ok := store.(state.SnapshotStore)
+	if !ok || local {
+		return nil
+	}
+	s.remote = ss
+	if last == nil || last.Copy == nil {
+		return nil
+	}
+	s.gen, s.copy = last.Copy.Gen, last.Copy
+	for _, f := range last.Copy.Files {
+		s.have[f] = true
+	}
+	if state.LocalCopyGen(dir) == last.Copy.Gen {
+		return nil
+	}
+	return state.FetchSnapshot(ctx, ss, dir, last.Copy)
+}
+
+// copyOut copies the snapshot beside a remote checkpoint, before the
+// checkpoint that counts its rows is saved.
+func (s *syncer) copyOut(ctx context.Context) error {
+	if s.remote == nil {
+		return nil
+	}
+	c, err := s.snap.Copy(ctx, s.remote, s.gen+1, s.have)
+	if err != nil {
+		return err
+	}
+	s.gen, s.copy = c.Gen, c
 	return nil
 }
 
@@ -551,7 +597,8 @@ func (s *syncer) flush() error {
 func (s *syncer) pass() *state.SyncPass {
 	b := s.base
 	return &state.SyncPass{Complete: s.complete.Load(), Added: b.Added + s.added.Load(), Changed: b.Changed + s.changed.Load(),
-		Unchanged: b.Unchanged + s.unchanged.Load(), Removed: b.Removed + s.removed.Load(), Unkeyed: b.Unkeyed + s.unkeyed.Load()}
+		Unchanged: b.Unchanged + s.unchanged.Load(), Removed: b.Removed + s.removed.Load(), Unkeyed: b.Unkeyed + s.unkeyed.Load(),
+		Copy: s.copy}
 }
 
 // report is this run's account.

@@ -47,6 +47,9 @@ type SyncPass struct {
 	// Unkeyed counts rows rejected before the sync step: with any, the
 	// pass cannot tell which keys were removed.
 	Unkeyed int64 `json:"unkeyed,omitempty"`
+	// Copy lists the snapshot's copy beside a remote checkpoint, as it
+	// was when this checkpoint was saved.
+	Copy *SnapshotCopy `json:"copy,omitempty"`
 }
 
 // LedgerState ties a checkpoint to its run's delivery ledger (Ledger).

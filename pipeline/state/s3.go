@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"os"
 	"path"
 	"strconv"
 	"strings"
@@ -228,4 +229,55 @@ func (s *S3Store) ReadDeadLetters(ctx context.Context, run string, parts int, fn
 		}
 	}
 	return nil
+}
+
+var _ SnapshotStore = (*S3Store)(nil)
+
+// The sync snapshot's copy is kept beside the checkpoint:
+// CHECKPOINT.snapshot/NAME.
+func (s *S3Store) snapshotKey(name string) string {
+	return strings.TrimSuffix(s.key, ".json") + ".snapshot/" + name
+}
+
+// SnapshotLocation names the folder of the sync snapshot's copy.
+func (s *S3Store) SnapshotLocation() string {
+	return "s3://" + s.bucket + "/" + s.snapshotKey("")
+}
+
+// PutSnapshotFile writes one file of the snapshot's copy.
+func (s *S3Store) PutSnapshotFile(ctx context.Context, name, file string) error {
+	f, err := os.Open(file)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	key := s.snapshotKey(name)
+	_, err = s.client.PutObject(ctx, &s3.PutObjectInput{Bucket: &s.bucket, Key: &key, Body: f, ContentLength: aws.Int64(st.Size())})
+	if err != nil {
+		return fmt.Errorf("writing s3://%s/%s: %w [credentials: %s]", s.bucket, key, err, s.creds)
+	}
+	return nil
+}
+
+// GetSnapshotFile reads one file of the snapshot's copy into file.
+func (s *S3Store) GetSnapshotFile(ctx context.Context, name, file string) error {
+	key := s.snapshotKey(name)
+	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.bucket, Key: &key})
+	if err != nil {
+		return fmt.Errorf("reading s3://%s/%s: %w [credentials: %s]", s.bucket, key, err, s.creds)
+	}
+	defer out.Body.Close()
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, out.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }

@@ -2,11 +2,15 @@ package state
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
+	"strconv"
+	"strings"
 
 	"github.com/cockroachdb/pebble"
 )
@@ -30,9 +34,13 @@ const (
 	prefixSeen = 'r'
 )
 
-// SnapshotDir is the snapshot of a pipeline shard under a local state
-// directory.
+// SnapshotDir is the snapshot of a pipeline shard: under a local state
+// directory, or, with a remote state, under .backfill/NAME (copied to the
+// store: SnapshotStore).
 func (p Paths) SnapshotDir() string {
+	if Remote(p.State) {
+		return filepath.Join(".backfill", p.Name, shardName("snapshot", p.Shard, p.Shards))
+	}
 	return filepath.Join(p.State, p.Name, shardName("snapshot", p.Shard, p.Shards))
 }
 
@@ -233,4 +241,92 @@ func (s *Snapshot) Keys() (int64, error) {
 		n++
 	}
 	return n, it.Error()
+}
+
+// SnapshotStore keeps a copy of the sync snapshot beside a remote
+// checkpoint, so a run on another machine (a CronJob's next pod) starts
+// from it.
+type SnapshotStore interface {
+	PutSnapshotFile(ctx context.Context, name, path string) error
+	GetSnapshotFile(ctx context.Context, name, path string) error
+	SnapshotLocation() string
+}
+
+// SnapshotCopy lists the objects of one copy of the snapshot, as the
+// checkpoint that counts its rows records it.
+type SnapshotCopy struct {
+	Gen   int      `json:"gen"`
+	Files []string `json:"files"`
+}
+
+// Copy writes a consistent copy of the snapshot (a Pebble checkpoint, its
+// WAL flushed) to store. Table files are immutable and their names never
+// reused, so one copied before (in have) is not written again; the
+// others (MANIFEST, OPTIONS, ...) change, and go under the copy's
+// generation, so the objects an older checkpoint lists stay as they were.
+func (s *Snapshot) Copy(ctx context.Context, store SnapshotStore, gen int, have map[string]bool) (*SnapshotCopy, error) {
+	tmp := s.path + ".copy"
+	if err := os.RemoveAll(tmp); err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+	if err := s.db.Checkpoint(tmp, pebble.WithFlushedWAL()); err != nil {
+		return nil, fmt.Errorf("copying the sync snapshot: %w", err)
+	}
+	entries, err := os.ReadDir(tmp)
+	if err != nil {
+		return nil, err
+	}
+	out := &SnapshotCopy{Gen: gen}
+	for _, e := range entries {
+		name := e.Name()
+		object := name
+		if !strings.HasSuffix(name, ".sst") {
+			object = fmt.Sprintf("gen-%06d/%s", gen, name)
+		}
+		if !have[object] {
+			if err := store.PutSnapshotFile(ctx, object, filepath.Join(tmp, name)); err != nil {
+				return nil, err
+			}
+			if strings.HasSuffix(name, ".sst") {
+				have[object] = true
+			}
+		}
+		out.Files = append(out.Files, object)
+	}
+	if err := os.WriteFile(s.path+".copy-gen", []byte(strconv.Itoa(gen)), 0o644); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// LocalCopyGen is the generation of the copy the local snapshot in dir
+// was last copied as (-1: none): when it is not the one the checkpoint
+// lists, another machine ran since, and the local snapshot is stale.
+func LocalCopyGen(dir string) int {
+	b, err := os.ReadFile(dir + ".copy-gen")
+	if err != nil {
+		return -1
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		return -1
+	}
+	return n
+}
+
+// FetchSnapshot replaces the snapshot in dir with the copy c in store.
+func FetchSnapshot(ctx context.Context, store SnapshotStore, dir string, c *SnapshotCopy) error {
+	if err := os.RemoveAll(dir); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for _, object := range c.Files {
+		if err := store.GetSnapshotFile(ctx, object, filepath.Join(dir, path.Base(object))); err != nil {
+			return fmt.Errorf("reading the sync snapshot's copy in %s: %w", store.SnapshotLocation(), err)
+		}
+	}
+	return os.WriteFile(dir+".copy-gen", []byte(strconv.Itoa(c.Gen)), 0o644)
 }
