@@ -111,38 +111,66 @@ func syncRun(t *testing.T, dir string, opts segmenttest.Options, extra string, a
 
 // TestSyncSendsOnlyChanges syncs 1M users, then a table with 10,000
 // edited, 5,000 added and 2,000 removed: exactly the 15,000 added and
-// edited go out, each with a new messageId; then nothing.
+// edited go out, each with a new messageId, and a "User Deleted" for each
+// of the 2,000 removed; then nothing.
 func TestSyncSendsOnlyChanges(t *testing.T) {
 	if testing.Short() {
 		t.Skip("sends 1M messages")
 	}
-	const users = 1_000_000
+	syncChanges(t, 1_000_000, true)
+}
+
+// Without sync.deleted, removed keys are forgotten and nothing is sent
+// for them.
+func TestSyncRemovedSendNothingByDefault(t *testing.T) {
+	syncChanges(t, 10_000, false)
+}
+
+// With sync.deleted, each removed key gets its message, once.
+func TestSyncDeletedMessages(t *testing.T) {
+	syncChanges(t, 10_000, true)
+}
+
+const deletedBlock = "  deleted: {type: track, event: User Deleted, properties.reason: gone}\n"
+
+// syncChanges syncs users, then 1% of them edited, 0.5% more added and
+// 0.2% removed, then the same again.
+func syncChanges(t *testing.T, users int, deleted bool) {
 	dir := t.TempDir()
+	extra, deletes := "", 0
+	if deleted {
+		extra, deletes = deletedBlock, users/500
+	}
+	edits, adds := users/100, users/200
 	edited := func(i int) bool { return i%100 == 1 }
 	removed := func(i int) bool { return i%500 == 3 }
 	usersTable{n: users}.write(t, filepath.Join(dir, "users.csv"))
 
-	srv, rep := syncRun(t, dir, segmenttest.Options{SkipValidation: true}, "")
-	if st := srv.Stats(); st.UniqueIDs != users || st.Messages != users || rep.Sync.Added != users || rep.RowsDelivered != users {
+	srv, rep := syncRun(t, dir, segmenttest.Options{SkipValidation: true}, extra)
+	if st := srv.Stats(); st.UniqueIDs != int64(users) || st.Messages != int64(users) || rep.Sync.Added != int64(users) || rep.RowsDelivered != int64(users) {
 		t.Fatalf("first run: %d messages, %d ids, report %+v; want %d", st.Messages, st.UniqueIDs, rep.Sync, users)
 	}
 	firstIDs := srv.IDs()
 
-	usersTable{n: users, added: 5_000, edited: edited, removed: removed}.write(t, filepath.Join(dir, "users.csv"))
-	srv, rep = syncRun(t, dir, segmenttest.Options{KeepBodies: true}, "")
+	usersTable{n: users, added: adds, edited: edited, removed: removed}.write(t, filepath.Join(dir, "users.csv"))
+	srv, rep = syncRun(t, dir, segmenttest.Options{KeepBodies: true}, extra)
 	st := srv.Stats()
-	if st.Messages != 15_000 || st.UniqueIDs != 15_000 {
-		t.Fatalf("second run: %d messages, %d ids; want 15,000 each", st.Messages, st.UniqueIDs)
+	if sent := int64(edits + adds + deletes); st.Messages != sent || st.UniqueIDs != sent {
+		t.Fatalf("second run: %d messages, %d ids; want %d each", st.Messages, st.UniqueIDs, sent)
 	}
-	want := engine.SyncReport{Added: 5_000, Changed: 10_000, Unchanged: users - 10_000 - 2_000, Removed: 2_000}
+	want := engine.SyncReport{Added: int64(adds), Changed: int64(edits), Unchanged: int64(users - edits - users/500), Removed: int64(users / 500)}
 	if got := *rep.Sync; got.Added != want.Added || got.Changed != want.Changed || got.Unchanged != want.Unchanged ||
 		got.Removed != want.Removed || !got.PassComplete || rep.RowsFiltered != want.Unchanged {
 		t.Fatalf("second run: %+v, %d filtered; want %+v", got, rep.RowsFiltered, want)
 	}
+	gone := 0
 	for id := range srv.IDs() {
 		var m struct {
-			UserID string            `json:"userId"`
-			Traits map[string]string `json:"traits"`
+			Type       string            `json:"type"`
+			Event      string            `json:"event"`
+			UserID     string            `json:"userId"`
+			Traits     map[string]string `json:"traits"`
+			Properties map[string]string `json:"properties"`
 		}
 		if err := json.Unmarshal(srv.Body(id), &m); err != nil {
 			t.Fatal(err)
@@ -152,13 +180,21 @@ func TestSyncSendsOnlyChanges(t *testing.T) {
 		switch {
 		case firstIDs[id] > 0:
 			t.Fatalf("%s went out again under its first messageId %s", m.UserID, id)
+		case m.Type == "track":
+			if !deleted || !removed(i) || m.Event != "User Deleted" || m.Properties["reason"] != "gone" {
+				t.Fatalf("sent %s: %s", m.UserID, srv.Body(id))
+			}
+			gone++
 		case i < users && (!edited(i) || removed(i) || m.Traits["plan"] != "pro"):
 			t.Fatalf("sent %s %v: not an edit", m.UserID, m.Traits)
 		}
 	}
+	if gone != deletes {
+		t.Fatalf("%d removed users' messages; want %d", gone, deletes)
+	}
 
-	srv, rep = syncRun(t, dir, segmenttest.Options{}, "")
-	if st := srv.Stats(); st.Messages != 0 || rep.Sync.Unchanged != users+5_000-2_000 || rep.Sync.Removed != 0 {
+	srv, rep = syncRun(t, dir, segmenttest.Options{}, extra)
+	if st := srv.Stats(); st.Messages != 0 || rep.Sync.Unchanged != int64(users+adds-users/500) || rep.Sync.Removed != 0 {
 		t.Fatalf("third run: %d messages, %+v; want none", st.Messages, rep.Sync)
 	}
 }

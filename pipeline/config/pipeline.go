@@ -54,6 +54,9 @@ func pipelineSpec() *Field {
 				"a null key is rejected, a key seen twice in a run is rejected at its second row (required)").Optional(),
 			Strings("compare", "only these columns count as a change (default: every column but messageId, sentAt and timestamp)").Optional(),
 			Strings("ignore", "these columns do not count as a change").Optional(),
+			Map("deleted", "a message sent for each key gone from the source, once a run has seen every split: message path -> "+
+				"constant, as `set` takes them (type: track, event: User Deleted); the primary key's paths get the key. "+
+				"Default: nothing is sent, and the key is forgotten", Any("", "")).Optional(),
 		).Optional().Check(checkSync),
 		Duration("checkpoint_interval", "how often acknowledged progress is saved").Default(defaultCheckpointEvery).
 			Check(PositiveDuration),
@@ -255,7 +258,8 @@ func Load(file string, data []byte, opts LoadOptions) (*Pipeline, error) {
 	}
 	c.MaxRejects, _ = ParseMaxRejects(root.String("max_rejects"))
 	if s := root.Object("sync"); s != nil && root.IsSet("sync") {
-		c.Sync = &Sync{PrimaryKey: s.Strings("primary_key"), Compare: s.Strings("compare"), Ignore: s.Strings("ignore")}
+		c.Sync = &Sync{PrimaryKey: s.Strings("primary_key"), Compare: s.Strings("compare"), Ignore: s.Strings("ignore"),
+			Deleted: s.Map("deleted")}
 	}
 	return c, nil
 }
@@ -266,6 +270,9 @@ type Sync struct {
 	PrimaryKey []string
 	Compare    []string // nil: every column but Ignored ones
 	Ignore     []string
+	// Deleted is the message sent for a removed key (message path ->
+	// constant); empty: none.
+	Deleted []MapEntry
 }
 
 // CheckpointInterval is how often progress is saved.

@@ -263,6 +263,7 @@ func (r *Run) deliver() {
 		r.tick(tickDone)
 	}()
 	r.workers.run()
+	r.sendDeleted(r.runCtx) // before the sink closes: they go through it
 	cerr := r.built.CloseSink(r.writeCtx)
 	close(tickDone)
 	ticks.Wait()

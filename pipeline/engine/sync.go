@@ -69,6 +69,10 @@ type syncer struct {
 	base     state.SyncPass // what the earlier runs of the pass counted
 	complete atomic.Bool
 	skipped  string // why removed keys were not looked for
+	// deleting says the removed keys' messages were sent (sync.deleted);
+	// deletesUnacked counts those not acknowledged, kept for the next run.
+	deleting       bool
+	deletesUnacked atomic.Int64
 
 	// With a remote state, the snapshot's copy beside the checkpoint:
 	// its generation, and the table files it holds already. Used by the
@@ -524,20 +528,28 @@ func (r *Run) finishSync(ctx context.Context) {
 	if s == nil {
 		return
 	}
+	why := r.seenAll(ctx)
 	switch {
-	case r.failure() != nil || ctx.Err() != nil || len(r.workers.failedSplits()) > 0 || r.tracker.unacked() > 0:
-		s.skipped = "the run did not finish: the pass goes on at the next run"
+	case why == unfinished || why == "" && r.tracker.unacked() > 0:
+		s.skipped = unfinished
 		return
 	case r.workers.limitHit.Load():
-		s.skipped = "only some rows were read"
+		s.skipped = why
 		return
-	}
-	if n := s.base.Unkeyed + s.unkeyed.Load(); n > 0 {
-		s.skipped = fmt.Sprintf("%d rows were rejected before the sync step, so their keys are unknown and could look removed", n)
+	case why != "":
+		s.skipped = why
 		r.log.Warn("sync: removed keys are not looked for in this pass", "why", s.skipped)
-	} else if err := s.removeUnseen(); err != nil {
-		r.fail(err)
-		return
+	case s.deleting:
+		// The keys whose messages were acknowledged are forgotten; the
+		// others stay, found removed again by the next pass.
+		if n := s.deletesUnacked.Load(); n > 0 {
+			s.skipped = fmt.Sprintf("%d messages of removed keys were not acknowledged: the next run sends them again", n)
+		}
+	default:
+		if err := s.removeUnseen(); err != nil {
+			r.fail(err)
+			return
+		}
 	}
 	s.complete.Store(true)
 }
@@ -554,7 +566,7 @@ func (s *syncer) removeUnseen() error {
 	}
 	var wb *state.SnapshotBatch
 	var n int64
-	err := s.snap.Removed(seen, func(key []byte) error {
+	err := s.snap.Removed(seen, func(key, _ []byte) error {
 		n++
 		if !s.record {
 			return nil

@@ -197,9 +197,10 @@ func (s *Snapshot) StartPass() error {
 }
 
 // Removed calls fn with every key sent before and not seen by this pass,
-// in key order; seen, when not nil, says what the pass saw instead of its
+// and the content hash it was sent with (valid during the call), in key
+// order; seen, when not nil, says what the pass saw instead of its
 // marks (a preview, which writes none).
-func (s *Snapshot) Removed(seenFn func(key []byte) bool, fn func(key []byte) error) error {
+func (s *Snapshot) Removed(seenFn func(key []byte) bool, fn func(key, old []byte) error) error {
 	sent, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixSent}, UpperBound: []byte{prefixSent + 1}})
 	if err != nil {
 		return err
@@ -219,7 +220,7 @@ func (s *Snapshot) Removed(seenFn func(key []byte) bool, fn func(key []byte) err
 		if seenFn != nil && seenFn(k) || seenFn == nil && more && bytes.Equal(seen.Key()[1:], k) {
 			continue
 		}
-		if err := fn(k); err != nil {
+		if err := fn(k, sent.Value()); err != nil {
 			return err
 		}
 	}
