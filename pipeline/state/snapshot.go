@@ -75,6 +75,9 @@ func OpenSnapshot(dir string, fresh, readOnly bool) (*Snapshot, error) {
 	}
 	defer opts.Cache.Unref()
 	db, err := pebble.Open(dir, opts)
+	if err != nil && readOnly {
+		return nil, fmt.Errorf("reading the sync snapshot %s (a run of the pipeline holds it while it runs; preview again once it ends): %w", dir, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("opening the sync snapshot %s: %w", dir, err)
 	}
