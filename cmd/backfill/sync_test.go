@@ -363,3 +363,93 @@ func TestSyncSnapshotOnS3(t *testing.T) {
 		t.Fatalf("no snapshot copy on S3: %v", err)
 	}
 }
+
+// preview shows what a sync would send before anything is sent; status
+// what the last pass found.
+func TestSyncPreviewAndStatusCounts(t *testing.T) {
+	dir := t.TempDir()
+	csv := filepath.Join(dir, "users.csv")
+	os.WriteFile(csv, []byte("user_id,email,plan\nu1,a,free\nu2,b,free\nu3,c,free\n"), 0o644)
+	syncRun(t, dir, segmenttest.Options{}, "")
+	os.WriteFile(csv, []byte("user_id,email,plan\nu1,a,pro\nu3,c,free\nu4,d,free\n"), 0o644)
+	cfg := filepath.Join(dir, "p.yaml")
+	code, stdout, stderr := runCLI(t, "", "preview", "--all", cfg)
+	want := "read 3 rows: 2 would be sent, 0 rejected, 1 filtered; against the sync snapshot: 1 added, 1 changed, 1 unchanged, 1 removed"
+	if code != 0 || !strings.Contains(stdout, want) {
+		t.Fatalf("preview: exit %d, want %q in\n%s\n%s", code, want, stdout, stderr)
+	}
+	srv, rep := syncRun(t, dir, segmenttest.Options{}, "")
+	if n := srv.Stats().Messages; n != 2 || rep.Sync.Removed != 1 {
+		t.Fatalf("the run after the preview sent %d, %+v; want what the preview said", n, rep.Sync)
+	}
+	code, stdout, _ = runCLI(t, "", "status", cfg)
+	if want := "sync          1 added, 1 changed, 1 unchanged, 1 removed; the pass is complete"; code != 0 || !strings.Contains(stdout, want) {
+		t.Fatalf("status: exit %d, want %q in\n%s", code, want, stdout)
+	}
+}
+
+// A run killed (SIGKILL) while it sends the removed keys' messages: the
+// resumed run sends those not acknowledged, so each removed user's
+// message arrives under one messageId, and the run after sends nothing.
+func TestSyncKilledWhileSendingDeletes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	const users, removedN = 100_000, 10_000
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	usersTable{n: users}.write(t, filepath.Join(dir, "users.csv"))
+	syncRun(t, dir, segmenttest.Options{SkipValidation: true}, deletedBlock)
+
+	usersTable{n: users, removed: func(i int) bool { return i%10 == 7 }}.write(t, filepath.Join(dir, "users.csv"))
+	held := segmenttest.NewServer(segmenttest.Options{WriteKeys: []string{"KEY"}, KeepBodies: true, HoldAfter: 2})
+	defer held.Close()
+	cfg := syncPipeline(t, dir, held.URL(), deletedBlock+"checkpoint_interval: 30ms\n")
+	cmd := exec.Command(bin, "run", "--progress", "none", cfg)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	select {
+	case <-held.Held(1):
+	case err := <-exited:
+		t.Fatalf("the run ended (%v) before the collector held a request\n%s", err, stderr.String())
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	<-exited
+	first := held.Stats().Messages
+	if first >= removedN {
+		t.Fatalf("the killed run delivered %d deletes; want fewer than %d", first, removedN)
+	}
+
+	srv, rep := syncRun(t, dir, segmenttest.Options{KeepBodies: true}, deletedBlock)
+	idOf := map[string]string{}
+	for _, s := range []*segmenttest.Server{held, srv} {
+		for id := range s.IDs() {
+			var m struct {
+				Event  string `json:"event"`
+				UserID string `json:"userId"`
+			}
+			if err := json.Unmarshal(s.Body(id), &m); err != nil {
+				t.Fatal(err)
+			}
+			if prev, ok := idOf[m.UserID]; m.Event != "User Deleted" || ok && prev != id {
+				t.Fatalf("%s: %s (first id %s)", m.UserID, s.Body(id), prev)
+			}
+			idOf[m.UserID] = id
+		}
+	}
+	if len(idOf) != removedN || !rep.Sync.PassComplete {
+		t.Fatalf("%d removed users' messages arrived (%d in the killed run, %d after), pass complete %v; want %d",
+			len(idOf), first, srv.Stats().Messages, rep.Sync.PassComplete, removedN)
+	}
+	resumed := srv.Stats().Messages
+	srv, _ = syncRun(t, dir, segmenttest.Options{}, deletedBlock)
+	if n := srv.Stats().Messages; n != 0 {
+		t.Fatalf("after the resume: %d messages; want 0", n)
+	}
+	t.Logf("the killed run delivered %d deletes, the resumed one %d", first, resumed)
+}
