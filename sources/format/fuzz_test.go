@@ -402,17 +402,18 @@ var ndjsonTooLong = regexp.MustCompile(`^x\.ndjson line ([0-9]+): the line is ([
 
 // ndjsonRef is what encoding/json makes of a line: ok when the reader
 // must take it (one JSON object, valid UTF-8, nested at most
-// jsonscan.MaxDepth deep, top-level numbers within float64), its members
+// jsonscan.MaxDepth deep, the top-level numbers of the keys it reads,
+// read (nil: all), within float64), its members
 // (the last of a repeated key), and whether each member's value is a
 // number, string, bool, null or JSON text.
-func ndjsonRef(line []byte) (members map[string]json.RawMessage, ok bool) {
+func ndjsonRef(line []byte, read func(key string) bool) (members map[string]json.RawMessage, ok bool) {
 	ms, valid, object := ndjsontest.Members(line, jsonscan.MaxDepth)
 	if !valid || !object {
 		return nil, false
 	}
 	members = make(map[string]json.RawMessage, len(ms))
 	for _, m := range ms {
-		if c := m.Value[0]; c == '-' || c >= '0' && c <= '9' {
+		if c := m.Value[0]; (c == '-' || c >= '0' && c <= '9') && (read == nil || read(m.Key)) {
 			if f, err := strconv.ParseFloat(string(m.Value), 64); err != nil || math.IsInf(f, 0) {
 				return nil, false // out of float64's range, even if a later member replaces it
 			}
@@ -514,7 +515,7 @@ func FuzzNDJSON(f *testing.F) {
 				}
 				continue
 			}
-			members, ok := ndjsonRef(line.text)
+			members, ok := ndjsonRef(line.text, want)
 			if ok == isRejected {
 				t.Fatalf("line %d %q: encoding/json takes it: %v; the reader: %v (%q)", line.n, line.text, ok, !isRejected, r.Reason)
 			}
