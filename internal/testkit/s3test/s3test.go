@@ -186,23 +186,39 @@ func (s *Server) start(bin, dir string) error {
 	s.cmd, s.done = cmd, make(chan struct{})
 	go func() { _ = cmd.Wait(); close(s.done) }()
 	deadline := time.Now().Add(30 * time.Second)
+	client := s.NewClient(s.AccessKey, s.SecretKey)
+	var last error
 	for time.Now().Before(deadline) {
 		select {
 		case <-s.done:
 			return fmt.Errorf("minio exited early")
 		default:
 		}
-		resp, err := http.Get(s.Endpoint + "/minio/health/ready")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
+		if last = s.ready(client); last == nil {
+			return nil
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	s.stop()
-	return fmt.Errorf("minio not ready after 30s")
+	return fmt.Errorf("minio not ready after 30s: %v", last)
+}
+
+// ready is nil once minio answers S3 calls. Its health endpoint says
+// ready before its object layer is: on a busy machine a first
+// CreateBucket then met 503 XMinioServerNotInitialized.
+func (s *Server) ready(client *s3.Client) error {
+	resp, err := http.Get(s.Endpoint + "/minio/health/ready")
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("health: %s", resp.Status)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err = client.ListBuckets(ctx, &s3.ListBucketsInput{}, func(o *s3.Options) { o.RetryMaxAttempts = 1 })
+	return err
 }
 
 func (s *Server) stop() {
