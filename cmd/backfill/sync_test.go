@@ -453,3 +453,17 @@ func TestSyncKilledWhileSendingDeletes(t *testing.T) {
 	}
 	t.Logf("the killed run delivered %d deletes, the resumed one %d", first, resumed)
 }
+
+// A sync cannot be sharded: a key could move to a split of another shard.
+// The run is refused before it sends anything, saying why.
+func TestSyncRefusesShards(t *testing.T) {
+	dir := t.TempDir()
+	usersTable{n: 10}.write(t, filepath.Join(dir, "users.csv"))
+	srv := segmenttest.NewServer(segmenttest.Options{WriteKeys: []string{"KEY"}})
+	defer srv.Close()
+	cfg := syncPipeline(t, dir, srv.URL(), "")
+	code, _, stderr := runCLI(t, "", "run", "--progress", "none", "--shard", "0/2", cfg)
+	if code != 1 || !strings.Contains(stderr, "a sync pipeline cannot run sharded") || srv.Stats().Messages != 0 {
+		t.Fatalf("exit %d, %d sent\n%s", code, srv.Stats().Messages, stderr)
+	}
+}
