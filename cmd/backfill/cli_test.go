@@ -167,6 +167,21 @@ func TestPluginsDocumentsEveryField(t *testing.T) {
 }
 
 // buildBinary builds the CLI once for tests that signal a real process.
+// startRun starts `bin run cfg`, its stderr kept; exited has Wait's
+// result once it ends.
+func startRun(t *testing.T, bin, cfg string) (*exec.Cmd, *bytes.Buffer, <-chan error) {
+	t.Helper()
+	cmd := exec.Command(bin, "run", "--progress", "none", cfg)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	return cmd, &stderr, exited
+}
+
 func buildBinary(t *testing.T) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "backfill")
@@ -223,14 +238,7 @@ batch_rows: 1000
 checkpoint_interval: 50ms
 `, dir, out, dir)), 0o644)
 
-	cmd := exec.Command(bin, "run", "--progress", "none", cfg)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	cmd, stderr, exited := startRun(t, bin, cfg)
 	// Stop it once some, but not all, rows are out: the whole run takes a
 	// fraction of a second, less than between two progress lines, so the
 	// signal is the output file's growth (filewait wakes on each write).

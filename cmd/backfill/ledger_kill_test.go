@@ -43,14 +43,7 @@ batch_rows: 1000
 checkpoint_interval: 30ms
 `, dir, ordersMap, out, dir, ledger)), 0o644)
 
-	cmd := exec.Command(bin, "run", "--progress", "none", cfg)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	cmd, stderr, exited := startRun(t, bin, cfg)
 	// Kill it once two parts are out: parts come at each checkpoint, and
 	// the whole run takes seconds, so the folder is looked at often.
 	deadline := time.After(2 * time.Minute)

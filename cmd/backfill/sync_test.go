@@ -2,12 +2,10 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -262,14 +260,7 @@ func TestSyncKilledRunResendsOnlyUnacknowledged(t *testing.T) {
 	held := segmenttest.NewServer(segmenttest.Options{WriteKeys: []string{"KEY"}, KeepBodies: true, HoldAfter: 3})
 	defer held.Close()
 	cfg := syncPipeline(t, dir, held.URL(), "checkpoint_interval: 30ms\nbatch_rows: 1000\n")
-	cmd := exec.Command(bin, "run", "--progress", "none", cfg)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	cmd, stderr, exited := startRun(t, bin, cfg)
 	select {
 	case <-held.Held(1):
 	case err := <-exited:
@@ -405,14 +396,7 @@ func TestSyncKilledWhileSendingDeletes(t *testing.T) {
 	held := segmenttest.NewServer(segmenttest.Options{WriteKeys: []string{"KEY"}, KeepBodies: true, HoldAfter: 2})
 	defer held.Close()
 	cfg := syncPipeline(t, dir, held.URL(), deletedBlock+"checkpoint_interval: 30ms\n")
-	cmd := exec.Command(bin, "run", "--progress", "none", cfg)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	cmd, stderr, exited := startRun(t, bin, cfg)
 	select {
 	case <-held.Held(1):
 	case err := <-exited:
