@@ -22,5 +22,5 @@ echo "== go test, race detector on"
 go test -race -short -p 2 -timeout 15m -count=1 "$@" ./...
 
 echo "== go test, slow end-to-end tests"
-go test -p 1 -timeout 10m -count=1 -run 'TestLarge|TestKilled|KilledResumed|TestExitPaths|TestNDJSONHugeLine|TestWideInputs|TestLedgerKilled|TestLedgerMillion' "$@" \
+go test -p 1 -timeout 20m -count=1 -run 'TestLarge|TestKilled|KilledResumed|TestExitPaths|TestNDJSONHugeLine|TestWideInputs|TestLedgerKilled|TestLedgerMillion|TestSyncSendsOnlyChanges|TestSyncKilled' "$@" \
 	./cmd/backfill ./configs ./sources/s3 ./sources/format
