@@ -312,6 +312,15 @@ func TestSyncKilledRunResendsOnlyUnacknowledged(t *testing.T) {
 	if len(idOf) != changes {
 		t.Fatalf("%d users changed arrived (%d in the killed run, %d after); want %d", len(idOf), first, srv.Stats().Messages, changes)
 	}
+	// The pass's account counts each row once, though the resumed run
+	// read again the rows past the killed run's checkpoint.
+	var cp state.Checkpoint
+	if data, err := os.ReadFile(cpPath); err != nil || json.Unmarshal(data, &cp) != nil || cp.Sync == nil {
+		t.Fatalf("no sync pass in the checkpoint: %v", err)
+	}
+	if p := cp.Sync; !p.Complete || p.Added != 0 || p.Changed != changes || p.Unchanged != users-changes {
+		t.Fatalf("the pass counts %+v; want %d changed, %d unchanged", p, changes, users-changes)
+	}
 	srv, _ = syncRun(t, dir, segmenttest.Options{}, "")
 	if n := srv.Stats().Messages; n != 0 {
 		t.Fatalf("after the resume: %d messages; want 0", n)

@@ -81,12 +81,23 @@ func (c *checkpointer) save(ctx context.Context, force bool) (saved bool, err er
 		ahead   map[string][][2]int64
 		parts   int // the ledger parts holding the rows snap counts
 	)
-	if c.deliveries != nil {
-		// Under the ledger's gate: each batch's ledger rows and ack are
-		// wholly in this snapshot and the part cut, or wholly after.
-		parts = c.deliveries.snapshot(func() { snap, acked, changed, ahead = c.tracker.snapshot(true) })
+	take := func() {
+		if c.deliveries != nil {
+			// Under the ledger's gate: each batch's ledger rows and ack
+			// are wholly in this snapshot and the part cut, or wholly
+			// after.
+			parts = c.deliveries.snapshot(func() { snap, acked, changed, ahead = c.tracker.snapshot(true) })
+		} else {
+			snap, acked, changed, _ = c.tracker.snapshot(false)
+		}
+	}
+	var pass *state.SyncPass
+	if c.sync != nil {
+		// Under the sync's gate too (taken first, as batches do): a
+		// batch's counts are in the pass's account with its ack.
+		pass = c.sync.snapshot(take)
 	} else {
-		snap, acked, changed, _ = c.tracker.snapshot(false)
+		take()
 	}
 	if err := c.dead.Sync(); err != nil {
 		// Not retried: after a failed fsync the kernel may drop the
@@ -111,7 +122,8 @@ func (c *checkpointer) save(ctx context.Context, force bool) (saved bool, err er
 		if err := c.sync.copyOut(ctx); err != nil {
 			return false, err
 		}
-		c.cp.Sync = c.sync.pass()
+		pass.Copy = c.sync.copy
+		c.cp.Sync = pass
 	}
 	defer func() { c.unsaved = err != nil }()
 	if c.deliveries != nil {

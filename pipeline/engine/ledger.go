@@ -192,7 +192,10 @@ func (a *batchAccount) Done(err error) {
 	a.Delivered(int(rest))
 	if a.sync != nil {
 		// Before the ack: a checkpoint counting the rows finds their
-		// new versions in the snapshot (synced before it is saved).
+		// new versions in the snapshot (synced before it is saved), and
+		// their counts in the pass's account, not in the next one too.
+		a.syncer.gate.RLock()
+		defer a.syncer.gate.RUnlock()
 		if err := a.syncer.sent(a.sync); err != nil {
 			a.tracker.fail(a.split, a.rng, err)
 			a.onBug(err)

@@ -62,7 +62,14 @@ type syncer struct {
 	colsMu sync.Mutex
 	cols   map[*arrow.Schema]*syncCols
 
+	// added, changed and unchanged count the rows this run compared (its
+	// report); acked counts those of acknowledged batches (the pass's
+	// account in the checkpoint, which a resumed run adds to and must not
+	// count twice). gate makes a batch's snapshot writes, acked counts and
+	// tracker ack one step for the checkpointer's snapshot.
 	added, changed, unchanged, removed atomic.Int64
+	gate                               sync.RWMutex
+	acked                              syncCounts
 	// unkeyed counts rows rejected before the sync step: their keys are
 	// unknown, so a pass with any cannot tell removed keys.
 	unkeyed  atomic.Int64
@@ -96,9 +103,19 @@ type syncBatch struct {
 	rows   []int64 // split rows
 	keys   [][]byte
 	hashes []state.Hash
+	counts syncCounts // what the batch's rows are
 
 	mu       sync.Mutex
 	rejected map[int64]bool // by the sink: the snapshot keeps the old version
+}
+
+// syncCounts counts rows by what the comparison found.
+type syncCounts struct{ added, changed, unchanged atomic.Int64 }
+
+func (c *syncCounts) add(o *syncCounts) {
+	c.added.Add(o.added.Load())
+	c.changed.Add(o.changed.Load())
+	c.unchanged.Add(o.unchanged.Load())
 }
 
 // columns finds the key and compared columns in a schema: every column
@@ -193,6 +210,9 @@ func (s *syncer) diff(b *pipeline.Batch) (*syncBatch, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.added.Add(sb.counts.added.Load())
+	s.changed.Add(sb.counts.changed.Load())
+	s.unchanged.Add(sb.counts.unchanged.Load())
 	if err := s.setIDs(b, ids); err != nil {
 		return nil, err
 	}
@@ -218,13 +238,13 @@ func (s *syncer) compare(b *pipeline.Batch, keys [][]byte, hashes []state.Hash, 
 		}
 		switch {
 		case !ok:
-			s.added.Add(1)
+			sb.counts.added.Add(1)
 		case old == hashes[i]:
-			s.unchanged.Add(1)
+			sb.counts.unchanged.Add(1)
 			mask[i] = pipeline.FateFilter
 			continue
 		default:
-			s.changed.Add(1)
+			sb.counts.changed.Add(1)
 		}
 		id = message.AppendSyncID(id[:0], s.name, key, hashes[i][:])
 		ids[i] = string(id)
@@ -331,23 +351,34 @@ func (s *syncer) setIDs(b *pipeline.Batch, ids []string) error {
 }
 
 // sent records an acknowledged batch's keys with their new content, but
-// for the rows the sink set aside: the snapshot keeps what they had.
+// for the rows the sink set aside: the snapshot keeps what they had. It
+// counts the batch's rows in the pass's account. The caller holds gate
+// (read) until the batch's ack is in the tracker.
 func (s *syncer) sent(sb *syncBatch) error {
-	if !s.record || len(sb.rows) == 0 {
-		return nil
-	}
-	wb := s.snap.NewBatch()
-	sb.mu.Lock()
-	for i, row := range sb.rows {
-		if !sb.rejected[row] {
-			wb.MarkSent(sb.keys[i], sb.hashes[i])
+	if s.record && len(sb.rows) > 0 {
+		wb := s.snap.NewBatch()
+		sb.mu.Lock()
+		for i, row := range sb.rows {
+			if !sb.rejected[row] {
+				wb.MarkSent(sb.keys[i], sb.hashes[i])
+			}
+		}
+		sb.mu.Unlock()
+		if err := wb.Commit(); err != nil {
+			return fmt.Errorf("writing the sync snapshot: %w", err)
 		}
 	}
-	sb.mu.Unlock()
-	if err := wb.Commit(); err != nil {
-		return fmt.Errorf("writing the sync snapshot: %w", err)
-	}
+	s.acked.add(&sb.counts)
 	return nil
+}
+
+// snapshot runs take (the tracker's snapshot) while no batch is between
+// its sent and its ack, and returns the pass's account as of then.
+func (s *syncer) snapshot(take func()) *state.SyncPass {
+	s.gate.Lock()
+	defer s.gate.Unlock()
+	take()
+	return s.pass()
 }
 
 func (sb *syncBatch) reject(row int64) {
@@ -608,8 +639,8 @@ func (s *syncer) flush() error {
 // this one's.
 func (s *syncer) pass() *state.SyncPass {
 	b := s.base
-	return &state.SyncPass{Complete: s.complete.Load(), Added: b.Added + s.added.Load(), Changed: b.Changed + s.changed.Load(),
-		Unchanged: b.Unchanged + s.unchanged.Load(), Removed: b.Removed + s.removed.Load(), Unkeyed: b.Unkeyed + s.unkeyed.Load(),
+	return &state.SyncPass{Complete: s.complete.Load(), Added: b.Added + s.acked.added.Load(), Changed: b.Changed + s.acked.changed.Load(),
+		Unchanged: b.Unchanged + s.acked.unchanged.Load(), Removed: b.Removed + s.removed.Load(), Unkeyed: b.Unkeyed + s.unkeyed.Load(),
 		Copy: s.copy}
 }
 
