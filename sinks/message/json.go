@@ -112,6 +112,12 @@ func safeLen(s string) int {
 	return i
 }
 
+// AppendJSONString appends s as a JSON string, as the encoder writes
+// strings (see appendString). Other packages that build JSON text (a
+// source turning a Postgres array into a JSON column) use it, so every
+// string leaves backfill escaped one way.
+func AppendJSONString(dst []byte, s string) []byte { return appendString(dst, s) }
+
 // appendString appends s as a JSON string: quotes, backslashes and control
 // characters escaped, invalid UTF-8 replaced by U+FFFD, U+2028/U+2029
 // escaped (as encoding/json does, for JavaScript consumers).
