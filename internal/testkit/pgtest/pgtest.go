@@ -38,7 +38,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"golang.org/x/term"
+
+	"github.com/backfillhq/backfill/internal/testkit/skips"
 )
 
 // Server is a running PostgreSQL cluster.
@@ -59,14 +60,11 @@ type Server struct {
 	stopMu sync.Mutex
 }
 
-// howToRun says how to get the PostgreSQL tests to run.
-const howToRun = "to run them: apt-get install postgresql-15 (or any PostgreSQL 12+ server), or set PG_BIN to the directory holding initdb and postgres"
+// missing counts the tests skipped for want of server binaries.
+var missing = &skips.Missing{Harness: "pgtest", What: "PostgreSQL server binaries not found", Tests: "PostgreSQL",
+	HowToRun: "to run them: apt-get install postgresql-15 (or any PostgreSQL 12+ server), or set PG_BIN to the directory holding initdb and postgres"}
 
 var (
-	skipped   atomic.Int64
-	reporting atomic.Bool
-	warnOnce  sync.Once
-
 	sharedMu  sync.Mutex
 	shared    *Server
 	sharedErr error
@@ -109,28 +107,13 @@ func versionOf(binDir string) int {
 	return n
 }
 
-// skip skips t for want of binaries (fails it under CI=true).
-func skip(t testing.TB) {
-	t.Helper()
-	if os.Getenv("CI") == "true" {
-		t.Fatal("PostgreSQL server binaries not found (CI=true): " + howToRun)
-	}
-	skipped.Add(1)
-	if !reporting.Load() {
-		warnOnce.Do(func() {
-			announce("pgtest: PostgreSQL not installed: this package's PostgreSQL tests are skipped; "+howToRun, false)
-		})
-	}
-	t.Skip("PostgreSQL server binaries not found: " + howToRun)
-}
-
 // Start runs a fresh cluster for the test and stops it in t.Cleanup.
 // Without the server binaries it skips the test (fails it under CI=true).
 func Start(t testing.TB) *Server {
 	t.Helper()
 	bin := BinDir()
 	if bin == "" {
-		skip(t)
+		missing.Skip(t)
 	}
 	s, err := start(bin)
 	if err != nil {
@@ -147,12 +130,12 @@ func Shared(t testing.TB) *Server {
 	t.Helper()
 	bin := BinDir()
 	if bin == "" {
-		skip(t)
+		missing.Skip(t)
 	}
 	sharedMu.Lock()
 	defer sharedMu.Unlock()
 	if shared == nil && sharedErr == nil {
-		if !reporting.Load() {
+		if !missing.Wrapping() {
 			sharedErr = errors.New("pgtest.Shared needs pgtest.Main in TestMain, which stops the shared server")
 		} else {
 			shared, sharedErr = start(bin)
@@ -169,38 +152,15 @@ func Shared(t testing.TB) *Server {
 // prints one line saying how many and how to run them.
 //
 //	func TestMain(m *testing.M) { goleak.VerifyTestMain(pgtest.Main(m)) }
-func Main(m interface{ Run() int }) interface{ Run() int } { return reporter{m} }
-
-type reporter struct{ m interface{ Run() int } }
-
-func (r reporter) Run() int {
-	reporting.Store(true)
-	code := r.m.Run()
-	sharedMu.Lock()
-	if shared != nil {
-		shared.Stop()
-		shared = nil
-	}
-	sharedMu.Unlock()
-	if n := skipped.Load(); n > 0 {
-		announce(fmt.Sprintf("pgtest: %d PostgreSQL test(s) skipped: server binaries not found; %s", n, howToRun), code != 0)
-	}
-	return code
-}
-
-// announce prints line to stderr, and to the terminal when `go test` would
-// hide a passing package's output (as s3test does).
-func announce(line string, failed bool) {
-	fmt.Fprintln(os.Stderr, line)
-	if failed || testing.Verbose() || term.IsTerminal(int(os.Stderr.Fd())) {
-		return
-	}
-	tty, err := os.OpenFile("/dev/tty", os.O_WRONLY, 0)
-	if err != nil {
-		return
-	}
-	defer tty.Close()
-	fmt.Fprintln(tty, line)
+func Main(m interface{ Run() int }) interface{ Run() int } {
+	return missing.Wrap(m, func() {
+		sharedMu.Lock()
+		defer sharedMu.Unlock()
+		if shared != nil {
+			shared.Stop()
+			shared = nil
+		}
+	})
 }
 
 // runAs is the user the cluster runs as: nil for the current user, the

@@ -36,11 +36,11 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/term"
-
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/backfillhq/backfill/internal/testkit/skips"
 )
 
 // Region is the region the server answers for.
@@ -83,14 +83,9 @@ func Binary() string {
 	return ""
 }
 
-// howToRun says how to get the S3 tests to run.
-const howToRun = "to run them: bash scripts/install-minio.sh (or ./scripts/test.sh, which installs it), or set MINIO_BIN"
-
-var (
-	skipped   atomic.Int64 // tests Start skipped for want of a binary
-	reporting atomic.Bool  // Report will print the skips once the tests are done
-	warnOnce  sync.Once    // without Report: one line at the first skip
-)
+// missing counts the tests Start skipped for want of a binary.
+var missing = &skips.Missing{Harness: "s3test", What: "minio not installed", Tests: "S3",
+	HowToRun: "to run them: bash scripts/install-minio.sh (or ./scripts/test.sh, which installs it), or set MINIO_BIN"}
 
 // Start runs a fresh MinIO for the test and stops it in t.Cleanup. Without
 // a minio binary it skips the test (fails it under CI=true).
@@ -98,17 +93,7 @@ func Start(t testing.TB) *Server {
 	t.Helper()
 	bin := Binary()
 	if bin == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("minio not installed (CI=true): run scripts/install-minio.sh or set MINIO_BIN")
-		}
-		skipped.Add(1)
-		if !reporting.Load() {
-			// No Report to count them: say so once, at the first skip.
-			warnOnce.Do(func() {
-				announce("s3test: minio not installed: this package's S3 tests are skipped; "+howToRun, false)
-			})
-		}
-		t.Skip("minio not installed: run scripts/install-minio.sh")
+		missing.Skip(t)
 	}
 	s := &Server{AccessKey: "root" + randHex(4), SecretKey: randHex(16), logs: &lockedBuffer{}}
 	dir := t.TempDir()
@@ -134,36 +119,7 @@ func Start(t testing.TB) *Server {
 //
 //	func TestMain(m *testing.M) { goleak.VerifyTestMain(s3test.Report(m)) }
 //	func TestMain(m *testing.M) { os.Exit(s3test.Report(m).Run()) }
-func Report(m interface{ Run() int }) interface{ Run() int } { return reporter{m} }
-
-type reporter struct{ m interface{ Run() int } }
-
-func (r reporter) Run() int {
-	reporting.Store(true)
-	code := r.m.Run()
-	if n := skipped.Load(); n > 0 {
-		announce(fmt.Sprintf("s3test: %d S3 test(s) skipped: minio not installed; %s", n, howToRun), code != 0)
-	}
-	return code
-}
-
-// announce prints line to stderr. `go test` shows a passing package's
-// output only with -v or when run without package arguments: with
-// `go test ./...` it would vanish, so the line also goes to the controlling
-// terminal when there is one, stderr is not it, and the go command would
-// not show stderr anyway (not -v or -json, the package did not fail).
-func announce(line string, failed bool) {
-	fmt.Fprintln(os.Stderr, line)
-	if failed || testing.Verbose() || term.IsTerminal(int(os.Stderr.Fd())) {
-		return
-	}
-	tty, err := os.OpenFile("/dev/tty", os.O_WRONLY, 0)
-	if err != nil {
-		return // no terminal (CI, a service): CI=true fails instead of skipping
-	}
-	defer tty.Close()
-	fmt.Fprintln(tty, line)
-}
+func Report(m interface{ Run() int }) interface{ Run() int } { return missing.Wrap(m, nil) }
 
 func (s *Server) start(bin, dir string) error {
 	port, cport := freePort(), freePort()
