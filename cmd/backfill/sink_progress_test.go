@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -40,23 +38,7 @@ func (l *lockedBuffer) String() string {
 func TestSinkProgressMovesPerRequest(t *testing.T) {
 	srv := segmenttest.NewServer(segmenttest.Options{WriteKeys: []string{"KEY"}, HoldAfter: 2})
 	t.Cleanup(srv.Close)
-	dir := t.TempDir()
-	path := filepath.Join(dir, "p.yaml")
-	yaml := `name: progress
-source: {file: {path: ` + filepath.Join(repoRoot(t), "configs", "sample", "orders.parquet") + `}}
-transforms:
-  - map: {type: track, event: event_name, userId: customer_id, anonymousId: anonymous_id, timestamp: created_at}
-sink:
-  segment:
-    endpoint: ` + srv.URL() + `
-    write_key: KEY
-    batch: {max_events: 100}
-    request: {concurrency: 1}
-state: ` + dir + `/state
-`
-	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	path := sampleOrdersToSegment(t, t.TempDir(), "progress", srv.URL(), "    batch: {max_events: 100}\n    request: {concurrency: 1}\n")
 	cfg, err := loadConfig(path)
 	if err != nil {
 		t.Fatal(err)

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -20,22 +18,7 @@ import (
 func TestSinkThrottledRun(t *testing.T) {
 	srv := segmenttest.NewServer(segmenttest.Options{WriteKeys: []string{"KEY"}, EventsPerSecond: 1500})
 	t.Cleanup(srv.Close)
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "p.yaml")
-	yaml := `name: throttled
-source: {file: {path: ` + filepath.Join(repoRoot(t), "configs", "sample", "orders.parquet") + `}}
-transforms:
-  - map: {type: track, event: event_name, userId: customer_id, anonymousId: anonymous_id, timestamp: created_at}
-sink:
-  segment:
-    endpoint: ` + srv.URL() + `
-    write_key: KEY
-    request: {retry: {default_retry_after: 1ms}}
-state: ` + dir + `/state
-`
-	if err := os.WriteFile(cfg, []byte(yaml), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	cfg := sampleOrdersToSegment(t, t.TempDir(), "throttled", srv.URL(), "    request: {retry: {default_retry_after: 1ms}}\n")
 	start := time.Now()
 	code, _, stderr := runCLI(t, "", "run", "--progress", "none", cfg)
 	if code != exitOK {

@@ -18,23 +18,8 @@ func segmentQuickstart(t *testing.T) (cfg string, srv *segmenttest.Server) {
 	t.Helper()
 	srv = segmenttest.NewServer(segmenttest.Options{WriteKeys: []string{"KEY"}, Seed: 7, Fail500: 0.3, Fail429: 0.2, RetryAfter: "0"})
 	t.Cleanup(srv.Close)
-	dir := t.TempDir()
-	cfg = filepath.Join(dir, "p.yaml")
-	yaml := `name: summary
-source: {file: {path: ` + filepath.Join(repoRoot(t), "configs", "sample", "orders.parquet") + `}}
-transforms:
-  - map: {type: track, event: event_name, userId: customer_id, anonymousId: anonymous_id, timestamp: created_at}
-sink:
-  segment:
-    endpoint: ` + srv.URL() + `
-    write_key: KEY
-    batch: {max_events: 100}
-    request: {retry: {initial_backoff: 1ms, max_backoff: 5ms}}
-state: ` + dir + `/state
-`
-	if err := os.WriteFile(cfg, []byte(yaml), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	cfg = sampleOrdersToSegment(t, t.TempDir(), "summary", srv.URL(),
+		"    batch: {max_events: 100}\n    request: {retry: {initial_backoff: 1ms, max_backoff: 5ms}}\n")
 	return cfg, srv
 }
 
@@ -127,4 +112,26 @@ func TestSummaryRateLimitLine(t *testing.T) {
 			t.Errorf("requests: %q", l[1])
 		}
 	}
+}
+
+// sampleOrdersToSegment writes DIR/p.yaml: the bundled sample orders as
+// track calls to endpoint, with sink, lines of the segment block after its
+// write key (indented four spaces), and returns its path.
+func sampleOrdersToSegment(t *testing.T, dir, name, endpoint, sink string) string {
+	t.Helper()
+	cfg := filepath.Join(dir, "p.yaml")
+	yaml := `name: ` + name + `
+source: {file: {path: ` + filepath.Join(repoRoot(t), "configs", "sample", "orders.parquet") + `}}
+transforms:
+  - map: {type: track, event: event_name, userId: customer_id, anonymousId: anonymous_id, timestamp: created_at}
+sink:
+  segment:
+    endpoint: ` + endpoint + `
+    write_key: KEY
+` + sink + `state: ` + dir + `/state
+`
+	if err := os.WriteFile(cfg, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
 }
