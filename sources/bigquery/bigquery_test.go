@@ -18,6 +18,7 @@ import (
 	"github.com/apache/arrow/go/v15/arrow/memory"
 	"google.golang.org/grpc/codes"
 
+	"github.com/backfillhq/backfill/internal/testkit/acktest"
 	"github.com/backfillhq/backfill/internal/testkit/bqtest"
 	"github.com/backfillhq/backfill/pipeline"
 	"github.com/backfillhq/backfill/pipeline/config"
@@ -38,20 +39,10 @@ func newState() *memState { return &memState{pipeline.NewMemoryState(nil, nil)} 
 
 func (s *memState) get(k string) string { v, _ := s.Get(k); return v }
 
-type nopSink struct{}
-
-func (nopSink) Write(ctx context.Context, b *pipeline.Batch) error {
-	b.Ack(nil)
-	b.Release()
-	return nil
-}
-func (nopSink) Open(context.Context) error      { return nil }
-func (nopSink) Close(ctx context.Context) error { return nil }
-
 func testRegistry() *config.Registry {
 	r := config.NewRegistry()
 	r.Register(Plugins()...)
-	r.Register(config.SinkPlugin("nop", config.NewSpec("test sink"), func(*config.Conf, *pipeline.Env) (pipeline.Sink, error) { return nopSink{}, nil }))
+	r.Register(acktest.DiscardPlugin("nop", nil))
 	return r
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/klauspost/compress/gzip"
 
+	"github.com/backfillhq/backfill/internal/testkit/acktest"
 	"github.com/backfillhq/backfill/internal/testkit/arrowtest"
 	"github.com/backfillhq/backfill/internal/testkit/sampledata"
 	"github.com/backfillhq/backfill/pipeline"
@@ -218,16 +219,10 @@ func TestSplitsAndRead(t *testing.T) {
 	}
 }
 
-type nopSink struct{}
-
-func (nopSink) Write(context.Context, *pipeline.Batch) error { return nil }
-func (nopSink) Open(context.Context) error                   { return nil }
-func (nopSink) Close(context.Context) error                  { return nil }
-
 func load(t *testing.T, yaml string) (*Source, error) {
 	reg := config.NewRegistry()
 	reg.Register(Plugins()...)
-	reg.Register(config.SinkPlugin("discard", config.NewSpec("test"), func(*config.Conf, *pipeline.Env) (pipeline.Sink, error) { return nopSink{}, nil }))
+	reg.Register(acktest.DiscardPlugin("discard", nil))
 	cfg, err := config.Load("p.yaml", []byte(yaml), config.LoadOptions{Registry: reg})
 	if err != nil {
 		return nil, err

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/backfillhq/backfill/internal/testkit/acktest"
 	"github.com/backfillhq/backfill/pipeline"
 	"github.com/backfillhq/backfill/pipeline/config"
 	_ "github.com/backfillhq/backfill/transforms" // the configs' transforms
@@ -55,9 +56,8 @@ func TestExampleConfigs(t *testing.T) {
 		}
 	}
 	for _, sink := range []string{"file", "segment"} {
-		reg.Register(config.SinkPlugin(sink, config.NewSpec("stand-in", config.String("path", "").Optional(), config.String("endpoint", "").Optional(),
-			config.String("write_key", "").Optional().Secret(), config.Any("request", "").Optional()),
-			func(*config.Conf, *pipeline.Env) (pipeline.Sink, error) { return nopSink{}, nil }))
+		reg.Register(acktest.DiscardPlugin(sink, config.NewSpec("stand-in", config.String("path", "").Optional(), config.String("endpoint", "").Optional(),
+			config.String("write_key", "").Optional().Secret(), config.Any("request", "").Optional())))
 	}
 	for _, name := range []string{"postgres-events.yaml", "redshift-unload.yaml"} {
 		cfg, err := config.LoadFile(filepath.Join("..", "..", "configs", name), config.LoadOptions{

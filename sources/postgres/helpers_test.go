@@ -15,6 +15,7 @@ import (
 	"github.com/apache/arrow/go/v15/arrow/memory"
 	"go.uber.org/goleak"
 
+	"github.com/backfillhq/backfill/internal/testkit/acktest"
 	"github.com/backfillhq/backfill/internal/testkit/pgtest"
 	"github.com/backfillhq/backfill/internal/testkit/s3test"
 	"github.com/backfillhq/backfill/pipeline"
@@ -26,20 +27,10 @@ import (
 // the COPY goroutines and the servers' clients are all gone at the end.
 func TestMain(m *testing.M) { goleak.VerifyTestMain(pgtest.Main(s3test.Report(m))) }
 
-type nopSink struct{}
-
-func (nopSink) Write(ctx context.Context, b *pipeline.Batch) error {
-	b.Ack(nil)
-	b.Release()
-	return nil
-}
-func (nopSink) Open(context.Context) error      { return nil }
-func (nopSink) Close(ctx context.Context) error { return nil }
-
 func testRegistry() *config.Registry {
 	r := config.NewRegistry()
 	r.Register(Plugins()...)
-	r.Register(config.SinkPlugin("nop", config.NewSpec("test sink"), func(*config.Conf, *pipeline.Env) (pipeline.Sink, error) { return nopSink{}, nil }))
+	r.Register(acktest.DiscardPlugin("nop", nil))
 	return r
 }
 

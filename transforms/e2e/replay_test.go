@@ -13,6 +13,7 @@ import (
 
 	"github.com/apache/arrow/go/v15/arrow"
 
+	"github.com/backfillhq/backfill/internal/testkit/acktest"
 	"github.com/backfillhq/backfill/internal/testkit/arrowtest"
 	"github.com/backfillhq/backfill/pipeline"
 	"github.com/backfillhq/backfill/pipeline/config"
@@ -20,12 +21,6 @@ import (
 	_ "github.com/backfillhq/backfill/sources/file"
 	"github.com/backfillhq/backfill/transforms"
 )
-
-type nopSink struct{}
-
-func (nopSink) Write(context.Context, *pipeline.Batch) error { return nil }
-func (nopSink) Open(context.Context) error                   { return nil }
-func (nopSink) Close(context.Context) error                  { return nil }
 
 func TestSegmentReplayConfig(t *testing.T) {
 	mem := arrowtest.CheckedMem(t)
@@ -36,9 +31,7 @@ func TestSegmentReplayConfig(t *testing.T) {
 		}
 	}
 	// the file sink's config, as far as this test needs it
-	reg.Register(config.SinkPlugin("file", config.NewSpec("test", config.String("path", "")), func(*config.Conf, *pipeline.Env) (pipeline.Sink, error) {
-		return nopSink{}, nil
-	}))
+	reg.Register(acktest.DiscardPlugin("file", config.NewSpec("test", config.String("path", ""))))
 	cfg, err := config.LoadFile("../../configs/segment-replay.yaml", config.LoadOptions{Registry: reg,
 		LookupEnv: func(k string) (string, bool) {
 			if k == "SEGMENT_ARCHIVE" {
