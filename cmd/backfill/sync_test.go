@@ -358,9 +358,53 @@ func TestSyncSnapshotOnS3(t *testing.T) {
 	usersTable{n: 1000, edited: func(i int) bool { return i%100 == 0 }}.write(t, filepath.Join(dir, "users.csv"))
 	run(machineB, 10)
 	run(machineA, 0) // its own snapshot is older than the copy: it fetches the copy
-	out, err := srv.Client.ListObjectsV2(context.Background(), &s3.ListObjectsV2Input{Bucket: aws.String("acme"), Prefix: aws.String("state/users/checkpoint.snapshot/")})
-	if err != nil || len(out.Contents) == 0 {
-		t.Fatalf("no snapshot copy on S3: %v", err)
+	assertOlderCopiesPruned(t, srv, "state/users/checkpoint")
+	run(t.TempDir(), 0) // a new machine: what the pruning kept is a whole copy
+}
+
+// assertOlderCopiesPruned checks that the objects of the sync snapshot's
+// copy beside checkpoint (a key without .json) are those of the copy the
+// checkpoint lists, and of at most one generation before it: each save
+// writes a copy, and older ones are deleted.
+func assertOlderCopiesPruned(t *testing.T, srv *s3test.Server, checkpoint string) {
+	t.Helper()
+	ctx := context.Background()
+	obj, err := srv.Client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("acme"), Key: aws.String(checkpoint + ".json")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer obj.Body.Close()
+	var cp state.Checkpoint
+	if err := json.NewDecoder(obj.Body).Decode(&cp); err != nil {
+		t.Fatal(err)
+	}
+	if cp.Sync == nil || cp.Sync.Copy == nil {
+		t.Fatalf("the checkpoint lists no snapshot copy: %+v", cp.Sync)
+	}
+	current := map[string]bool{}
+	for _, f := range cp.Sync.Copy.Files {
+		current[f] = true
+	}
+	prefix := checkpoint + ".snapshot/"
+	out, err := srv.Client.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String("acme"), Prefix: aws.String(prefix)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	have, older := map[string]bool{}, map[string]bool{}
+	for _, o := range out.Contents {
+		name := strings.TrimPrefix(aws.ToString(o.Key), prefix)
+		have[name] = true
+		if gen, _, ok := strings.Cut(name, "/"); ok && !current[name] {
+			older[gen] = true
+		}
+	}
+	for f := range current {
+		if !have[f] {
+			t.Errorf("%s%s, listed by the checkpoint, is not on S3", prefix, f)
+		}
+	}
+	if len(older) > 1 {
+		t.Errorf("the copies of %d generations before the checkpoint's (gen %d) are still on S3: %v", len(older), cp.Sync.Copy.Gen, older)
 	}
 }
 

@@ -159,6 +159,11 @@ func (c *checkpointer) save(ctx context.Context, force bool) (saved bool, err er
 	if c.copier != nil {
 		c.copier.After(c.cp, copied, err == nil)
 	}
+	if err == nil && c.sync != nil {
+		if perr := c.sync.pruneCopies(ctx); perr != nil && c.failures.log != nil {
+			c.failures.log.Warn("deleting older copies of the sync snapshot failed; the next save tries again", "error", perr)
+		}
+	}
 	return err == nil, err
 }
 

@@ -88,6 +88,9 @@ type syncer struct {
 	gen    int
 	copy   *state.SnapshotCopy
 	have   map[string]bool
+	// listed is the copy the last checkpoint saved lists: it and the
+	// copy before it are kept, older ones deleted (pruneCopies).
+	listed *state.SnapshotCopy
 }
 
 // syncCols are the columns of one schema the key and the content are made
@@ -527,7 +530,7 @@ func (s *syncer) fetch(ctx context.Context, store state.Store, dir string, last 
 	if last == nil || last.Copy == nil {
 		return nil
 	}
-	s.gen, s.copy = last.Copy.Gen, last.Copy
+	s.gen, s.copy, s.listed = last.Copy.Gen, last.Copy, last.Copy
 	for _, f := range last.Copy.Files {
 		s.have[f] = true
 	}
@@ -549,6 +552,29 @@ func (s *syncer) copyOut(ctx context.Context) error {
 	}
 	s.gen, s.copy = c.Gen, c
 	return nil
+}
+
+// pruneCopies deletes the snapshot's older copies once a checkpoint
+// listing s.copy is saved: every save writes a copy, and a sync run hourly
+// would otherwise pile up compacted table files and manifests for good.
+// The copy the previous checkpoint listed stays too, for a machine that
+// read that checkpoint a moment ago and is fetching its copy. Files a
+// failed prune leaves are deleted by the next one.
+func (s *syncer) pruneCopies(ctx context.Context) error {
+	if s.remote == nil || s.copy == nil || s.copy == s.listed {
+		return nil
+	}
+	keep := make(map[string]bool, 2*len(s.copy.Files))
+	for _, c := range []*state.SnapshotCopy{s.copy, s.listed} {
+		if c != nil {
+			for _, f := range c.Files {
+				keep[f] = true
+			}
+		}
+	}
+	s.listed = s.copy
+	_, err := s.remote.PruneSnapshotFiles(ctx, func(name string) bool { return keep[name] })
+	return err
 }
 
 // finishSync ends a pass that saw every split: the keys of the snapshot

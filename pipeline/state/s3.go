@@ -263,6 +263,32 @@ func (s *S3Store) PutSnapshotFile(ctx context.Context, name, file string) error 
 	return nil
 }
 
+// PruneSnapshotFiles deletes the files of the snapshot's copy that keep
+// refuses: those of copies no checkpoint lists any more (table files
+// compacted away, older generations' manifests).
+func (s *S3Store) PruneSnapshotFiles(ctx context.Context, keep func(name string) bool) (int, error) {
+	prefix := s.snapshotKey("")
+	p := s3.NewListObjectsV2Paginator(s.client, &s3.ListObjectsV2Input{Bucket: &s.bucket, Prefix: &prefix})
+	n := 0
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return n, fmt.Errorf("listing s3://%s/%s: %w [credentials: %s]", s.bucket, prefix, err, s.creds)
+		}
+		for _, o := range page.Contents {
+			key := aws.ToString(o.Key)
+			if keep(strings.TrimPrefix(key, prefix)) {
+				continue
+			}
+			if _, err := s.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &s.bucket, Key: &key}); err != nil {
+				return n, fmt.Errorf("deleting s3://%s/%s: %w [credentials: %s]", s.bucket, key, err, s.creds)
+			}
+			n++
+		}
+	}
+	return n, nil
+}
+
 // GetSnapshotFile reads one file of the snapshot's copy into file.
 func (s *S3Store) GetSnapshotFile(ctx context.Context, name, file string) error {
 	key := s.snapshotKey(name)

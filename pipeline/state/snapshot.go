@@ -266,6 +266,9 @@ type SnapshotStore interface {
 	PutSnapshotFile(ctx context.Context, name, path string) error
 	GetSnapshotFile(ctx context.Context, name, path string) error
 	SnapshotLocation() string
+	// PruneSnapshotFiles deletes the copy's files that keep refuses,
+	// and says how many it deleted.
+	PruneSnapshotFiles(ctx context.Context, keep func(name string) bool) (int, error)
 }
 
 // SnapshotCopy lists the objects of one copy of the snapshot, as the
