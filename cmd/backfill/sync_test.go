@@ -225,6 +225,26 @@ func TestSyncRejectsDuplicateAndNullKeys(t *testing.T) {
 	}
 }
 
+// A primary key named by the source's column, not by its path after the
+// transforms, stops the run before anything is sent, with a suggestion.
+func TestSyncKeyNotAfterTheTransforms(t *testing.T) {
+	dir := t.TempDir()
+	usersTable{n: 10}.write(t, filepath.Join(dir, "users.csv"))
+	srv := segmenttest.NewServer(segmenttest.Options{WriteKeys: []string{"KEY"}})
+	defer srv.Close()
+	cfg := syncPipeline(t, dir, srv.URL(), "")
+	data, _ := os.ReadFile(cfg)
+	os.WriteFile(cfg, []byte(strings.Replace(string(data), "primary_key: [userId]", "primary_key: [user_id]", 1)), 0o644)
+	code, _, stderr := runCLI(t, "", "run", "--progress", "none", cfg)
+	want := `sync.primary_key: column "user_id" is not in the rows after the transforms (did you mean "userId"?)`
+	if code != 1 || !strings.Contains(stderr, want) {
+		t.Fatalf("exit %d; want 1 and %s in:\n%s", code, want, stderr)
+	}
+	if n := srv.Stats().Messages; n != 0 {
+		t.Fatalf("%d messages sent", n)
+	}
+}
+
 // --fresh sends every row again and rebuilds the snapshot.
 func TestSyncFreshResendsEverything(t *testing.T) {
 	dir := t.TempDir()

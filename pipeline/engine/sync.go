@@ -138,7 +138,7 @@ func (s *syncer) columns(sc *arrow.Schema) (*syncCols, error) {
 	for _, k := range s.cfg.PrimaryKey {
 		idx := sc.FieldIndices(k)
 		if len(idx) == 0 {
-			return nil, fmt.Errorf("sync.primary_key: column %q is not in the rows after the transforms (they have: %s)", k, strings.Join(names, ", "))
+			return nil, missingSyncColumn("primary_key", k, names)
 		}
 		c.key = append(c.key, idx[0])
 	}
@@ -149,7 +149,7 @@ func (s *syncer) columns(sc *arrow.Schema) (*syncCols, error) {
 	want := map[string]bool{}
 	for _, n := range s.cfg.Compare {
 		if len(sc.FieldIndices(n)) == 0 {
-			return nil, fmt.Errorf("sync.compare: column %q is not in the rows after the transforms (they have: %s)", n, strings.Join(names, ", "))
+			return nil, missingSyncColumn("compare", n, names)
 		}
 		want[n] = true
 	}
@@ -169,6 +169,17 @@ func (s *syncer) columns(sc *arrow.Schema) (*syncCols, error) {
 	}
 	s.cols[sc] = c
 	return c, nil
+}
+
+// missingSyncColumn says that a column sync.field names is not among the
+// columns after the transforms (message paths, which a user may confuse
+// with the source's column names).
+func missingSyncColumn(field, name string, names []string) error {
+	hint := ""
+	if s := config.Suggest(name, names); s != "" {
+		hint = fmt.Sprintf(" (did you mean %q?)", s)
+	}
+	return fmt.Errorf("sync.%s: column %q is not in the rows after the transforms%s; they have: %s", field, name, hint, strings.Join(names, ", "))
 }
 
 // diff compares a batch's rows with the snapshot: unchanged rows are
