@@ -451,7 +451,11 @@ func newPluginsCmd(stdout io.Writer) *cobra.Command {
 						fmt.Fprintf(stdout, "  %-14s %s\n", n, p.Spec.Summary)
 					}
 				}
-				fmt.Fprintln(stdout, "\nbackfill plugins NAME documents every field of one.")
+				fmt.Fprintln(stdout, "\nbackfill plugins NAME documents every field of one; backfill plugins pipeline, the pipeline file's own.")
+				return nil
+			}
+			if args[0] == "pipeline" {
+				config.WritePipelineDoc(stdout)
 				return nil
 			}
 			found := false
@@ -484,8 +488,11 @@ func newPluginsCmd(stdout io.Writer) *cobra.Command {
 
 // writePluginsMarkdown writes the plugin reference (PLUGINS.md).
 func writePluginsMarkdown(w io.Writer, reg *config.Registry, names []string) {
-	fmt.Fprintf(w, "# Plugin reference\n\nGenerated from the plugins' specs by `backfill plugins --format markdown`;\n"+
-		"`backfill plugins NAME` prints the same in a terminal.\n\n")
+	fmt.Fprintf(w, "# Pipeline and plugin reference\n\nGenerated from the specs by `backfill plugins --format markdown`;\n"+
+		"`backfill plugins NAME` (or `pipeline`) prints the same in a terminal.\n\n")
+	if len(names) == 0 || names[0] == "pipeline" {
+		config.WritePipelineMarkdown(w)
+	}
 	for _, k := range []config.PluginKind{config.SourceKind, config.TransformKind, config.SinkKind} {
 		fmt.Fprintf(w, "## %ss\n\n", strings.ToUpper(k.String()[:1])+k.String()[1:])
 		for _, n := range reg.Names(k) {

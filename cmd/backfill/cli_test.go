@@ -156,6 +156,13 @@ func TestPluginsDocumentsEveryField(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "properties") || !strings.Contains(out, "Example") {
 		t.Fatalf("plugins map: %d %s", code, out)
 	}
+	// The pipeline file's own fields, every one the loader takes.
+	code, out, _ = runCLI(t, "", "plugins", "pipeline")
+	for _, want := range []string{"state (string", "max_rejects (string, default \"10%\")", "primary_key (list of string)", "**Syncs**"} {
+		if code != 0 || !strings.Contains(out, want) {
+			t.Errorf("plugins pipeline: %d, no %q in\n%s", code, want, out)
+		}
+	}
 	if code, _, _ := runCLI(t, "", "plugins", "nope"); code != exitConfig {
 		t.Fatalf("unknown plugin exit %d", code)
 	}

@@ -312,7 +312,8 @@ func bareNames(reg *Registry, kind PluginKind) []any {
 }
 
 func writeMarkdownFields(w io.Writer, fields []*Field, prefix string) {
-	cell := func(s string) string { return strings.ReplaceAll(strings.ReplaceAll(s, "|", `\|`), "\n", " ") }
+	// A <placeholder> would read as an HTML tag, and vanish.
+	cell := strings.NewReplacer("|", `\|`, "\n", " ", "<", "&lt;").Replace
 	for _, f := range fields {
 		def := ""
 		switch {
