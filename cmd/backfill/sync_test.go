@@ -280,31 +280,8 @@ func TestSyncKilledRunResendsOnlyUnacknowledged(t *testing.T) {
 	held := segmenttest.NewServer(segmenttest.Options{WriteKeys: []string{"KEY"}, KeepBodies: true, HoldAfter: 3})
 	defer held.Close()
 	cfg := syncPipeline(t, dir, held.URL(), "checkpoint_interval: 30ms\nbatch_rows: 1000\n")
-	cmd, stderr, exited := startRun(t, bin, cfg)
-	select {
-	case <-held.Held(1):
-	case err := <-exited:
-		t.Fatalf("the run ended (%v) before the collector held a request\n%s", err, stderr.String())
-	}
-	// Kill it once a checkpoint counts delivered changes: the answered
-	// requests' rows, acknowledged, are saved at the next tick.
 	cpPath := filepath.Join(dir, "state", "users", "checkpoint.json")
-	deadline := time.After(2 * time.Minute)
-	for saved := false; !saved; {
-		select {
-		case <-deadline:
-			cmd.Process.Kill()
-			<-exited
-			t.Fatalf("no checkpoint with delivered rows in time\n%s", stderr.String())
-		case <-time.After(2 * time.Millisecond):
-			var cp state.Checkpoint
-			if data, err := os.ReadFile(cpPath); err == nil && json.Unmarshal(data, &cp) == nil && cp.Rows.Delivered > 0 {
-				saved = true
-			}
-		}
-	}
-	cmd.Process.Signal(syscall.SIGKILL)
-	<-exited
+	killOnceDelivered(t, bin, cfg, held, cpPath)
 	first := held.Stats().Messages
 	if first == 0 || first >= changes {
 		t.Fatalf("the killed run delivered %d changes; want some, not all", first)
@@ -346,6 +323,84 @@ func TestSyncKilledRunResendsOnlyUnacknowledged(t *testing.T) {
 		t.Fatalf("after the resume: %d messages; want 0", n)
 	}
 	t.Logf("the killed run delivered %d changes, the resumed one %d", first, rep.RowsDelivered)
+}
+
+// killOnceDelivered starts the binary on cfg, whose receiver held holds
+// requests after its first few, and SIGKILLs it once the checkpoint at
+// cpPath counts delivered rows: the answered requests' rows, acknowledged,
+// are saved at the next tick.
+func killOnceDelivered(t *testing.T, bin, cfg string, held *segmenttest.Server, cpPath string) {
+	t.Helper()
+	cmd, stderr, exited := startRun(t, bin, cfg)
+	select {
+	case <-held.Held(1):
+	case err := <-exited:
+		t.Fatalf("the run ended (%v) before the collector held a request\n%s", err, stderr.String())
+	}
+	deadline := time.After(2 * time.Minute)
+	for saved := false; !saved; {
+		select {
+		case <-deadline:
+			cmd.Process.Kill()
+			<-exited
+			t.Fatalf("no checkpoint with delivered rows in time\n%s", stderr.String())
+		case <-time.After(2 * time.Millisecond):
+			var cp state.Checkpoint
+			if data, err := os.ReadFile(cpPath); err == nil && json.Unmarshal(data, &cp) == nil && cp.Rows.Delivered > 0 {
+				saved = true
+			}
+		}
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	<-exited
+}
+
+// A killed sync whose input then changes (a user deleted at the top, so
+// every row moves up) reads the file again from its start on resume: the
+// keys the killed run saw are no duplicates at their new rows, and every
+// change arrives once.
+func TestSyncKilledThenInputChanged(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	const users, changes = 40_000, 10_000
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	usersTable{n: users}.write(t, filepath.Join(dir, "users.csv"))
+	syncRun(t, dir, segmenttest.Options{SkipValidation: true}, "")
+
+	edited := func(i int) bool { return i%4 == 1 }
+	usersTable{n: users, edited: edited}.write(t, filepath.Join(dir, "users.csv"))
+	held := segmenttest.NewServer(segmenttest.Options{WriteKeys: []string{"KEY"}, KeepBodies: true, HoldAfter: 3})
+	defer held.Close()
+	extra := "checkpoint_interval: 30ms\nbatch_rows: 500\n"
+	cfg := syncPipeline(t, dir, held.URL(), extra)
+	killOnceDelivered(t, bin, cfg, held, filepath.Join(dir, "state", "users", "checkpoint.json"))
+	first := held.Stats().Messages
+
+	usersTable{n: users, edited: edited, removed: func(i int) bool { return i == 0 }}.write(t, filepath.Join(dir, "users.csv"))
+	srv, rep := syncRun(t, dir, segmenttest.Options{KeepBodies: true}, extra)
+	if len(rep.SplitsChanged) != 1 || rep.RowsRejected != 0 {
+		t.Fatalf("the resumed run: %d splits changed, %d rows rejected; want 1, 0\n%+v", len(rep.SplitsChanged), rep.RowsRejected, rep)
+	}
+	idOf := map[string]string{}
+	for _, s := range []*segmenttest.Server{held, srv} {
+		for id := range s.IDs() {
+			var m struct {
+				UserID string `json:"userId"`
+			}
+			if err := json.Unmarshal(s.Body(id), &m); err != nil {
+				t.Fatal(err)
+			}
+			if prev, ok := idOf[m.UserID]; ok && prev != id {
+				t.Fatalf("%s went out under two messageIds: %s and %s", m.UserID, prev, id)
+			}
+			idOf[m.UserID] = id
+		}
+	}
+	if len(idOf) != changes || rep.Sync.Removed != 1 {
+		t.Fatalf("%d changed users arrived (%d in the killed run), %d removed; want %d, 1", len(idOf), first, rep.Sync.Removed, changes)
+	}
 }
 
 // With the state on S3, the snapshot is copied beside the checkpoint: a

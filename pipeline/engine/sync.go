@@ -523,6 +523,15 @@ func (r *Run) openSync() error {
 	if r.rep.Resumed && r.cp.Sync != nil {
 		s.base = *r.cp.Sync
 	}
+	if !preview && r.rep.Resumed {
+		// A split whose input changed is read again from its start, its
+		// keys at other rows than the killed run saw them.
+		for id := range r.plan.changed {
+			if _, err := snap.ForgetSeenIn(splitHash(id)); err != nil {
+				return fmt.Errorf("resuming a sync pass in %s: %w", dir, err)
+			}
+		}
+	}
 	r.saver.sync = s
 	r.rep.Sync = &SyncReport{Snapshot: dir}
 	return nil

@@ -211,6 +211,39 @@ func (s *Snapshot) StartPass() error {
 	return s.db.DeleteRange([]byte{prefixSeen}, []byte{prefixSeen + 1}, pebble.Sync)
 }
 
+// ForgetSeenIn removes the pass's marks of the rows of one split (its
+// hash), and says how many: a split read again from its start, because
+// its input changed, sees its keys at other rows, which must not pass
+// for duplicates. It walks every mark, which only a changed input costs.
+func (s *Snapshot) ForgetSeenIn(split uint64) (int, error) {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixSeen}, UpperBound: []byte{prefixSeen + 1}})
+	if err != nil {
+		return 0, err
+	}
+	defer it.Close()
+	b, n := s.db.NewBatch(), 0
+	defer func() { b.Close() }()
+	for ok := it.First(); ok; ok = it.Next() {
+		if v := it.Value(); len(v) != 16 || binary.BigEndian.Uint64(v) != split {
+			continue
+		}
+		if err := b.Delete(it.Key(), nil); err != nil { // copies the key
+			return n, err
+		}
+		if n++; b.Count() >= 1<<16 { // a bounded batch, however many rows the split had
+			if err := b.Commit(pebble.NoSync); err != nil {
+				return n, err
+			}
+			b.Close()
+			b = s.db.NewBatch()
+		}
+	}
+	if err := it.Error(); err != nil {
+		return n, err
+	}
+	return n, b.Commit(pebble.Sync)
+}
+
 // Removed calls fn with every key sent before and not seen by this pass,
 // and the content hash it was sent with (valid during the call), in key
 // order; seen, when not nil, says what the pass saw instead of its
