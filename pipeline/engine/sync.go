@@ -241,15 +241,19 @@ func (s *syncer) diff(b *pipeline.Batch) (*syncBatch, error) {
 func (s *syncer) compare(b *pipeline.Batch, keys [][]byte, hashes []state.Hash, mask []uint8) (*syncBatch, []string, error) {
 	sb := &syncBatch{}
 	ids := make([]string, len(keys))
-	var buf, id []byte
+	sent := make([]bool, len(keys))
+	olds := make([]state.Hash, len(keys))
+	err := s.snap.SentMany(keys, func(i int) bool { return mask[i] == pipeline.FateKeep },
+		func(i int, h state.Hash) { sent[i], olds[i] = true, h })
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading the sync snapshot: %w", err)
+	}
+	var id []byte
 	for i, key := range keys {
 		if mask[i] != pipeline.FateKeep {
 			continue
 		}
-		old, ok, err := s.snap.Sent(key, buf)
-		if err != nil {
-			return nil, nil, fmt.Errorf("reading the sync snapshot: %w", err)
-		}
+		old, ok := olds[i], sent[i]
 		switch {
 		case !ok:
 			sb.counts.added.Add(1)
@@ -282,8 +286,11 @@ func (s *syncer) markSeen(b *pipeline.Batch, keys [][]byte, mask []uint8, reject
 	if s.record {
 		wb = s.snap.NewBatch()
 	}
+	earlier, err := s.seenBefore(keys, mask)
+	if err != nil {
+		return fmt.Errorf("reading the sync snapshot: %w", err)
+	}
 	inBatch := map[string]state.RowRef{} // the batch's own marks are not readable before its commit
-	var buf []byte
 	for i, key := range keys {
 		if mask[i] != pipeline.FateKeep {
 			continue
@@ -291,10 +298,7 @@ func (s *syncer) markSeen(b *pipeline.Batch, keys [][]byte, mask []uint8, reject
 		ref := state.RowRef{Split: split, Row: b.Row(i)}
 		prev, seen := inBatch[string(key)]
 		if !seen {
-			var err error
-			if prev, seen, err = s.seen(key, buf); err != nil {
-				return fmt.Errorf("reading the sync snapshot: %w", err)
-			}
+			prev, seen = earlier[i], earlier[i] != noRef
 		}
 		switch {
 		case seen && prev != ref:
@@ -320,12 +324,27 @@ func (s *syncer) markSeen(b *pipeline.Batch, keys [][]byte, mask []uint8, reject
 	return nil
 }
 
-func (s *syncer) seen(key, buf []byte) (state.RowRef, bool, error) {
-	if !s.record {
-		ref, ok := s.memSeen[string(key)]
-		return ref, ok, nil
+// noRef marks a key the pass has not seen: no split hashes to 0 and
+// sits at row -1.
+var noRef = state.RowRef{Row: -1}
+
+// seenBefore says where the pass saw each kept key before this batch, or
+// noRef.
+func (s *syncer) seenBefore(keys [][]byte, mask []uint8) ([]state.RowRef, error) {
+	refs := make([]state.RowRef, len(keys))
+	for i := range refs {
+		refs[i] = noRef
+		if !s.record && mask[i] == pipeline.FateKeep {
+			if ref, ok := s.memSeen[string(keys[i])]; ok {
+				refs[i] = ref
+			}
+		}
 	}
-	return s.snap.Seen(key, buf)
+	if !s.record {
+		return refs, nil
+	}
+	return refs, s.snap.SeenMany(keys, func(i int) bool { return mask[i] == pipeline.FateKeep },
+		func(i int, ref state.RowRef) { refs[i] = ref })
 }
 
 func (s *syncer) splitName(h uint64) string {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -128,38 +129,60 @@ func prefixed(p byte, key []byte, buf []byte) []byte {
 	return append(buf, key...)
 }
 
-// Sent returns the content hash of key's last acknowledged message.
-func (s *Snapshot) Sent(key []byte, buf []byte) (Hash, bool, error) {
-	var h Hash
-	if s == nil {
-		return h, false, nil
-	}
-	v, closer, err := s.db.Get(prefixed(prefixSent, key, buf))
-	if errors.Is(err, pebble.ErrNotFound) {
-		return h, false, nil
-	}
-	if err != nil {
-		return h, false, err
-	}
-	copy(h[:], v)
-	closer.Close()
-	return h, true, nil
+// SentMany looks up the content hash of the keys want picks, and calls
+// found for each one sent before. One iterator walks them in key order: a
+// Get per key builds and tears down an iterator over every level, which
+// was half of a sync's CPU (BenchmarkSnapshotLookups: the walk is 1.8x
+// faster for keys spread over the table, 3.7x for a batch of neighbours).
+func (s *Snapshot) SentMany(keys [][]byte, want func(i int) bool, found func(i int, h Hash)) error {
+	return s.walk(prefixSent, keys, want, func(i int, v []byte) error {
+		var h Hash
+		copy(h[:], v)
+		found(i, h)
+		return nil
+	})
 }
 
-// Seen returns where the pass saw key, if it did.
-func (s *Snapshot) Seen(key []byte, buf []byte) (RowRef, bool, error) {
-	v, closer, err := s.db.Get(prefixed(prefixSeen, key, buf))
-	if errors.Is(err, pebble.ErrNotFound) {
-		return RowRef{}, false, nil
+// SeenMany calls found with where the pass saw each key want picks, for
+// those it saw, as SentMany does.
+func (s *Snapshot) SeenMany(keys [][]byte, want func(i int) bool, found func(i int, ref RowRef)) error {
+	return s.walk(prefixSeen, keys, want, func(i int, v []byte) error {
+		if len(v) != 16 {
+			return fmt.Errorf("sync snapshot %s: a seen entry of %d bytes", s.path, len(v))
+		}
+		found(i, RowRef{Split: binary.BigEndian.Uint64(v), Row: int64(binary.BigEndian.Uint64(v[8:]))})
+		return nil
+	})
+}
+
+// walk seeks the entries of kind p for the keys want picks, in key order,
+// and calls fn with the value of each one there (valid during the call).
+func (s *Snapshot) walk(p byte, keys [][]byte, want func(i int) bool, fn func(i int, v []byte) error) error {
+	if s == nil {
+		return nil
 	}
+	order := make([]int, 0, len(keys))
+	for i := range keys {
+		if want(i) {
+			order = append(order, i)
+		}
+	}
+	slices.SortFunc(order, func(a, b int) int { return bytes.Compare(keys[a], keys[b]) })
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{p}, UpperBound: []byte{p + 1}})
 	if err != nil {
-		return RowRef{}, false, err
+		return err
 	}
-	defer closer.Close()
-	if len(v) != 16 {
-		return RowRef{}, false, fmt.Errorf("sync snapshot %s: a seen entry of %d bytes", s.path, len(v))
+	var buf []byte
+	for _, i := range order {
+		buf = prefixed(p, keys[i], buf)
+		if it.SeekGE(buf) && bytes.Equal(it.Key(), buf) {
+			if err := fn(i, it.Value()); err != nil {
+				it.Close()
+				return err
+			}
+		}
 	}
-	return RowRef{Split: binary.BigEndian.Uint64(v), Row: int64(binary.BigEndian.Uint64(v[8:]))}, true, nil
+	return errors.Join(it.Error(), it.Close())
 }
 
 // SnapshotBatch gathers writes, applied at once by Commit.
