@@ -2,6 +2,8 @@
 # A sync's second run against a full resend, on a users table of ROWS rows
 # (default 10M) with 1% of them changed:
 #   ROWS=10000000 bench/sync.sh
+# ORDER=spread writes the users in a scattered order (user i*7919 mod ROWS
+# at line i) instead of by id, as a table dumped in no key order.
 # Runs, each under /usr/bin/time -v, against the local receiver:
 #   first   the sync's first run: every row sent, the snapshot built
 #   second  1% of the rows changed: only those sent
@@ -11,14 +13,16 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 ROWS=${ROWS:-10000000}
+ORDER=${ORDER:-id}
 WORK=${WORK:-$(mktemp -d)}
 mkdir -p "$WORK"
 go build -o "$WORK/receiver" ./cmd/receiver
 (cd .. && go build -o "$WORK/backfill" ./cmd/backfill)
 
 users() { # $1: the plan of every 100th user (the 1% changed)
-  awk -v n="$ROWS" -v p="$1" 'BEGIN { print "user_id,email,plan,country"
-    for (i = 0; i < n; i++) printf "u%d,u%d@example.com,%s,%s\n", i, i, (i % 100 == 7 ? p : "free"), (i % 3 ? "DE" : "US") }' >"$WORK/users.csv"
+  awk -v n="$ROWS" -v p="$1" -v spread="$([ "$ORDER" = spread ] && echo 7919 || echo 1)" 'BEGIN { print "user_id,email,plan,country"
+    for (l = 0; l < n; l++) { i = (l * spread) % n
+      printf "u%d,u%d@example.com,%s,%s\n", i, i, (i % 100 == 7 ? p : "free"), (i % 3 ? "DE" : "US") } }' >"$WORK/users.csv"
 }
 
 "$WORK/receiver" >"$WORK/receiver.url" &
@@ -63,7 +67,7 @@ print(f"{label:8s} wall {secs:7.1f} s  cpu {cpu:7.1f} s  peak RSS {rss:6.0f} MB 
 PY
 }
 
-echo "ROWS=$ROWS (work in $WORK)"
+echo "ROWS=$ROWS ORDER=$ORDER (work in $WORK)"
 users free
 run first users true
 users pro
