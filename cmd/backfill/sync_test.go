@@ -270,18 +270,9 @@ func TestSyncKilledRunResendsOnlyUnacknowledged(t *testing.T) {
 		t.Skip("builds the binary")
 	}
 	const users, changes = 200_000, 20_000
-	bin := buildBinary(t)
 	dir := t.TempDir()
-	usersTable{n: users}.write(t, filepath.Join(dir, "users.csv"))
-	syncRun(t, dir, segmenttest.Options{SkipValidation: true}, "")
-
-	edited := func(i int) bool { return i%10 == 7 }
-	usersTable{n: users, edited: edited}.write(t, filepath.Join(dir, "users.csv"))
-	held := segmenttest.NewServer(segmenttest.Options{WriteKeys: []string{"KEY"}, KeepBodies: true, HoldAfter: 3})
-	defer held.Close()
-	cfg := syncPipeline(t, dir, held.URL(), "checkpoint_interval: 30ms\nbatch_rows: 1000\n")
+	held := killedSecondSync(t, dir, users, func(i int) bool { return i%10 == 7 }, "checkpoint_interval: 30ms\nbatch_rows: 1000\n")
 	cpPath := filepath.Join(dir, "state", "users", "checkpoint.json")
-	killOnceDelivered(t, bin, cfg, held, cpPath)
 	first := held.Stats().Messages
 	if first == 0 || first >= changes {
 		t.Fatalf("the killed run delivered %d changes; want some, not all", first)
@@ -291,21 +282,7 @@ func TestSyncKilledRunResendsOnlyUnacknowledged(t *testing.T) {
 	if !rep.Resumed || rep.Sync.Changed >= changes {
 		t.Fatalf("the resumed run: resumed %v, %+v; want a resume sending fewer than %d", rep.Resumed, rep.Sync, changes)
 	}
-	idOf := map[string]string{} // user -> messageId
-	for _, s := range []*segmenttest.Server{held, srv} {
-		for id := range s.IDs() {
-			var m struct {
-				UserID string `json:"userId"`
-			}
-			if err := json.Unmarshal(s.Body(id), &m); err != nil {
-				t.Fatal(err)
-			}
-			if prev, ok := idOf[m.UserID]; ok && prev != id {
-				t.Fatalf("%s went out under two messageIds: %s and %s", m.UserID, prev, id)
-			}
-			idOf[m.UserID] = id
-		}
-	}
+	idOf := messageIDsByUser(t, held, srv)
 	if len(idOf) != changes {
 		t.Fatalf("%d users changed arrived (%d in the killed run, %d after); want %d", len(idOf), first, srv.Stats().Messages, changes)
 	}
@@ -323,6 +300,45 @@ func TestSyncKilledRunResendsOnlyUnacknowledged(t *testing.T) {
 		t.Fatalf("after the resume: %d messages; want 0", n)
 	}
 	t.Logf("the killed run delivered %d changes, the resumed one %d", first, rep.RowsDelivered)
+}
+
+// killedSecondSync syncs a users table in dir, edits the users edited
+// picks, and SIGKILLs the second run (the binary's, with extra) part way,
+// once a checkpoint counts delivered rows. It returns the collector that
+// run sent to, holding its later requests.
+func killedSecondSync(t *testing.T, dir string, users int, edited func(int) bool, extra string) *segmenttest.Server {
+	t.Helper()
+	bin := buildBinary(t)
+	usersTable{n: users}.write(t, filepath.Join(dir, "users.csv"))
+	syncRun(t, dir, segmenttest.Options{SkipValidation: true}, "")
+	usersTable{n: users, edited: edited}.write(t, filepath.Join(dir, "users.csv"))
+	held := segmenttest.NewServer(segmenttest.Options{WriteKeys: []string{"KEY"}, KeepBodies: true, HoldAfter: 3})
+	t.Cleanup(held.Close)
+	cfg := syncPipeline(t, dir, held.URL(), extra)
+	killOnceDelivered(t, bin, cfg, held, filepath.Join(dir, "state", "users", "checkpoint.json"))
+	return held
+}
+
+// messageIDsByUser maps each user the collectors received to its
+// messageId, and fails the test if a user went out under two.
+func messageIDsByUser(t *testing.T, collectors ...*segmenttest.Server) map[string]string {
+	t.Helper()
+	idOf := map[string]string{}
+	for _, c := range collectors {
+		for id := range c.IDs() {
+			var m struct {
+				UserID string `json:"userId"`
+			}
+			if err := json.Unmarshal(c.Body(id), &m); err != nil {
+				t.Fatal(err)
+			}
+			if prev, ok := idOf[m.UserID]; ok && prev != id {
+				t.Fatalf("%s went out under two messageIds: %s and %s", m.UserID, prev, id)
+			}
+			idOf[m.UserID] = id
+		}
+	}
+	return idOf
 }
 
 // killOnceDelivered starts the binary on cfg, whose receiver held holds
@@ -364,18 +380,10 @@ func TestSyncKilledThenInputChanged(t *testing.T) {
 		t.Skip("builds the binary")
 	}
 	const users, changes = 40_000, 10_000
-	bin := buildBinary(t)
 	dir := t.TempDir()
-	usersTable{n: users}.write(t, filepath.Join(dir, "users.csv"))
-	syncRun(t, dir, segmenttest.Options{SkipValidation: true}, "")
-
 	edited := func(i int) bool { return i%4 == 1 }
-	usersTable{n: users, edited: edited}.write(t, filepath.Join(dir, "users.csv"))
-	held := segmenttest.NewServer(segmenttest.Options{WriteKeys: []string{"KEY"}, KeepBodies: true, HoldAfter: 3})
-	defer held.Close()
 	extra := "checkpoint_interval: 30ms\nbatch_rows: 500\n"
-	cfg := syncPipeline(t, dir, held.URL(), extra)
-	killOnceDelivered(t, bin, cfg, held, filepath.Join(dir, "state", "users", "checkpoint.json"))
+	held := killedSecondSync(t, dir, users, edited, extra)
 	first := held.Stats().Messages
 
 	usersTable{n: users, edited: edited, removed: func(i int) bool { return i == 0 }}.write(t, filepath.Join(dir, "users.csv"))
@@ -383,21 +391,7 @@ func TestSyncKilledThenInputChanged(t *testing.T) {
 	if len(rep.SplitsChanged) != 1 || rep.RowsRejected != 0 {
 		t.Fatalf("the resumed run: %d splits changed, %d rows rejected; want 1, 0\n%+v", len(rep.SplitsChanged), rep.RowsRejected, rep)
 	}
-	idOf := map[string]string{}
-	for _, s := range []*segmenttest.Server{held, srv} {
-		for id := range s.IDs() {
-			var m struct {
-				UserID string `json:"userId"`
-			}
-			if err := json.Unmarshal(s.Body(id), &m); err != nil {
-				t.Fatal(err)
-			}
-			if prev, ok := idOf[m.UserID]; ok && prev != id {
-				t.Fatalf("%s went out under two messageIds: %s and %s", m.UserID, prev, id)
-			}
-			idOf[m.UserID] = id
-		}
-	}
+	idOf := messageIDsByUser(t, held, srv)
 	if len(idOf) != changes || rep.Sync.Removed != 1 {
 		t.Fatalf("%d changed users arrived (%d in the killed run), %d removed; want %d, 1", len(idOf), first, rep.Sync.Removed, changes)
 	}
