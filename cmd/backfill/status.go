@@ -294,16 +294,16 @@ func writeStatus(w io.Writer, name, file string, all []shardStatus, now time.Tim
 	for _, st := range all {
 		fates = fates.Add(st.Rows)
 	}
-	fmt.Fprintf(w, "%s: %d splits done, %d in progress, %d rows acknowledged, %d dead letters\n",
-		name, total.SplitsDone, inProgress, total.RowsAcked, total.Dead.Rows)
+	fmt.Fprintf(w, "%s: %s done, %d in progress, %s acknowledged, %s\n",
+		name, counted(int64(total.SplitsDone), "split"), inProgress, counted(total.RowsAcked, "row"), counted(int64(total.Dead.Rows), "dead letter"))
 	if fates.Total() > 0 {
 		fmt.Fprintf(w, "  rows          %d delivered, %d filtered, %d rejected (acknowledged since the run started)\n",
 			fates.Delivered, fates.Filtered, fates.Rejected)
 	}
 	for _, st := range all {
 		if st.Shard != "" {
-			fmt.Fprintf(w, "\nshard %s: %d splits done, %d in progress, %d rows acknowledged\n",
-				st.Shard, st.SplitsDone, len(st.InProgress), st.RowsAcked)
+			fmt.Fprintf(w, "\nshard %s: %s done, %d in progress, %s acknowledged\n",
+				st.Shard, counted(int64(st.SplitsDone), "split"), len(st.InProgress), counted(st.RowsAcked, "row"))
 		}
 		if st.RunningBy != "" {
 			fmt.Fprintf(w, "  running now   %s\n", st.RunningBy)

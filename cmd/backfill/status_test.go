@@ -137,7 +137,7 @@ func TestStatusShowsSplitsInProgress(t *testing.T) {
 		t.Fatalf("%+v", s)
 	}
 	_, text, _ := runCLI(t, "", "status", cfg)
-	if !strings.Contains(text, "in progress   b.csv: 40 rows acknowledged") {
+	if !strings.Contains(text, "in progress   b.csv: 40 rows acknowledged") || !strings.Contains(text, ": 1 split done, 1 in progress, 90 rows acknowledged, 0 dead letters") {
 		t.Fatalf("text status:\n%s", text)
 	}
 }

@@ -181,6 +181,9 @@ func rateLine(stats map[string]int64, take func(string) int64) (string, bool) {
 	return s + ")", true
 }
 
+// counted is n and the noun, plural unless n is 1: "1 split", "2 splits".
+func counted(n int64, noun string) string { return fmt.Sprintf("%d %s%s", n, noun, plural(n)) }
+
 func plural(n int64) string {
 	if n == 1 {
 		return ""
