@@ -176,9 +176,9 @@ func TestPluginsDocumentsEveryField(t *testing.T) {
 // buildBinary builds the CLI once for tests that signal a real process.
 // startRun starts `bin run cfg`, its stderr kept; exited has Wait's
 // result once it ends.
-func startRun(t *testing.T, bin, cfg string) (*exec.Cmd, *bytes.Buffer, <-chan error) {
+func startRun(t *testing.T, bin, cfg string, flags ...string) (*exec.Cmd, *bytes.Buffer, <-chan error) {
 	t.Helper()
-	cmd := exec.Command(bin, "run", "--progress", "none", cfg)
+	cmd := exec.Command(bin, append(append([]string{"run", "--progress", "none"}, flags...), cfg)...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {

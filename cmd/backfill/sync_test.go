@@ -5,8 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -395,6 +398,95 @@ func TestSyncKilledThenInputChanged(t *testing.T) {
 	if len(idOf) != changes || rep.Sync.Removed != 1 {
 		t.Fatalf("%d changed users arrived (%d in the killed run), %d removed; want %d, 1", len(idOf), first, rep.Sync.Removed, changes)
 	}
+}
+
+// A sync run killed after some changes were acknowledged and before any
+// checkpoint counted them: the snapshot holds their new versions, and the
+// resumed run reads their rows again. It sends them again under the same
+// messageIds and counts them as changed, so the pass's account is a never
+// killed run's.
+func TestSyncKilledBeforeItsCheckpoint(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	const users, changes = 40_000, 10_000
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	usersTable{n: users}.write(t, filepath.Join(dir, "users.csv"))
+	syncRun(t, dir, segmenttest.Options{SkipValidation: true}, "")
+	edited := func(i int) bool { return i%4 == 1 }
+	usersTable{n: users, edited: edited}.write(t, filepath.Join(dir, "users.csv"))
+	held := segmenttest.NewServer(segmenttest.Options{WriteKeys: []string{"KEY"}, KeepBodies: true, HoldAfter: 1})
+	defer held.Close()
+	// No periodic save: the checkpoint is the one the run saves as it
+	// starts, counting nothing.
+	extra := "checkpoint_interval: 1h\nbatch_rows: 500\n"
+	cfg := syncPipeline(t, dir, held.URL(), extra)
+	addr := freeAddr(t)
+	cmd, stderr, exited := startRun(t, bin, cfg, "--metrics-addr", addr)
+	for delivered := 0.0; delivered == 0; {
+		select {
+		case err := <-exited:
+			t.Fatalf("the run ended (%v) before it delivered a row\n%s", err, stderr.String())
+		case <-time.After(5 * time.Millisecond):
+			delivered = scrapeMetric(addr, "backfill_rows_delivered_total")
+		}
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	<-exited
+	var cp state.Checkpoint
+	cpPath := filepath.Join(dir, "state", "users", "checkpoint.json")
+	if data, err := os.ReadFile(cpPath); err != nil || json.Unmarshal(data, &cp) != nil || cp.Rows.Delivered != 0 {
+		t.Fatalf("the killed run's checkpoint counts %+v (%v); want no row", cp.Rows, err)
+	}
+
+	srv, rep := syncRun(t, dir, segmenttest.Options{KeepBodies: true}, extra)
+	if !rep.Resumed || rep.Sync.Changed != changes || rep.Sync.Unchanged != users-changes {
+		t.Fatalf("the resumed run: resumed %v, %+v; want %d changed, %d unchanged", rep.Resumed, rep.Sync, changes, users-changes)
+	}
+	if idOf := messageIDsByUser(t, held, srv); len(idOf) != changes {
+		t.Fatalf("%d changed users arrived; want %d", len(idOf), changes)
+	}
+	if data, err := os.ReadFile(cpPath); err != nil || json.Unmarshal(data, &cp) != nil || cp.Sync == nil {
+		t.Fatalf("no sync pass in the checkpoint: %v", err)
+	}
+	if p := cp.Sync; !p.Complete || p.Changed != changes || p.Unchanged != users-changes {
+		t.Fatalf("the pass counts %+v; want %d changed, %d unchanged", p, changes, users-changes)
+	}
+	srv, _ = syncRun(t, dir, segmenttest.Options{}, "")
+	if n := srv.Stats().Messages; n != 0 {
+		t.Fatalf("after the resume: %d messages; want 0", n)
+	}
+}
+
+// freeAddr is a loopback address with a port free a moment ago.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// scrapeMetric reads one metric (its first series) from a run's
+// /metrics; 0 when it cannot (the server is not up yet).
+func scrapeMetric(addr, name string) float64 {
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, name+" ") || strings.HasPrefix(line, name+"{") {
+			f, _ := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
+			return f
+		}
+	}
+	return 0
 }
 
 // With the state on S3, the snapshot is copied beside the checkpoint: a

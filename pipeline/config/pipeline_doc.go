@@ -43,7 +43,8 @@ sends added and changed rows only.
   gets a new one (Segment would drop the update as a copy otherwise), and
   the same change sent again by a resumed run keeps its id.
 - A key's new version is recorded when its message is acknowledged, never
-  before: a killed run resumes and sends only what was not acknowledged.
+  before: a killed run resumes and sends again only the rows acknowledged
+  since its last checkpoint, under the same messageIds.
 - A run that saw every split forgets the keys it did not see (counted as
   removed), and the next run is a new pass over every row. With ` + "`deleted`" + `,
   each removed key gets that message once every split is read, and is

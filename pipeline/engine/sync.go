@@ -103,10 +103,11 @@ type syncCols struct {
 // syncBatch is what a batch sends: the keys and content hashes its rows
 // will have in the snapshot once acknowledged.
 type syncBatch struct {
-	rows   []int64 // split rows
-	keys   [][]byte
-	hashes []state.Hash
-	counts syncCounts // what the batch's rows are
+	rows    []int64 // split rows
+	keys    [][]byte
+	hashes  []state.Hash
+	befores []*state.Hash // what each key had before the pass; nil: none
+	counts  syncCounts    // what the batch's rows are
 
 	mu       sync.Mutex
 	rejected map[int64]bool // by the sink: the snapshot keeps the old version
@@ -238,13 +239,20 @@ func (s *syncer) diff(b *pipeline.Batch) (*syncBatch, error) {
 
 // compare looks each kept row's key up in the snapshot: unchanged rows
 // are masked as filtered; the others get their messageId.
+//
+// A key acknowledged earlier in this pass, by a run killed before a
+// checkpoint counted its row, is read again by the resumed run: it is
+// sent again (under the same messageId, which Segment drops as a copy)
+// and counted against what it had before the pass, as the killed run
+// counted it, so the pass's account and the row account agree with a run
+// that was never killed.
 func (s *syncer) compare(b *pipeline.Batch, keys [][]byte, hashes []state.Hash, mask []uint8) (*syncBatch, []string, error) {
 	sb := &syncBatch{}
 	ids := make([]string, len(keys))
-	sent := make([]bool, len(keys))
-	olds := make([]state.Hash, len(keys))
+	found := make([]bool, len(keys))
+	entries := make([]state.Sent, len(keys))
 	err := s.snap.SentMany(keys, func(i int) bool { return mask[i] == pipeline.FateKeep },
-		func(i int, h state.Hash) { sent[i], olds[i] = true, h })
+		func(i int, e state.Sent) { found[i], entries[i] = true, e })
 	if err != nil {
 		return nil, nil, fmt.Errorf("reading the sync snapshot: %w", err)
 	}
@@ -253,14 +261,21 @@ func (s *syncer) compare(b *pipeline.Batch, keys [][]byte, hashes []state.Hash, 
 		if mask[i] != pipeline.FateKeep {
 			continue
 		}
-		old, ok := olds[i], sent[i]
+		e := entries[i]
+		before := &e.Hash // what the key had when the pass began
 		switch {
-		case !ok:
-			sb.counts.added.Add(1)
-		case old == hashes[i]:
+		case e.InPass && e.HadBefore:
+			before = &e.Before
+		case !found[i] || e.InPass:
+			before = nil
+		}
+		switch {
+		case found[i] && !e.InPass && e.Hash == hashes[i]:
 			sb.counts.unchanged.Add(1)
 			mask[i] = pipeline.FateFilter
 			continue
+		case before == nil:
+			sb.counts.added.Add(1)
 		default:
 			sb.counts.changed.Add(1)
 		}
@@ -269,6 +284,7 @@ func (s *syncer) compare(b *pipeline.Batch, keys [][]byte, hashes []state.Hash, 
 		sb.rows = append(sb.rows, b.Row(i))
 		sb.keys = append(sb.keys, key)
 		sb.hashes = append(sb.hashes, hashes[i])
+		sb.befores = append(sb.befores, before)
 	}
 	return sb, ids, nil
 }
@@ -393,7 +409,7 @@ func (s *syncer) sent(sb *syncBatch) error {
 		sb.mu.Lock()
 		for i, row := range sb.rows {
 			if !sb.rejected[row] {
-				wb.MarkSent(sb.keys[i], sb.hashes[i])
+				wb.MarkSent(sb.keys[i], sb.hashes[i], sb.befores[i])
 			}
 		}
 		sb.mu.Unlock()
@@ -534,6 +550,9 @@ func (r *Run) openSync() error {
 	}
 	s.snap = snap
 	r.sync = s
+	if preview && !r.rep.Resumed {
+		snap.AssumeNewPass()
+	}
 	if !preview && !r.rep.Resumed {
 		if err := snap.StartPass(); err != nil {
 			return fmt.Errorf("starting a sync pass in %s: %w", dir, err)

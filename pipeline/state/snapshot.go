@@ -29,11 +29,14 @@ import (
 type Snapshot struct {
 	db   *pebble.DB
 	path string
+	pass uint64 // the current pass's number: StartPass counts them
 }
 
 const (
 	prefixSent = 'k'
 	prefixSeen = 'r'
+	// keyPass holds the number of the current pass.
+	keyPass = "mpass"
 )
 
 // SnapshotDir is the snapshot of a pipeline shard: under a local state
@@ -94,7 +97,27 @@ func OpenSnapshot(dir string, fresh, readOnly bool) (*Snapshot, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening the sync snapshot %s: %w", dir, err)
 	}
-	return &Snapshot{db: db, path: dir}, nil
+	snap := &Snapshot{db: db, path: dir}
+	if snap.pass, err = snap.readPass(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("opening the sync snapshot %s: %w", dir, err)
+	}
+	return snap, nil
+}
+
+func (s *Snapshot) readPass() (uint64, error) {
+	v, closer, err := s.db.Get([]byte(keyPass))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return 0, nil // a new snapshot, or one written before passes were numbered
+	}
+	if err != nil {
+		return 0, err
+	}
+	defer closer.Close()
+	if len(v) != 8 {
+		return 0, fmt.Errorf("a pass number of %d bytes", len(v))
+	}
+	return binary.BigEndian.Uint64(v), nil
 }
 
 // quietLogger keeps Pebble's own info lines out of the run's output.
@@ -134,13 +157,60 @@ func prefixed(p byte, key []byte, buf []byte) []byte {
 // Get per key builds and tears down an iterator over every level, which
 // was half of a sync's CPU (BenchmarkSnapshotLookups: the walk is 1.8x
 // faster for keys spread over the table, 3.7x for a batch of neighbours).
-func (s *Snapshot) SentMany(keys [][]byte, want func(i int) bool, found func(i int, h Hash)) error {
+func (s *Snapshot) SentMany(keys [][]byte, want func(i int) bool, found func(i int, e Sent)) error {
 	return s.walk(prefixSent, keys, want, func(i int, v []byte) error {
-		var h Hash
-		copy(h[:], v)
-		found(i, h)
+		e, err := s.decodeSent(v)
+		if err != nil {
+			return err
+		}
+		found(i, e)
 		return nil
 	})
+}
+
+// Sent is what the snapshot holds of a key: the content hash of its last
+// acknowledged message and, when that was acknowledged in the current
+// pass, the hash it had before the pass.
+type Sent struct {
+	Hash Hash
+	// InPass says Hash was acknowledged in the current pass: by a run of
+	// it killed before a checkpoint counted the row, when a resumed run
+	// reads the key again. The pass compares the row with Before (none
+	// when HadBefore is false: the key was added in this pass).
+	InPass    bool
+	Before    Hash
+	HadBefore bool
+}
+
+// A sent entry is the hash, then (since passes are numbered) the pass
+// that wrote it as a uvarint, then the hash before that pass, if any.
+func (s *Snapshot) decodeSent(v []byte) (Sent, error) {
+	var e Sent
+	if len(v) < len(e.Hash) {
+		return e, fmt.Errorf("sync snapshot %s: a sent entry of %d bytes", s.path, len(v))
+	}
+	copy(e.Hash[:], v)
+	rest := v[len(e.Hash):]
+	if len(rest) == 0 {
+		return e, nil // written before passes were numbered
+	}
+	pass, n := binary.Uvarint(rest)
+	if n <= 0 || len(rest[n:]) != 0 && len(rest[n:]) != len(e.Before) {
+		return e, fmt.Errorf("sync snapshot %s: a sent entry of %d bytes", s.path, len(v))
+	}
+	if e.InPass = pass == s.pass; e.InPass && len(rest[n:]) > 0 {
+		copy(e.Before[:], rest[n:])
+		e.HadBefore = true
+	}
+	return e, nil
+}
+
+// AssumeNewPass makes a read-only snapshot (a preview's) compare as the
+// next pass will: entries the last pass wrote are not of this one.
+func (s *Snapshot) AssumeNewPass() {
+	if s != nil {
+		s.pass++
+	}
 }
 
 // SeenMany calls found with where the pass saw each key want picks, for
@@ -187,12 +257,14 @@ func (s *Snapshot) walk(p byte, keys [][]byte, want func(i int) bool, fn func(i 
 
 // SnapshotBatch gathers writes, applied at once by Commit.
 type SnapshotBatch struct {
-	b   *pebble.Batch
-	buf []byte
+	b    *pebble.Batch
+	buf  []byte
+	val  []byte
+	pass uint64
 }
 
 // NewBatch starts a batch of writes.
-func (s *Snapshot) NewBatch() *SnapshotBatch { return &SnapshotBatch{b: s.db.NewBatch()} }
+func (s *Snapshot) NewBatch() *SnapshotBatch { return &SnapshotBatch{b: s.db.NewBatch(), pass: s.pass} }
 
 // MarkSeen records that the pass saw key at ref.
 func (b *SnapshotBatch) MarkSeen(key []byte, ref RowRef) {
@@ -203,10 +275,16 @@ func (b *SnapshotBatch) MarkSeen(key []byte, ref RowRef) {
 	_ = b.b.Set(b.buf, v[:], nil) // a batch's Set fails only once committed
 }
 
-// MarkSent records that key's message with content h is acknowledged.
-func (b *SnapshotBatch) MarkSent(key []byte, h Hash) {
+// MarkSent records that key's message with content h is acknowledged in
+// the current pass; before is the hash the key had before the pass, nil
+// when it had none.
+func (b *SnapshotBatch) MarkSent(key []byte, h Hash, before *Hash) {
 	b.buf = prefixed(prefixSent, key, b.buf)
-	_ = b.b.Set(b.buf, h[:], nil)
+	b.val = binary.AppendUvarint(append(b.val[:0], h[:]...), b.pass)
+	if before != nil {
+		b.val = append(b.val, before[:]...)
+	}
+	_ = b.b.Set(b.buf, b.val, nil)
 }
 
 // Forget drops key from what was sent: it is gone from the source.
@@ -231,7 +309,18 @@ func (s *Snapshot) Sync() error { return s.db.LogData(nil, pebble.Sync) }
 // StartPass forgets where an earlier pass saw keys: a new pass (not a
 // resumption) starts.
 func (s *Snapshot) StartPass() error {
-	return s.db.DeleteRange([]byte{prefixSeen}, []byte{prefixSeen + 1}, pebble.Sync)
+	b := s.db.NewBatch()
+	defer b.Close()
+	var v [8]byte
+	binary.BigEndian.PutUint64(v[:], s.pass+1)
+	if err := errors.Join(b.DeleteRange([]byte{prefixSeen}, []byte{prefixSeen + 1}, nil), b.Set([]byte(keyPass), v[:], nil)); err != nil {
+		return err
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		return err
+	}
+	s.pass++
+	return nil
 }
 
 // ForgetSeenIn removes the pass's marks of the rows of one split (its
@@ -291,7 +380,10 @@ func (s *Snapshot) Removed(seenFn func(key []byte) bool, fn func(key, old []byte
 		if seenFn != nil && seenFn(k) || seenFn == nil && more && bytes.Equal(seen.Key()[1:], k) {
 			continue
 		}
-		if err := fn(k, sent.Value()); err != nil {
+		if v := sent.Value(); len(v) < len(Hash{}) {
+			return fmt.Errorf("sync snapshot %s: a sent entry of %d bytes", s.path, len(v))
+		}
+		if err := fn(k, sent.Value()[:len(Hash{})]); err != nil {
 			return err
 		}
 	}

@@ -5,6 +5,8 @@ import (
 	"math/rand"
 	"path/filepath"
 	"testing"
+
+	"github.com/cockroachdb/pebble"
 )
 
 // ForgetSeenIn removes the marks of one split only, past the size of one
@@ -41,6 +43,69 @@ func TestForgetSeenInOneSplit(t *testing.T) {
 	}
 }
 
+// A sent entry says whether the current pass wrote it, and what the key
+// had before the pass; the pass number outlives a reopening.
+func TestSentEntriesKnowTheirPass(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "snapshot")
+	snap, err := OpenSnapshot(dir, false, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lookup := func(snap *Snapshot, key string) (e Sent, found bool) {
+		t.Helper()
+		err := snap.SentMany([][]byte{[]byte(key)}, func(int) bool { return true }, func(_ int, s Sent) { e, found = s, true })
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e, found
+	}
+	write := func(key string, h Hash, before *Hash) {
+		t.Helper()
+		wb := snap.NewBatch()
+		wb.MarkSent([]byte(key), h, before)
+		if err := wb.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := snap.StartPass(); err != nil { // pass 1
+		t.Fatal(err)
+	}
+	write("a", Hash{1}, nil)
+	write("b", Hash{1}, nil)
+	if e, ok := lookup(snap, "a"); !ok || !e.InPass || e.HadBefore || e.Hash != (Hash{1}) {
+		t.Fatalf("a in its pass: %+v %v", e, ok)
+	}
+	if err := snap.StartPass(); err != nil { // pass 2
+		t.Fatal(err)
+	}
+	write("a", Hash{2}, &Hash{1})
+	if e, ok := lookup(snap, "b"); !ok || e.InPass || e.Hash != (Hash{1}) {
+		t.Fatalf("b, written by the pass before: %+v %v", e, ok)
+	}
+	if err := snap.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if snap, err = OpenSnapshot(dir, false, false); err != nil {
+		t.Fatal(err)
+	}
+	defer snap.Close()
+	if e, ok := lookup(snap, "a"); !ok || !e.InPass || !e.HadBefore || e.Before != (Hash{1}) || e.Hash != (Hash{2}) {
+		t.Fatalf("a, changed in pass 2, after reopening: %+v %v", e, ok)
+	}
+	snap.AssumeNewPass() // what a preview of pass 3 sees
+	if e, _ := lookup(snap, "a"); e.InPass {
+		t.Fatalf("a in a preview of the next pass: %+v", e)
+	}
+	// An entry of a snapshot written before passes were numbered: a bare
+	// hash, of no pass.
+	if err := snap.db.Set(prefixed(prefixSent, []byte("c"), nil), []byte("0123456789abcdef"), pebble.Sync); err != nil {
+		t.Fatal(err)
+	}
+	if e, ok := lookup(snap, "c"); !ok || e.InPass || string(e.Hash[:]) != "0123456789abcdef" {
+		t.Fatalf("a bare hash: %+v %v", e, ok)
+	}
+}
+
 // BenchmarkSnapshotLookups compares a Get per key with SentMany's one
 // walk in key order, over a snapshot of a million keys, for a batch of
 // 8,192 neighbouring keys (a table read in key order) and of keys spread
@@ -55,7 +120,7 @@ func BenchmarkSnapshotLookups(b *testing.B) {
 	key := func(i int) []byte { return []byte(fmt.Sprintf("u%d", i)) }
 	wb := snap.NewBatch()
 	for i := range n {
-		wb.MarkSent(key(i), Hash{byte(i)})
+		wb.MarkSent(key(i), Hash{byte(i)}, nil)
 		if wb.Len() >= 1<<14 || i == n-1 {
 			if err := wb.Commit(); err != nil {
 				b.Fatal(err)
@@ -95,7 +160,7 @@ func BenchmarkSnapshotLookups(b *testing.B) {
 		b.Run(name+"/walk", func(b *testing.B) {
 			for range b.N {
 				found := 0
-				if err := snap.SentMany(keysOf[name](), func(int) bool { return true }, func(int, Hash) { found++ }); err != nil || found != batch {
+				if err := snap.SentMany(keysOf[name](), func(int) bool { return true }, func(int, Sent) { found++ }); err != nil || found != batch {
 					b.Fatal(found, err)
 				}
 			}
