@@ -311,15 +311,24 @@ func TestSyncKilledRunResendsOnlyUnacknowledged(t *testing.T) {
 // run sent to, holding its later requests.
 func killedSecondSync(t *testing.T, dir string, users int, edited func(int) bool, extra string) *segmenttest.Server {
 	t.Helper()
-	bin := buildBinary(t)
-	usersTable{n: users}.write(t, filepath.Join(dir, "users.csv"))
-	syncRun(t, dir, segmenttest.Options{SkipValidation: true}, "")
-	usersTable{n: users, edited: edited}.write(t, filepath.Join(dir, "users.csv"))
-	held := segmenttest.NewServer(segmenttest.Options{WriteKeys: []string{"KEY"}, KeepBodies: true, HoldAfter: 3})
-	t.Cleanup(held.Close)
-	cfg := syncPipeline(t, dir, held.URL(), extra)
+	bin, held, cfg := secondSync(t, dir, usersTable{n: users}, usersTable{n: users, edited: edited}, "", extra, 3)
 	killOnceDelivered(t, bin, cfg, held, filepath.Join(dir, "state", "users", "checkpoint.json"))
 	return held
+}
+
+// secondSync syncs the users table first in dir (with firstExtra), then
+// writes second in its place and returns the binary, a collector holding
+// requests after its first holdAfter, and the second run's pipeline (with
+// extra), for a test to run and kill.
+func secondSync(t *testing.T, dir string, first, second usersTable, firstExtra, extra string, holdAfter int) (string, *segmenttest.Server, string) {
+	t.Helper()
+	bin := buildBinary(t)
+	first.write(t, filepath.Join(dir, "users.csv"))
+	syncRun(t, dir, segmenttest.Options{SkipValidation: true}, firstExtra)
+	second.write(t, filepath.Join(dir, "users.csv"))
+	held := segmenttest.NewServer(segmenttest.Options{WriteKeys: []string{"KEY"}, KeepBodies: true, HoldAfter: holdAfter})
+	t.Cleanup(held.Close)
+	return bin, held, syncPipeline(t, dir, held.URL(), extra)
 }
 
 // messageIDsByUser maps each user the collectors received to its
@@ -410,18 +419,11 @@ func TestSyncKilledBeforeItsCheckpoint(t *testing.T) {
 		t.Skip("builds the binary")
 	}
 	const users, changes = 40_000, 10_000
-	bin := buildBinary(t)
 	dir := t.TempDir()
-	usersTable{n: users}.write(t, filepath.Join(dir, "users.csv"))
-	syncRun(t, dir, segmenttest.Options{SkipValidation: true}, "")
-	edited := func(i int) bool { return i%4 == 1 }
-	usersTable{n: users, edited: edited}.write(t, filepath.Join(dir, "users.csv"))
-	held := segmenttest.NewServer(segmenttest.Options{WriteKeys: []string{"KEY"}, KeepBodies: true, HoldAfter: 1})
-	defer held.Close()
 	// No periodic save: the checkpoint is the one the run saves as it
 	// starts, counting nothing.
 	extra := "checkpoint_interval: 1h\nbatch_rows: 500\n"
-	cfg := syncPipeline(t, dir, held.URL(), extra)
+	bin, held, cfg := secondSync(t, dir, usersTable{n: users}, usersTable{n: users, edited: func(i int) bool { return i%4 == 1 }}, "", extra, 1)
 	addr := freeAddr(t)
 	cmd, stderr, exited := startRun(t, bin, cfg, "--metrics-addr", addr)
 	for delivered := 0.0; delivered == 0; {
@@ -601,15 +603,9 @@ func TestSyncKilledWhileSendingDeletes(t *testing.T) {
 		t.Skip("builds the binary")
 	}
 	const users, removedN = 100_000, 10_000
-	bin := buildBinary(t)
 	dir := t.TempDir()
-	usersTable{n: users}.write(t, filepath.Join(dir, "users.csv"))
-	syncRun(t, dir, segmenttest.Options{SkipValidation: true}, deletedBlock)
-
-	usersTable{n: users, removed: func(i int) bool { return i%10 == 7 }}.write(t, filepath.Join(dir, "users.csv"))
-	held := segmenttest.NewServer(segmenttest.Options{WriteKeys: []string{"KEY"}, KeepBodies: true, HoldAfter: 2})
-	defer held.Close()
-	cfg := syncPipeline(t, dir, held.URL(), deletedBlock+"checkpoint_interval: 30ms\n")
+	bin, held, cfg := secondSync(t, dir, usersTable{n: users}, usersTable{n: users, removed: func(i int) bool { return i%10 == 7 }},
+		deletedBlock, deletedBlock+"checkpoint_interval: 30ms\n", 2)
 	cmd, stderr, exited := startRun(t, bin, cfg)
 	select {
 	case <-held.Held(1):
