@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"go.yaml.in/yaml/v3"
+
 	"github.com/backfillhq/backfill/internal/testkit/filewait"
 	"github.com/backfillhq/backfill/internal/testkit/ndjsontest"
 	"github.com/backfillhq/backfill/internal/testkit/sampledata"
@@ -132,6 +134,67 @@ func TestValidateExitCodes(t *testing.T) {
 	if code, out, errs := runCLI(t, "", "validate", good); code != 0 {
 		t.Fatalf("quickstart invalid: %s %s", out, errs)
 	}
+}
+
+// The Kubernetes manifests in configs/kubernetes run backfill with flags
+// it takes: each container's args, less the pipeline file, parse.
+func TestKubernetesManifestsUseRealFlags(t *testing.T) {
+	files, _ := filepath.Glob(filepath.Join(repoRoot(t), "configs", "kubernetes", "*.yaml"))
+	if len(files) == 0 {
+		t.Fatal("no manifests")
+	}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var manifest any
+		if err := yaml.Unmarshal(data, &manifest); err != nil {
+			t.Fatalf("%s: %v", filepath.Base(f), err)
+		}
+		commands := containerArgs(manifest)
+		if len(commands) == 0 {
+			t.Errorf("%s: no container runs backfill", filepath.Base(f))
+		}
+		for _, args := range commands {
+			if len(args) < 2 || args[0] != "run" || !strings.HasSuffix(args[len(args)-1], ".yaml") {
+				t.Errorf("%s: args %q are not run ... PIPELINE.yaml", filepath.Base(f), args)
+				continue
+			}
+			if code, _, errs := runCLI(t, "", append(args[:len(args)-1:len(args)-1], "--help")...); code != 0 {
+				t.Errorf("%s: backfill %s: exit %d\n%s", filepath.Base(f), strings.Join(args, " "), code, errs)
+			}
+		}
+	}
+}
+
+// containerArgs finds the args of every container in a manifest.
+func containerArgs(node any) [][]string {
+	var out [][]string
+	switch n := node.(type) {
+	case map[string]any:
+		for k, v := range n {
+			if k != "containers" {
+				out = append(out, containerArgs(v)...)
+				continue
+			}
+			list, _ := v.([]any)
+			for _, c := range list {
+				c, _ := c.(map[string]any)
+				args, _ := c["args"].([]any)
+				var strs []string
+				for _, a := range args {
+					strs = append(strs, fmt.Sprint(a))
+				}
+				out = append(out, strs)
+			}
+		}
+	case []any:
+		for _, v := range n {
+			out = append(out, containerArgs(v)...)
+		}
+	}
+	return out
 }
 
 func TestEveryShippedConfigValidates(t *testing.T) {

@@ -59,12 +59,15 @@ func shippedPipelines(t *testing.T) []pipelineFile {
 		prevEnd = start + j + len("\n```")
 		var top map[string]any
 		if yaml.Unmarshal([]byte(block), &top) != nil || top["source"] == nil {
-			continue // not a pipeline (a Kubernetes manifest)
+			continue // not a pipeline
 		}
 		examples++
 		line := strings.Count(text[:start], "\n") + 1
+		// The invalid example is the one the line above introduces as
+		// bad.yaml.
+		lines := strings.Split(strings.TrimSpace(strings.TrimSuffix(before, "```yaml\n")), "\n")
 		out = append(out, pipelineFile{name: fmt.Sprintf("README.md:%d", line), data: []byte(block),
-			valid: !strings.Contains(before, "bad.yaml")})
+			valid: !strings.Contains(lines[len(lines)-1], "bad.yaml")})
 	}
 	if examples < 2 {
 		t.Fatalf("found %d pipeline examples in README.md, want the concepts one and bad.yaml", examples)
