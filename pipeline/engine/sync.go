@@ -62,14 +62,14 @@ type syncer struct {
 	colsMu sync.Mutex
 	cols   map[*arrow.Schema]*syncCols
 
-	// added, changed and unchanged count the rows this run compared (its
-	// report); acked counts those of acknowledged batches (the pass's
-	// account in the checkpoint, which a resumed run adds to and must not
-	// count twice). gate makes a batch's snapshot writes, acked counts and
-	// tracker ack one step for the checkpointer's snapshot.
-	added, changed, unchanged, removed atomic.Int64
-	gate                               sync.RWMutex
-	acked                              syncCounts
+	// compared counts the rows this run compared (its report); acked
+	// those of acknowledged batches (the pass's account in the
+	// checkpoint, which a resumed run adds to and must not count twice).
+	// gate makes a batch's snapshot writes, acked counts and tracker ack
+	// one step for the checkpointer's snapshot.
+	compared, acked syncCounts
+	removed         atomic.Int64
+	gate            sync.RWMutex
 	// unkeyed counts rows rejected before the sync step: their keys are
 	// unknown, so a pass with any cannot tell removed keys.
 	unkeyed  atomic.Int64
@@ -225,9 +225,7 @@ func (s *syncer) diff(b *pipeline.Batch) (*syncBatch, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.added.Add(sb.counts.added.Load())
-	s.changed.Add(sb.counts.changed.Load())
-	s.unchanged.Add(sb.counts.unchanged.Load())
+	s.compared.add(&sb.counts)
 	if err := s.setIDs(b, ids); err != nil {
 		return nil, err
 	}
@@ -262,12 +260,9 @@ func (s *syncer) compare(b *pipeline.Batch, keys [][]byte, hashes []state.Hash, 
 			continue
 		}
 		e := entries[i]
-		before := &e.Hash // what the key had when the pass began
-		switch {
-		case e.InPass && e.HadBefore:
-			before = &e.Before
-		case !found[i] || e.InPass:
-			before = nil
+		var before *state.Hash // what the key had when the pass began
+		if base, had := e.Base(); found[i] && had {
+			before = &base
 		}
 		switch {
 		case found[i] && !e.InPass && e.Hash == hashes[i]:
@@ -550,18 +545,14 @@ func (r *Run) openSync() error {
 	}
 	s.snap = snap
 	r.sync = s
-	if preview && !r.rep.Resumed {
+	switch {
+	case !r.rep.Resumed && preview:
 		snap.AssumeNewPass()
-	}
-	if !preview && !r.rep.Resumed {
+	case !r.rep.Resumed:
 		if err := snap.StartPass(); err != nil {
 			return fmt.Errorf("starting a sync pass in %s: %w", dir, err)
 		}
-	}
-	if r.rep.Resumed && r.cp.Sync != nil {
-		s.base = *r.cp.Sync
-	}
-	if !preview && r.rep.Resumed {
+	case !preview:
 		// A split whose input changed is read again from its start, its
 		// keys at other rows than the killed run saw them.
 		for id := range r.plan.changed {
@@ -569,6 +560,9 @@ func (r *Run) openSync() error {
 				return fmt.Errorf("resuming a sync pass in %s: %w", dir, err)
 			}
 		}
+	}
+	if r.rep.Resumed && r.cp.Sync != nil {
+		s.base = *r.cp.Sync
 	}
 	r.saver.sync = s
 	r.rep.Sync = &SyncReport{Snapshot: dir}
@@ -631,8 +625,7 @@ func (s *syncer) pruneCopies(ctx context.Context) error {
 		}
 	}
 	s.listed = s.copy
-	_, err := s.remote.PruneSnapshotFiles(ctx, func(name string) bool { return keep[name] })
-	return err
+	return s.remote.PruneSnapshotFiles(ctx, func(name string) bool { return keep[name] })
 }
 
 // finishSync ends a pass that saw every split: the keys of the snapshot
@@ -733,7 +726,7 @@ func (s *syncer) report(rep *SyncReport) *SyncReport {
 	if rep == nil {
 		rep = &SyncReport{}
 	}
-	rep.Added, rep.Changed, rep.Unchanged, rep.Removed = s.added.Load(), s.changed.Load(), s.unchanged.Load(), s.removed.Load()
+	rep.Added, rep.Changed, rep.Unchanged, rep.Removed = s.compared.added.Load(), s.compared.changed.Load(), s.compared.unchanged.Load(), s.removed.Load()
 	rep.RemovedNotChecked, rep.PassComplete = s.skipped, s.complete.Load()
 	return rep
 }

@@ -662,21 +662,9 @@ func (s *s3Ledger) put(ctx context.Context, n int, write func(io.Writer) error) 
 }
 
 func (s *s3Ledger) prune(ctx context.Context, n int) error {
-	p := s3.NewListObjectsV2Paginator(s.client, &s3.ListObjectsV2Input{Bucket: &s.bucket, Prefix: &s.prefix})
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
-		if err != nil {
-			return fmt.Errorf("%w [credentials: %s]", err, s.creds)
-		}
-		for _, o := range page.Contents {
-			key := aws.ToString(o.Key)
-			if k, ok := partNumber(strings.TrimPrefix(key, s.prefix)); !ok || k <= n {
-				continue
-			}
-			if _, err := s.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &s.bucket, Key: &key}); err != nil {
-				return fmt.Errorf("%w [credentials: %s]", err, s.creds)
-			}
-		}
+	above := func(name string) bool { k, ok := partNumber(name); return ok && k > n }
+	if err := deleteObjects(ctx, s.client, s.bucket, s.prefix, above); err != nil {
+		return fmt.Errorf("%w [credentials: %s]", err, s.creds)
 	}
 	return nil
 }

@@ -266,27 +266,34 @@ func (s *S3Store) PutSnapshotFile(ctx context.Context, name, file string) error 
 // PruneSnapshotFiles deletes the files of the snapshot's copy that keep
 // refuses: those of copies no checkpoint lists any more (table files
 // compacted away, older generations' manifests).
-func (s *S3Store) PruneSnapshotFiles(ctx context.Context, keep func(name string) bool) (int, error) {
-	prefix := s.snapshotKey("")
-	p := s3.NewListObjectsV2Paginator(s.client, &s3.ListObjectsV2Input{Bucket: &s.bucket, Prefix: &prefix})
-	n := 0
+func (s *S3Store) PruneSnapshotFiles(ctx context.Context, keep func(name string) bool) error {
+	drop := func(name string) bool { return !keep(name) }
+	if err := deleteObjects(ctx, s.client, s.bucket, s.snapshotKey(""), drop); err != nil {
+		return fmt.Errorf("%w [credentials: %s]", err, s.creds)
+	}
+	return nil
+}
+
+// deleteObjects deletes the objects under prefix whose names (the rest of
+// their keys) drop picks.
+func deleteObjects(ctx context.Context, client *s3.Client, bucket, prefix string, drop func(name string) bool) error {
+	p := s3.NewListObjectsV2Paginator(client, &s3.ListObjectsV2Input{Bucket: &bucket, Prefix: &prefix})
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
-			return n, fmt.Errorf("listing s3://%s/%s: %w [credentials: %s]", s.bucket, prefix, err, s.creds)
+			return fmt.Errorf("listing s3://%s/%s: %w", bucket, prefix, err)
 		}
 		for _, o := range page.Contents {
 			key := aws.ToString(o.Key)
-			if keep(strings.TrimPrefix(key, prefix)) {
+			if !drop(strings.TrimPrefix(key, prefix)) {
 				continue
 			}
-			if _, err := s.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &s.bucket, Key: &key}); err != nil {
-				return n, fmt.Errorf("deleting s3://%s/%s: %w [credentials: %s]", s.bucket, key, err, s.creds)
+			if _, err := client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &bucket, Key: &key}); err != nil {
+				return fmt.Errorf("deleting s3://%s/%s: %w", bucket, key, err)
 			}
-			n++
 		}
 	}
-	return n, nil
+	return nil
 }
 
 // GetSnapshotFile reads one file of the snapshot's copy into file.

@@ -182,6 +182,15 @@ type Sent struct {
 	HadBefore bool
 }
 
+// Base is what the key had when the current pass began: Hash, or, when
+// this pass wrote Hash, Before (had is false for a key the pass added).
+func (e Sent) Base() (h Hash, had bool) {
+	if e.InPass {
+		return e.Before, e.HadBefore
+	}
+	return e.Hash, true
+}
+
 // A sent entry is the hash, then (since passes are numbered) the pass
 // that wrote it as a uvarint, then the hash before that pass, if any.
 func (s *Snapshot) decodeSent(v []byte) (Sent, error) {
@@ -217,12 +226,28 @@ func (s *Snapshot) AssumeNewPass() {
 // those it saw, as SentMany does.
 func (s *Snapshot) SeenMany(keys [][]byte, want func(i int) bool, found func(i int, ref RowRef)) error {
 	return s.walk(prefixSeen, keys, want, func(i int, v []byte) error {
-		if len(v) != 16 {
+		ref, ok := decodeRowRef(v)
+		if !ok {
 			return fmt.Errorf("sync snapshot %s: a seen entry of %d bytes", s.path, len(v))
 		}
-		found(i, RowRef{Split: binary.BigEndian.Uint64(v), Row: int64(binary.BigEndian.Uint64(v[8:]))})
+		found(i, ref)
 		return nil
 	})
+}
+
+// A seen entry is the split's hash and the row, 8 bytes each.
+func encodeRowRef(ref RowRef) [16]byte {
+	var v [16]byte
+	binary.BigEndian.PutUint64(v[:], ref.Split)
+	binary.BigEndian.PutUint64(v[8:], uint64(ref.Row))
+	return v
+}
+
+func decodeRowRef(v []byte) (RowRef, bool) {
+	if len(v) != 16 {
+		return RowRef{}, false
+	}
+	return RowRef{Split: binary.BigEndian.Uint64(v), Row: int64(binary.BigEndian.Uint64(v[8:]))}, true
 }
 
 // walk seeks the entries of kind p for the keys want picks, in key order,
@@ -268,9 +293,7 @@ func (s *Snapshot) NewBatch() *SnapshotBatch { return &SnapshotBatch{b: s.db.New
 
 // MarkSeen records that the pass saw key at ref.
 func (b *SnapshotBatch) MarkSeen(key []byte, ref RowRef) {
-	var v [16]byte
-	binary.BigEndian.PutUint64(v[:], ref.Split)
-	binary.BigEndian.PutUint64(v[8:], uint64(ref.Row))
+	v := encodeRowRef(ref)
 	b.buf = prefixed(prefixSeen, key, b.buf)
 	_ = b.b.Set(b.buf, v[:], nil) // a batch's Set fails only once committed
 }
@@ -336,7 +359,7 @@ func (s *Snapshot) ForgetSeenIn(split uint64) (int, error) {
 	b, n := s.db.NewBatch(), 0
 	defer func() { b.Close() }()
 	for ok := it.First(); ok; ok = it.Next() {
-		if v := it.Value(); len(v) != 16 || binary.BigEndian.Uint64(v) != split {
+		if ref, ok := decodeRowRef(it.Value()); !ok || ref.Split != split {
 			continue
 		}
 		if err := b.Delete(it.Key(), nil); err != nil { // copies the key
@@ -380,10 +403,11 @@ func (s *Snapshot) Removed(seenFn func(key []byte) bool, fn func(key, old []byte
 		if seenFn != nil && seenFn(k) || seenFn == nil && more && bytes.Equal(seen.Key()[1:], k) {
 			continue
 		}
-		if v := sent.Value(); len(v) < len(Hash{}) {
+		v := sent.Value()
+		if len(v) < len(Hash{}) {
 			return fmt.Errorf("sync snapshot %s: a sent entry of %d bytes", s.path, len(v))
 		}
-		if err := fn(k, sent.Value()[:len(Hash{})]); err != nil {
+		if err := fn(k, v[:len(Hash{})]); err != nil {
 			return err
 		}
 	}
@@ -414,9 +438,8 @@ type SnapshotStore interface {
 	PutSnapshotFile(ctx context.Context, name, path string) error
 	GetSnapshotFile(ctx context.Context, name, path string) error
 	SnapshotLocation() string
-	// PruneSnapshotFiles deletes the copy's files that keep refuses,
-	// and says how many it deleted.
-	PruneSnapshotFiles(ctx context.Context, keep func(name string) bool) (int, error)
+	// PruneSnapshotFiles deletes the copy's files that keep refuses.
+	PruneSnapshotFiles(ctx context.Context, keep func(name string) bool) error
 }
 
 // SnapshotCopy lists the objects of one copy of the snapshot, as the
