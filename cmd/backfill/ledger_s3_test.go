@@ -24,8 +24,7 @@ import (
 func TestLedgerOnS3(t *testing.T) {
 	srv := s3test.Start(t)
 	srv.CreateBucket(t, "acme")
-	t.Setenv("AWS_ACCESS_KEY_ID", srv.AccessKey)
-	t.Setenv("AWS_SECRET_ACCESS_KEY", srv.SecretKey)
+	srv.SetCredentialsEnv(t)
 	dir := t.TempDir()
 	writeOrderFiles(t, dir, 2, 1000)
 	opts := "?endpoint=" + srv.Endpoint + "&path_style=true&region=" + s3test.Region

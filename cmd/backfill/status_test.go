@@ -241,8 +241,7 @@ func TestRunRereadsAnInputThatChanged(t *testing.T) {
 func TestDeadLettersOutliveTheMachineWithS3State(t *testing.T) {
 	srv := s3test.Start(t)
 	srv.CreateBucket(t, "state")
-	t.Setenv("AWS_ACCESS_KEY_ID", srv.AccessKey)
-	t.Setenv("AWS_SECRET_ACCESS_KEY", srv.SecretKey)
+	srv.SetCredentialsEnv(t)
 	t.Setenv("AWS_REGION", s3test.Region)
 	cfg, badAmount, badDate := statusFixture(t)
 	dir := filepath.Dir(cfg)

@@ -2,8 +2,6 @@ package main
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -26,21 +24,7 @@ func syncSourceRun(t *testing.T, dir, source string) (int64, string) {
 	t.Helper()
 	col := segmenttest.NewServer(segmenttest.Options{WriteKeys: []string{"KEY"}})
 	defer col.Close()
-	cfg := filepath.Join(dir, "p.yaml")
-	os.WriteFile(cfg, []byte(fmt.Sprintf(`name: users
-source: %s
-transforms:
-  - map: {type: identify, userId: user_id, traits: {email: email, plan: plan}}
-sink:
-  segment:
-    endpoint: %s
-    write_key: KEY
-    request: {rate_limit: "0"}
-state: %s/state
-sync:
-  primary_key: [userId]
-  deleted: {type: track, event: User Deleted}
-`, source, col.URL(), dir)), 0o644)
+	cfg := syncPipelineFrom(t, dir, source, col.URL(), "  deleted: {type: track, event: User Deleted}\n")
 	code, _, stderr := runCLI(t, "", "run", "--progress", "none", cfg)
 	if code != 0 {
 		t.Fatalf("exit %d\n%s", code, stderr)
@@ -83,8 +67,7 @@ func TestSyncFromPostgres(t *testing.T) {
 func TestSyncFromS3(t *testing.T) {
 	srv := s3test.Start(t)
 	srv.CreateBucket(t, "acme")
-	t.Setenv("AWS_ACCESS_KEY_ID", srv.AccessKey)
-	t.Setenv("AWS_SECRET_ACCESS_KEY", srv.SecretKey)
+	srv.SetCredentialsEnv(t)
 	put := func(part, from, to int, edited func(i int) bool) {
 		var b strings.Builder
 		b.WriteString("user_id,email,plan\n")

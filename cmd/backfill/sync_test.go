@@ -60,9 +60,16 @@ func (u usersTable) write(t *testing.T, path string) {
 // endpoint, with extra appended (a deleted: block).
 func syncPipeline(t *testing.T, dir, endpoint, extra string) string {
 	t.Helper()
+	return syncPipelineFrom(t, dir, fmt.Sprintf("{file: {path: %s/users.csv, csv: {header: true}}}", dir), endpoint, extra)
+}
+
+// syncPipelineFrom writes a sync pipeline of the users that source (a
+// source block) reads to endpoint, with extra appended.
+func syncPipelineFrom(t *testing.T, dir, source, endpoint, extra string) string {
+	t.Helper()
 	cfg := filepath.Join(dir, "p.yaml")
 	os.WriteFile(cfg, []byte(fmt.Sprintf(`name: users
-source: {file: {path: %s/users.csv, csv: {header: true}}}
+source: %s
 transforms:
   - map: {type: identify, userId: user_id, traits: {email: email, plan: plan}}
 sink:
@@ -73,7 +80,7 @@ sink:
 state: %s/state
 sync:
   primary_key: [userId]
-%s`, dir, endpoint, dir, extra)), 0o644)
+%s`, source, endpoint, dir, extra)), 0o644)
 	return cfg
 }
 
@@ -497,8 +504,7 @@ func scrapeMetric(addr, name string) float64 {
 func TestSyncSnapshotOnS3(t *testing.T) {
 	srv := s3test.Start(t)
 	srv.CreateBucket(t, "acme")
-	t.Setenv("AWS_ACCESS_KEY_ID", srv.AccessKey)
-	t.Setenv("AWS_SECRET_ACCESS_KEY", srv.SecretKey)
+	srv.SetCredentialsEnv(t)
 	dir, machineA, machineB := t.TempDir(), t.TempDir(), t.TempDir()
 	state := "s3://acme/state?endpoint=" + srv.Endpoint + "&path_style=true&region=" + s3test.Region
 	run := func(machine string, wantSent int64) {

@@ -13,8 +13,7 @@ import (
 func TestCheckpointStoreOnS3(t *testing.T) {
 	srv := s3test.Start(t)
 	srv.CreateBucket(t, "state")
-	t.Setenv("AWS_ACCESS_KEY_ID", srv.AccessKey)
-	t.Setenv("AWS_SECRET_ACCESS_KEY", srv.SecretKey)
+	srv.SetCredentialsEnv(t)
 	ctx := context.Background()
 	url := "s3://state/backfills?endpoint=" + srv.Endpoint + "&path_style=true&region=us-east-1"
 
@@ -68,8 +67,7 @@ func TestCheckpointStoreOnS3(t *testing.T) {
 func TestCheckpointSaveSurvivesALostResponse(t *testing.T) {
 	srv := s3test.Start(t)
 	srv.CreateBucket(t, "lost")
-	t.Setenv("AWS_ACCESS_KEY_ID", srv.AccessKey)
-	t.Setenv("AWS_SECRET_ACCESS_KEY", srv.SecretKey)
+	srv.SetCredentialsEnv(t)
 	proxy := srv.Counting(t)
 	ctx := context.Background()
 	url := "s3://lost/b?endpoint=" + proxy.URL + "&path_style=true&region=us-east-1"

@@ -207,6 +207,13 @@ func (s *Server) clientFor(endpoint string, creds aws.CredentialsProvider) *s3.C
 	})
 }
 
+// SetCredentialsEnv points the AWS SDK's default credential chain (what
+// the CLI uses) at this server's keys, for the rest of the test.
+func (s *Server) SetCredentialsEnv(t testing.TB) {
+	t.Setenv("AWS_ACCESS_KEY_ID", s.AccessKey)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", s.SecretKey)
+}
+
 // CreateBucket makes a bucket.
 func (s *Server) CreateBucket(t testing.TB, bucket string) {
 	t.Helper()
