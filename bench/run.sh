@@ -21,11 +21,7 @@ go build -o "$WORK/gen" ./cmd/gen
 DATA=${DATA:-$WORK/events-$ROWS.parquet}
 [ -f "$DATA" ] || "$WORK/gen" -rows "$ROWS" -out "$DATA"
 
-"$WORK/receiver" >"$WORK/receiver.url" &
-RECV=$!
-trap 'kill $RECV 2>/dev/null || true' EXIT
-for _ in $(seq 50); do [ -s "$WORK/receiver.url" ] && break; sleep 0.1; done
-URL=$(head -1 "$WORK/receiver.url")
+source ./receiver.sh
 # The real CLI on the same file: the file source, the runner (acks,
 # checkpoints, dead letters) and the sink, as a user runs it. The file's
 # columns are already named by message path, so it needs no transforms.

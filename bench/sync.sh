@@ -25,11 +25,7 @@ users() { # $1: the plan of every 100th user (the 1% changed)
       printf "u%d,u%d@example.com,%s,%s\n", i, i, (i % 100 == 7 ? p : "free"), (i % 3 ? "DE" : "US") } }' >"$WORK/users.csv"
 }
 
-"$WORK/receiver" >"$WORK/receiver.url" &
-RECV=$!
-trap 'kill $RECV 2>/dev/null || true' EXIT
-for _ in $(seq 50); do [ -s "$WORK/receiver.url" ] && break; sleep 0.1; done
-URL=$(head -1 "$WORK/receiver.url")
+source ./receiver.sh
 received() { curl -s "$URL/stats" | python3 -c 'import json, sys; print(json.load(sys.stdin)["Messages"])'; }
 
 pipeline() { # $1: name, $2: extra top-level YAML
