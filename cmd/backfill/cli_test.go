@@ -252,6 +252,28 @@ func startRun(t *testing.T, bin, cfg string, flags ...string) (*exec.Cmd, *bytes
 	return cmd, &stderr, exited
 }
 
+// killWhen starts the binary on cfg (with flags) and SIGKILLs it once
+// ready says so, looking every 2 ms; the test fails if the run ends
+// first, or if ready is not so within 2 minutes (what names it).
+func killWhen(t *testing.T, bin, cfg, what string, ready func() bool, flags ...string) {
+	t.Helper()
+	cmd, stderr, exited := startRun(t, bin, cfg, flags...)
+	deadline := time.After(2 * time.Minute)
+	for !ready() {
+		select {
+		case err := <-exited:
+			t.Fatalf("the run ended (%v) before %s\n%s", err, what, stderr.String())
+		case <-deadline:
+			cmd.Process.Kill()
+			<-exited
+			t.Fatalf("not %s in time\n%s", what, stderr.String())
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	<-exited
+}
+
 func buildBinary(t *testing.T) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "backfill")

@@ -6,9 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/backfillhq/backfill/pipeline/state"
 	"github.com/backfillhq/backfill/sinks/message"
@@ -43,26 +41,12 @@ batch_rows: 1000
 checkpoint_interval: 30ms
 `, dir, ordersMap, out, dir, ledger)), 0o644)
 
-	cmd, stderr, exited := startRun(t, bin, cfg)
 	// Kill it once two parts are out: parts come at each checkpoint, and
 	// the whole run takes seconds, so the folder is looked at often.
-	deadline := time.After(2 * time.Minute)
-	for killed := false; !killed; {
-		select {
-		case err := <-exited:
-			t.Fatalf("the run ended (%v) before it could be killed part way\n%s", err, stderr.String())
-		case <-deadline:
-			cmd.Process.Kill()
-			<-exited
-			t.Fatalf("no ledger part in time\n%s", stderr.String())
-		case <-time.After(2 * time.Millisecond):
-			if parts, _ := filepath.Glob(filepath.Join(ledger, "killed", "*", "part-*.parquet")); len(parts) >= 2 {
-				cmd.Process.Signal(syscall.SIGKILL)
-				<-exited
-				killed = true
-			}
-		}
-	}
+	killWhen(t, bin, cfg, "two ledger parts are out", func() bool {
+		parts, _ := filepath.Glob(filepath.Join(ledger, "killed", "*", "part-*.parquet"))
+		return len(parts) >= 2
+	})
 	first, parts := readLedger(t, ledger) // fails on a part that is not whole
 	if len(parts) < 2 || len(first) == 0 || len(first) >= files*rows || distinctRows(first) != len(first) {
 		t.Fatalf("after SIGKILL: %d parts, %d rows, %d distinct", len(parts), len(first), distinctRows(first))

@@ -13,7 +13,6 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -319,7 +318,18 @@ func TestSyncKilledRunResendsOnlyUnacknowledged(t *testing.T) {
 func killedSecondSync(t *testing.T, dir string, users int, edited func(int) bool, extra string) *segmenttest.Server {
 	t.Helper()
 	bin, held, cfg := secondSync(t, dir, usersTable{n: users}, usersTable{n: users, edited: edited}, "", extra, 3)
-	killOnceDelivered(t, bin, cfg, held, filepath.Join(dir, "state", "users", "checkpoint.json"))
+	// Once the collector holds a request, the checkpoint is this run's
+	// (the first run's counted rows too); the answered requests' rows,
+	// acknowledged, are saved at the next tick.
+	cpPath := filepath.Join(dir, "state", "users", "checkpoint.json")
+	killWhen(t, bin, cfg, "a checkpoint counts delivered rows", func() bool {
+		var cp state.Checkpoint
+		if held.Stats().Held == 0 {
+			return false
+		}
+		data, err := os.ReadFile(cpPath)
+		return err == nil && json.Unmarshal(data, &cp) == nil && cp.Rows.Delivered > 0
+	})
 	return held
 }
 
@@ -358,36 +368,6 @@ func messageIDsByUser(t *testing.T, collectors ...*segmenttest.Server) map[strin
 		}
 	}
 	return idOf
-}
-
-// killOnceDelivered starts the binary on cfg, whose receiver held holds
-// requests after its first few, and SIGKILLs it once the checkpoint at
-// cpPath counts delivered rows: the answered requests' rows, acknowledged,
-// are saved at the next tick.
-func killOnceDelivered(t *testing.T, bin, cfg string, held *segmenttest.Server, cpPath string) {
-	t.Helper()
-	cmd, stderr, exited := startRun(t, bin, cfg)
-	select {
-	case <-held.Held(1):
-	case err := <-exited:
-		t.Fatalf("the run ended (%v) before the collector held a request\n%s", err, stderr.String())
-	}
-	deadline := time.After(2 * time.Minute)
-	for saved := false; !saved; {
-		select {
-		case <-deadline:
-			cmd.Process.Kill()
-			<-exited
-			t.Fatalf("no checkpoint with delivered rows in time\n%s", stderr.String())
-		case <-time.After(2 * time.Millisecond):
-			var cp state.Checkpoint
-			if data, err := os.ReadFile(cpPath); err == nil && json.Unmarshal(data, &cp) == nil && cp.Rows.Delivered > 0 {
-				saved = true
-			}
-		}
-	}
-	cmd.Process.Signal(syscall.SIGKILL)
-	<-exited
 }
 
 // A killed sync whose input then changes (a user deleted at the top, so
@@ -432,17 +412,8 @@ func TestSyncKilledBeforeItsCheckpoint(t *testing.T) {
 	extra := "checkpoint_interval: 1h\nbatch_rows: 500\n"
 	bin, held, cfg := secondSync(t, dir, usersTable{n: users}, usersTable{n: users, edited: func(i int) bool { return i%4 == 1 }}, "", extra, 1)
 	addr := freeAddr(t)
-	cmd, stderr, exited := startRun(t, bin, cfg, "--metrics-addr", addr)
-	for delivered := 0.0; delivered == 0; {
-		select {
-		case err := <-exited:
-			t.Fatalf("the run ended (%v) before it delivered a row\n%s", err, stderr.String())
-		case <-time.After(5 * time.Millisecond):
-			delivered = scrapeMetric(addr, "backfill_rows_delivered_total")
-		}
-	}
-	cmd.Process.Signal(syscall.SIGKILL)
-	<-exited
+	killWhen(t, bin, cfg, "it delivered a row", func() bool { return scrapeMetric(addr, "backfill_rows_delivered_total") > 0 },
+		"--metrics-addr", addr)
 	var cp state.Checkpoint
 	cpPath := filepath.Join(dir, "state", "users", "checkpoint.json")
 	if data, err := os.ReadFile(cpPath); err != nil || json.Unmarshal(data, &cp) != nil || cp.Rows.Delivered != 0 {
