@@ -29,11 +29,7 @@ cat >"$WORK/bench.yaml" <<EOF
 name: bench
 source:
   file: {path: $DATA}
-sink:
-  segment:
-    endpoint: $URL
-    write_key: bench
-    request: {rate_limit: "0", concurrency: 4}
+$(segment_sink)
 state: $WORK/state
 EOF
 # The same without gzip: analytics-go sends plain JSON, so this is the

@@ -34,11 +34,7 @@ name: $1
 source: {file: {path: $WORK/users.csv, csv: {header: true}}}
 transforms:
   - map: {type: identify, userId: user_id, traits: {email: email, plan: plan, country: country}}
-sink:
-  segment:
-    endpoint: $URL
-    write_key: bench
-    request: {rate_limit: "0", concurrency: 4}
+$(segment_sink)
 state: $WORK/state
 $2
 EOF
